@@ -1,0 +1,1 @@
+"""gRPC entry points: thin servicers (proto -> service call -> proto), interceptors, assembly."""

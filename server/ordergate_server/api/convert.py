@@ -1,0 +1,95 @@
+"""Domain records to protobuf messages (and the few enums back)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ordergate.v1 import order_pb2
+
+from ..domain.model import OrderState
+from ..domain.records import OrderRecord
+
+_STATE_TO_PROTO = {
+    state: order_pb2.OrderState.Value(f"ORDER_STATE_{state.value}") for state in OrderState
+}
+_STATE_FROM_PROTO = {value: state for state, value in _STATE_TO_PROTO.items()}
+
+
+def state_to_proto(state: OrderState | None) -> order_pb2.OrderState.ValueType:
+    return _STATE_TO_PROTO[state] if state else order_pb2.ORDER_STATE_UNSPECIFIED
+
+
+def state_from_proto(value: order_pb2.OrderState.ValueType) -> OrderState | None:
+    """None for UNSPECIFIED (no filter)."""
+    return _STATE_FROM_PROTO.get(value)
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def order_to_proto(order: OrderRecord) -> order_pb2.Order:
+    d = order.delivery
+    a = d.address
+    return order_pb2.Order(
+        id=order.id,
+        client_order_id=order.client_order_id,
+        client=order.client,
+        customer_account=order.customer_account,
+        channel=order.channel,
+        currency=order.currency,
+        order_time=_timestamp(order.order_time),
+        create_time=_timestamp(order.created_at),
+        update_time=_timestamp(order.updated_at),
+        state=state_to_proto(order.state),
+        hold_reasons=[
+            order_pb2.HoldReason(code=r.code.value, field=r.field, message=r.message)
+            for r in order.hold_reasons
+        ],
+        delivery=order_pb2.Delivery(
+            address=order_pb2.Address(
+                name=a.name,
+                street_lines=a.street_lines,
+                city=a.city,
+                postal_code=a.postal_code,
+                region=a.region,
+                country_code=a.country_code,
+            ),
+            phone=d.phone,
+            email=d.email,
+            window_start=_timestamp(d.window_start),
+            window_end=_timestamp(d.window_end),
+            special_handling=d.special_handling,
+        ),
+        lines=[
+            order_pb2.OrderLine(
+                line_number=line.line_number,
+                submitted_code=line.submitted_code,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=str(line.unit_price) if line.unit_price is not None else "",
+            )
+            for line in order.lines
+        ],
+        notes=order.notes,
+        allocation_location=order.allocation_location,
+        problem_submission=order.problem_submission,
+        events=[
+            order_pb2.OrderEvent(
+                id=e.id,
+                create_time=_timestamp(e.created_at),
+                actor=e.actor,
+                type=e.type,
+                old_state=state_to_proto(e.old_state),
+                new_state=state_to_proto(e.new_state),
+                detail=e.detail,
+            )
+            for e in order.events
+        ],
+    )

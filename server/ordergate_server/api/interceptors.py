@@ -1,0 +1,165 @@
+"""Cross-cutting request handling, as grpc.aio server interceptors.
+
+Each interceptor wraps the method's behaviour (whatever its streaming kind) in an `around`
+coroutine. Order, outermost first: errors (ServiceError and crashes -> google.rpc.Status), then
+authentication and role checks, which put the caller's Principal in a context variable for the
+servicer.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias
+
+import grpc
+from grpc.aio import ServerInterceptor, ServicerContext
+
+from ..domain.access import Principal
+from ..service.auth import Authenticator
+from ..service.errors import ErrorKind, ServiceError
+from . import errors, permissions
+
+log = logging.getLogger(__name__)
+
+_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = "ServicerContext[Any, Any]"
+
+
+def current_principal() -> Principal:
+    """The authenticated caller of the RPC being served (set by AuthInterceptor)."""
+    return _principal.get()
+
+
+def _wrap(
+    handler: Handler,
+    before: Callable[[Context], Awaitable[None]],
+    on_error: Callable[[Context, BaseException], Awaitable[None]],
+) -> Handler:
+    """A copy of `handler` whose behaviour first awaits `before(context)` and hands any exception
+    to `on_error(context, exc)`; works for all four streaming kinds."""
+
+    def unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def run(request: Any, context: Context) -> Any:
+            try:
+                await before(context)
+                return await behaviour(request, context)
+            except BaseException as exc:
+                await on_error(context, exc)
+                raise
+
+        return run
+
+    def streaming(
+        behaviour: Callable[..., AsyncIterator[Any]],
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def run(request: Any, context: Context) -> AsyncIterator[Any]:
+            try:
+                await before(context)
+                async for item in behaviour(request, context):
+                    yield item
+            except BaseException as exc:
+                await on_error(context, exc)
+                raise
+
+        return run
+
+    kinds: dict[tuple[bool, bool], tuple[str, Callable[..., Handler], Callable[..., Any]]] = {
+        (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, unary),
+        (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, streaming),
+        (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, unary),
+        (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, streaming),
+    }
+    attribute, factory, wrapper = kinds[(handler.request_streaming, handler.response_streaming)]
+    return factory(
+        wrapper(getattr(handler, attribute)),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+async def _nothing(_context: Context) -> None:
+    return None
+
+
+async def _reraise(_context: Context, _exc: BaseException) -> None:
+    return None
+
+
+class ErrorInterceptor(ServerInterceptor):  # type: ignore[type-arg]
+    """ServiceError -> its rich status; anything unexpected -> INTERNAL, logged with a traceback."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(details)
+        if handler is None or permissions.is_public(details.method):
+            return handler
+        method = details.method
+
+        async def on_error(context: Context, exc: BaseException) -> None:
+            if isinstance(exc, ServiceError):
+                await context.abort_with_status(errors.to_status(exc))  # type: ignore[attr-defined]
+            if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
+                log.exception("unexpected error in %s", method)
+                await context.abort_with_status(errors.internal_status())  # type: ignore[attr-defined]
+
+        return _wrap(handler, _nothing, on_error)
+
+
+class AuthInterceptor(ServerInterceptor):  # type: ignore[type-arg]
+    """`authorization: Bearer <key>` -> Principal; then the method's role check."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler:
+        handler = await continuation(details)
+        if handler is None or permissions.is_public(details.method):
+            return handler
+        method = details.method
+        allowed = permissions.ALLOWED_ROLES.get(method, frozenset())
+
+        async def before(context: Context) -> None:
+            principal = self._principal_from(context)
+            if principal.role not in allowed:
+                raise ServiceError(
+                    ErrorKind.PERMISSION_DENIED,
+                    "ROLE_NOT_ALLOWED",
+                    f"Role {principal.role.value} may not call {method.rsplit('/', 1)[-1]}.",
+                    metadata={
+                        "role": principal.role.value,
+                        "allowed_roles": ",".join(sorted(r.value for r in allowed)),
+                    },
+                )
+            _principal.set(principal)
+
+        return _wrap(handler, before, _reraise)
+
+    def _principal_from(self, context: Context) -> Principal:
+        header = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                header = value if isinstance(value, str) else value.decode(errors="replace")
+        scheme, _, key = header.partition(" ")
+        if not header:
+            raise _unauthenticated("API_KEY_MISSING", "Send `authorization: Bearer <api key>`.")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise _unauthenticated("API_KEY_MALFORMED", "Use `authorization: Bearer <api key>`.")
+        principal = self._authenticator.authenticate(key.strip())
+        if principal is None:
+            raise _unauthenticated("API_KEY_INVALID", "The API key is unknown or revoked.")
+        return principal
+
+
+def _unauthenticated(reason: str, message: str) -> ServiceError:
+    return ServiceError(ErrorKind.UNAUTHENTICATED, reason, message)

@@ -1,0 +1,18 @@
+"""Which roles may call which RPC. An RPC of ours that is missing here is refused to everyone."""
+
+from __future__ import annotations
+
+from ..domain.access import Role
+
+# Services that need no key at all (standard infrastructure).
+PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+ALLOWED_ROLES: dict[str, frozenset[Role]] = {
+    "/ordergate.v1.OrderService/SubmitOrder": frozenset({Role.WEBSITE}),
+    "/ordergate.v1.OrderService/GetOrder": frozenset({Role.WEBSITE, Role.ADMIN}),
+    "/ordergate.v1.OrderService/ListOrders": frozenset({Role.WEBSITE, Role.ADMIN}),
+}
+
+
+def is_public(method: str) -> bool:
+    return method.startswith(PUBLIC_SERVICES)

@@ -1,0 +1,99 @@
+"""Server assembly: servicers, interceptors, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+
+from ordergate.v1 import order_service_pb2, order_service_pb2_grpc
+
+from ..config import Settings
+from ..formats import DocumentLimits
+from ..service.auth import Authenticator
+from ..service.submit import SubmitLimits
+from ..storage import Database
+from .interceptors import AuthInterceptor, ErrorInterceptor
+from .order_servicer import OrderServicer
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,)
+# Room above the order limit for the rest of the request, so an oversize order gets our own
+# clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
+_MESSAGE_OVERHEAD = 64 * 1024
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped)
+
+    async def stop(self, grace: float) -> None:
+        """Drain: NOT_SERVING first so balancers stop sending, then finish in-flight calls."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def start_server(settings: Settings, db: Database) -> RunningServer:
+    """Build and start the server on `settings.listen`; returns it with the bound port."""
+    limits = SubmitLimits(
+        max_payload_bytes=settings.max_order_bytes,
+        document=DocumentLimits(settings.max_xml_depth, settings.max_xml_elements),
+    )
+    max_message = settings.max_order_bytes + _MESSAGE_OVERHEAD
+    server = grpc.aio.server(
+        interceptors=[
+            ErrorInterceptor(),
+            AuthInterceptor(Authenticator(db, settings.auth_cache_seconds)),
+        ],
+        options=[
+            ("grpc.max_receive_message_length", max_message),
+            ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    order_service_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(db, limits), server)
+
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"could not listen on {settings.listen}")
+    await server.start()
+    return RunningServer(server, port, health_servicer)
+
+
+async def serve_until_signalled(settings: Settings, db: Database, on_ready: object = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain gracefully."""
+    running = await start_server(settings, db)
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info("ordergate listening on %s:%d", host, running.port)
+    if callable(on_ready):
+        on_ready(running.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info(
+        "shutting down: health NOT_SERVING, draining for up to %.0fs",
+        settings.shutdown_grace_seconds,
+    )
+    await running.stop(settings.shutdown_grace_seconds)
+    log.info("stopped")

@@ -1,0 +1,48 @@
+"""Typed settings, read from ORDERGATE_* environment variables (see the table in README.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Settings:
+    # SQLAlchemy URL: sqlite:///path/to/file.sqlite3 or postgresql+psycopg://user@host/db
+    database_url: str = "sqlite:///ordergate.sqlite3"
+    # Address the gRPC server listens on; port 0 picks a free port.
+    listen: str = "127.0.0.1:50051"
+    # Largest accepted order document, in bytes (larger: RESOURCE_EXHAUSTED).
+    max_order_bytes: int = 1024 * 1024
+    # Deepest element nesting and most elements accepted in one document.
+    max_xml_depth: int = 32
+    max_xml_elements: int = 50_000
+    # Seconds a verified API key is remembered (a revoked key stops working within this time).
+    auth_cache_seconds: float = 10.0
+    # Seconds in-flight calls get to finish on SIGTERM before the server stops.
+    shutdown_grace_seconds: float = 10.0
+    # Connections per process to PostgreSQL (and as many again in overflow).
+    db_pool_size: int = 10
+    # Calls served at once per process; past this, calls are refused rather than queued.
+    max_concurrent_rpcs: int = 256
+    # Python log level.
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Defaults, then ORDERGATE_<FIELD> variables, then explicit overrides (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f"ORDERGATE_{f.name.upper()}")
+            if raw is not None:
+                kind = type(getattr(cls, f.name))
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError:
+                    raise ValueError(
+                        f"ORDERGATE_{f.name.upper()}={raw!r} is not a {kind.__name__}"
+                    ) from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,26 @@
+"""Who is calling: API clients, their roles, and the identity a request runs under."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    """What an API client may do. Each RPC names the roles it admits (api/permissions.py)."""
+
+    WEBSITE = "website"  # submits its own orders and reads only its own
+    ADMIN = "admin"  # reads everything; manages the catalog and keys
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    client_id: int
+    client_name: str
+    role: Role
+
+    @property
+    def sees_only_own_orders(self) -> bool:
+        return self.role is Role.WEBSITE

@@ -1,0 +1,77 @@
+"""Allocation: pick one location that can serve a whole order, or say what is short.
+
+Available = on hand - allocated. An order is allocated from a single location (no split), the
+first one in the operator's priority order that has every SKU in the needed quantity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .model import HoldCode, HoldReason
+
+
+@dataclass(frozen=True)
+class DemandLine:
+    """One order line after SKU resolution: position in the order, line number, SKU, quantity."""
+
+    index: int
+    line_number: int
+    sku: str
+    quantity: int
+
+
+def total_demand(lines: Sequence[DemandLine]) -> dict[str, int]:
+    """Quantity needed per SKU (lines naming the same SKU add up), in sorted SKU order."""
+    demand: dict[str, int] = {}
+    for line in lines:
+        demand[line.sku] = demand.get(line.sku, 0) + line.quantity
+    return dict(sorted(demand.items()))
+
+
+def choose_location(
+    demand: Mapping[str, int],
+    available: Mapping[tuple[str, str], int],
+    locations: Sequence[str],
+) -> str | None:
+    """The first location (in priority order) where every SKU has its demand available."""
+    for location in locations:
+        if all(available.get((sku, location), 0) >= qty for sku, qty in demand.items()):
+            return location
+    return None
+
+
+def shortfall_reasons(
+    lines: Sequence[DemandLine],
+    available: Mapping[tuple[str, str], int],
+    locations: Sequence[str],
+) -> list[HoldReason]:
+    """Explain why no location can take the order: per line where a SKU is short everywhere,
+    or one order-level reason when each SKU exists somewhere but no location has them all."""
+    demand = total_demand(lines)
+    reasons = []
+    short_skus = set()
+    for line in lines:
+        best = max((available.get((line.sku, loc), 0) for loc in locations), default=0)
+        if best < demand[line.sku]:
+            short_skus.add(line.sku)
+            reasons.append(
+                HoldReason(
+                    HoldCode.INSUFFICIENT_STOCK,
+                    f"lines[{line.index}].quantity",
+                    f"Line {line.line_number}: SKU {line.sku} needs {demand[line.sku]} in total, "
+                    f"at most {max(best, 0)} available at one location "
+                    f"(short by {demand[line.sku] - max(best, 0)}).",
+                )
+            )
+    if not short_skus:
+        reasons.append(
+            HoldReason(
+                HoldCode.INSUFFICIENT_STOCK,
+                "lines",
+                "Every SKU is in stock somewhere, but no single location has all of them; "
+                "orders are not split across locations.",
+            )
+        )
+    return reasons

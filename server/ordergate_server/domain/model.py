@@ -1,0 +1,138 @@
+"""The order model: states, hold reasons and the order as the rules see it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+class OrderState(enum.Enum):
+    """Lifecycle state of an order; the values are the names stored in the database."""
+
+    ON_HOLD = "ON_HOLD"
+    ACCEPTED = "ACCEPTED"
+    PICKING = "PICKING"
+    PICKED = "PICKED"
+    PACKED = "PACKED"
+    DISPATCHED = "DISPATCHED"
+    DELIVERED = "DELIVERED"
+    CANCELLED = "CANCELLED"
+
+
+class HoldCode(enum.StrEnum):
+    """Stable reason codes for ON_HOLD orders. Never rename one: clients match on them."""
+
+    # The document could not be read as an order.
+    XML_MALFORMED = "XML_MALFORMED"
+    XML_FORBIDDEN_CONSTRUCT = "XML_FORBIDDEN_CONSTRUCT"
+    XML_LIMIT_EXCEEDED = "XML_LIMIT_EXCEEDED"
+    SCHEMA_INVALID = "SCHEMA_INVALID"
+    # Mandatory-field rules.
+    ORDER_ID_MISSING = "ORDER_ID_MISSING"
+    CUSTOMER_MISSING = "CUSTOMER_MISSING"
+    CUSTOMER_UNKNOWN = "CUSTOMER_UNKNOWN"
+    CURRENCY_MISSING = "CURRENCY_MISSING"
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    SKU_MISSING = "SKU_MISSING"
+    SKU_UNKNOWN = "SKU_UNKNOWN"
+    QUANTITY_INVALID = "QUANTITY_INVALID"
+    LINE_NUMBER_DUPLICATE = "LINE_NUMBER_DUPLICATE"
+    ADDRESS_INCOMPLETE = "ADDRESS_INCOMPLETE"
+    COUNTRY_INVALID = "COUNTRY_INVALID"
+    PHONE_MISSING = "PHONE_MISSING"
+    PHONE_INVALID = "PHONE_INVALID"
+    SPECIAL_HANDLING_REQUIRED = "SPECIAL_HANDLING_REQUIRED"
+    # Allocation.
+    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+
+
+@dataclass(frozen=True)
+class HoldReason:
+    """Why an order is held: a stable code, the field path it concerns and a human sentence."""
+
+    code: HoldCode
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str = ""
+    street_lines: tuple[str, ...] = ()
+    city: str = ""
+    postal_code: str = ""
+    region: str = ""
+    country_code: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    address: Address = field(default_factory=Address)
+    phone: str = ""
+    email: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    special_handling: str = ""
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    """An order line as submitted; `quantity_text` stays text until the rules have judged it."""
+
+    line_number: int
+    code: str  # SKU, alias or barcode exactly as submitted ("" when none was given)
+    code_is_barcode: bool
+    quantity_text: str
+    unit_price: Decimal | None = None
+
+    @property
+    def catalog_key(self) -> tuple[str, bool]:
+        """How the catalog is asked about this line: (code, whether it is a barcode)."""
+        return (self.code, self.code_is_barcode)
+
+    @property
+    def quantity(self) -> int:
+        """The quantity as a positive whole number, or 0 when it is not one."""
+        return whole_positive_quantity(self.quantity_text) or 0
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order as submitted, in any accepted XML format, before any rule has run."""
+
+    client_order_id: str
+    order_time: datetime | None
+    customer_account: str
+    channel: str
+    currency: str
+    delivery: Delivery
+    lines: tuple[LineDraft, ...]
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Product:
+    """A catalog product, as far as the order rules need it."""
+
+    sku: str
+    requires_special_handling: bool = False
+
+
+@dataclass(frozen=True)
+class Customer:
+    account: str
+    currency: str
+    requires_special_handling: bool = False
+
+
+def whole_positive_quantity(text: str) -> int | None:
+    """Parse a quantity that must be a positive whole number: "3" and "3.0" yes; "0", "1.5" no."""
+    try:
+        value = Decimal(text.strip())
+    except (ArithmeticError, ValueError):
+        return None
+    if not value.is_finite() or value <= 0 or value != value.to_integral_value():
+        return None
+    return int(value)

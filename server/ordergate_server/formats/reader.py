@@ -1,0 +1,92 @@
+"""From raw bytes to an OrderDraft: safe parse -> detect the format -> XSD -> mapping."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import cast
+
+from lxml import etree
+
+from ..domain.model import HoldCode, HoldReason, OrderDraft
+from . import native
+from .safe_xml import DocumentLimits, XmlRejected, parse_untrusted
+from .schemas import compiled
+
+__all__ = ["DocumentLimits", "UnreadableOrder", "read_order"]
+
+
+@dataclass(frozen=True)
+class UnreadableOrder:
+    """A submission that could not be read as an order; stored ON_HOLD as a problem submission."""
+
+    reasons: tuple[HoldReason, ...]
+    client_order_id: str = ""
+
+
+_NAMESPACE_IN_MESSAGE = re.compile(r"\{[^}]*\}")
+
+
+def read_order(
+    payload: bytes, limits: DocumentLimits | None = None
+) -> OrderDraft | UnreadableOrder:
+    try:
+        root = parse_untrusted(payload, limits or DocumentLimits())
+    except XmlRejected as rejected:
+        return UnreadableOrder((rejected.reason,))
+
+    if root.tag != native.ROOT_TAG:
+        return UnreadableOrder(
+            (
+                HoldReason(
+                    HoldCode.SCHEMA_INVALID,
+                    "",
+                    f"Unknown document type {root.tag!r}: expected an Order in namespace "
+                    f"{native.NAMESPACE}.",
+                ),
+            )
+        )
+    schema = compiled(native.SCHEMA)
+    if not schema.validate(root):
+        return UnreadableOrder(
+            tuple(_schema_reason(root, entry) for entry in _entries(schema.error_log)),
+            client_order_id=native.order_id_of(root),
+        )
+    return native.to_draft(root)
+
+
+def _entries(log: etree._ErrorLog) -> list[etree._LogEntry]:
+    return list(cast(Iterable[etree._LogEntry], log))
+
+
+def _schema_reason(root: etree._Element, entry: etree._LogEntry) -> HoldReason:
+    return HoldReason(
+        HoldCode.SCHEMA_INVALID,
+        _readable_path(root, entry.path),
+        f"Line {entry.line}: {_NAMESPACE_IN_MESSAGE.sub('', entry.message)}",
+    )
+
+
+def _readable_path(root: etree._Element, xpath: str | None) -> str:
+    """Turn libxml2's '/*/*[2]/*[1]' into 'Order/Lines/Line[2]/LineNumber' for people."""
+    if not xpath:
+        return ""
+    try:
+        found = cast(list[object], root.getroottree().xpath(xpath))
+    except etree.XPathError:
+        return xpath
+    if not found or not isinstance(found[0], etree._Element):
+        return xpath
+    parts = []
+    element: etree._Element | None = found[0]
+    while element is not None:
+        name = etree.QName(element).localname
+        parent = element.getparent()
+        if parent is not None:
+            siblings = [e for e in parent if e.tag == element.tag]
+            if len(siblings) > 1:
+                name += f"[{siblings.index(element) + 1}]"
+        parts.append(name)
+        element = parent
+    return "/".join(reversed(parts))

@@ -1,0 +1,28 @@
+"""XML schemas shipped with the server (trusted files, loaded once per thread)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from lxml import etree
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+NATIVE_ORDER_XSD = SCHEMA_DIR / "ordergate-order-v1.xsd"
+
+_local = threading.local()
+
+
+def _trusted_parser() -> etree.XMLParser:
+    # Our own schema files: local includes allowed, the network never.
+    return etree.XMLParser(no_network=True, resolve_entities=False)
+
+
+def compiled(path: Path) -> etree.XMLSchema:
+    """The compiled lxml schema for `path`, one per thread (validation keeps per-object state)."""
+    cache: dict[Path, etree.XMLSchema] = _local.__dict__.setdefault("schemas", {})
+    schema = cache.get(path)
+    if schema is None:
+        schema = etree.XMLSchema(etree.parse(str(path), _trusted_parser()))
+        cache[path] = schema
+    return schema

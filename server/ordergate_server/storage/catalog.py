@@ -1,0 +1,155 @@
+"""Catalog and stock: what orders are checked and allocated against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import Connection, and_, select, update
+
+from ..domain.model import Customer, Product
+from . import tables as t
+from .upsert import upsert
+
+
+def resolve_products(
+    conn: Connection, keys: Iterable[tuple[str, bool]]
+) -> dict[tuple[str, bool], Product]:
+    """Resolve line catalog keys (code, is_barcode) to products in at most two statements.
+
+    A SKU-line code matches a product's own SKU or one of its aliases; a barcode-line code
+    matches only a barcode.
+    """
+    keys = set(keys)
+    sku_codes = {code for code, is_barcode in keys if not is_barcode and code}
+    barcodes = {code for code, is_barcode in keys if is_barcode and code}
+    found: dict[tuple[str, bool], Product] = {}
+    if sku_codes:
+        rows = conn.execute(
+            select(t.products.c.sku, t.products.c.requires_special_handling).where(
+                t.products.c.sku.in_(sku_codes)
+            )
+        )
+        for sku, special in rows:
+            found[(sku, False)] = Product(sku, bool(special))
+    other_codes = (sku_codes - {code for code, _ in found}) | barcodes
+    if other_codes:
+        code_rows = conn.execute(
+            select(
+                t.product_codes.c.code,
+                t.product_codes.c.kind,
+                t.products.c.sku,
+                t.products.c.requires_special_handling,
+            )
+            .join(t.products, t.products.c.sku == t.product_codes.c.sku)
+            .where(t.product_codes.c.code.in_(other_codes))
+        )
+        for code, kind, sku, special in code_rows:
+            key = (code, kind == "barcode")
+            if key in keys:
+                found[key] = Product(sku, bool(special))
+    return found
+
+
+def get_customer(conn: Connection, account: str) -> Customer | None:
+    row = conn.execute(
+        select(
+            t.customers.c.account, t.customers.c.currency, t.customers.c.requires_special_handling
+        ).where(t.customers.c.account == account)
+    ).first()
+    return Customer(row.account, row.currency, bool(row.requires_special_handling)) if row else None
+
+
+def locations_by_priority(conn: Connection) -> list[str]:
+    rows = conn.execute(
+        select(t.locations.c.code).order_by(t.locations.c.priority, t.locations.c.code)
+    )
+    return [code for (code,) in rows]
+
+
+def available_stock(
+    conn: Connection, skus: Iterable[str], *, lock: bool = False
+) -> dict[tuple[str, str], int]:
+    """Available quantity per (sku, location). With `lock`, the rows stay locked (PostgreSQL
+    FOR UPDATE) until the transaction ends; they are locked in (sku, location) order, the same
+    order in every transaction, so two allocations cannot deadlock."""
+    query = (
+        select(t.stock.c.sku, t.stock.c.location, t.stock.c.on_hand, t.stock.c.allocated)
+        .where(t.stock.c.sku.in_(sorted(set(skus))))
+        .order_by(t.stock.c.sku, t.stock.c.location)
+    )
+    if lock:
+        query = query.with_for_update()
+    return {(row.sku, row.location): row.on_hand - row.allocated for row in conn.execute(query)}
+
+
+class StockChangedError(RuntimeError):
+    """A conditional stock update found less available than the locked read promised."""
+
+
+def allocate(conn: Connection, location: str, demand: Mapping[str, int]) -> None:
+    """Add `demand` to the allocated quantity at `location`. Each update is conditional on enough
+    stock being available, so even a caller that forgot to lock cannot oversell."""
+    stock = t.stock.c
+    for sku, quantity in sorted(demand.items()):
+        result = conn.execute(
+            update(t.stock)
+            .where(
+                and_(
+                    stock.sku == sku,
+                    stock.location == location,
+                    stock.on_hand - stock.allocated >= quantity,
+                )
+            )
+            .values(allocated=stock.allocated + quantity)
+        )
+        if result.rowcount != 1:
+            raise StockChangedError(f"{sku} at {location}: less than {quantity} available")
+
+
+# --- loading the catalog (CLI `ordergate load`, the demo data) ---------------------------------
+
+
+def upsert_locations(conn: Connection, rows: list[dict[str, object]]) -> None:
+    upsert(conn, t.locations, [{"priority": 100, **row} for row in rows], ["code"])
+
+
+def upsert_products(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Rows: sku, name, requires_special_handling, and optional lists `aliases` and `barcodes`
+    (which replace the product's earlier ones)."""
+    product_rows = [
+        {
+            "sku": row["sku"],
+            "name": row["name"],
+            "requires_special_handling": bool(row.get("requires_special_handling", False)),
+        }
+        for row in rows
+    ]
+    upsert(conn, t.products, product_rows, ["sku"])
+    skus = [row["sku"] for row in rows]
+    conn.execute(t.product_codes.delete().where(t.product_codes.c.sku.in_(skus)))
+    codes = [
+        {"code": code, "kind": kind, "sku": row["sku"]}
+        for row in rows
+        for kind, field in (("alias", "aliases"), ("barcode", "barcodes"))
+        for code in row.get(field) or []  # type: ignore[attr-defined]
+    ]
+    upsert(conn, t.product_codes, codes, ["code"])
+
+
+def set_stock(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Rows: sku, location, on_hand. Sets on hand; allocations already made are kept."""
+    upsert(
+        conn,
+        t.stock,
+        [{key: row[key] for key in ("sku", "location", "on_hand")} for row in rows],
+        ["sku", "location"],
+    )
+
+
+def upsert_customers(conn: Connection, rows: list[dict[str, object]]) -> None:
+    upsert(
+        conn,
+        t.customers,
+        [{"requires_special_handling": False, **row} for row in rows],
+        ["account"],
+    )

@@ -1,0 +1,100 @@
+"""Engines and the unit of work.
+
+Two engines over one database:
+- `transaction()` for writes. On SQLite every write transaction starts with BEGIN IMMEDIATE, so
+  writers queue on the database lock up front instead of failing with "database is locked" on
+  upgrade (WAL mode and a busy timeout let readers go on meanwhile). On PostgreSQL it is a plain
+  READ COMMITTED transaction; rows that decide an outcome are locked with SELECT ... FOR UPDATE.
+- `reader()` for reads in AUTOCOMMIT: no transaction bookkeeping per lookup (measured to double
+  stock-lookup throughput, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass
+class Database:
+    engine: Engine
+    read_engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One unit of work: commits when the block ends, rolls back if it raises."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        with self.read_engine.connect() as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to run from several replicas at once)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Replicas starting together: one migrates, the others wait and then find it done.
+                conn.execute(text("SELECT pg_advisory_xact_lock(726574)"))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def open_database(url: str, *, pool_size: int = 10) -> Database:
+    """Create the engines for `url` (sqlite:///path or postgresql+psycopg://...)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ValueError("Ordergate needs a SQLite file, not an in-memory database")
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        engine = create_engine(parsed, **options)
+        read_engine = create_engine(parsed, **options).execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+        for each in (engine, read_engine):
+            event.listen(each, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+        return Database(engine, read_engine)
+
+    engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return Database(engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from the sqlite3 module; BEGIN is issued in _sqlite_begin.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # FULL: a commit that was answered ACCEPTED survives a power cut, not only a crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

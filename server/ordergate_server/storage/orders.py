@@ -1,0 +1,282 @@
+"""Orders, their lines and events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, and_, select
+
+from ..domain.model import Address, Delivery, HoldCode, HoldReason, OrderState
+from ..domain.records import EventRecord, LineRecord, OrderRecord
+from . import tables as t
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """Where an existing order is, and what a resubmission needs to know about it."""
+
+    seq: int
+    id: str
+    state: OrderState
+    content_sha256: str
+    created_at: datetime
+
+
+def find_by_client_order_id(
+    conn: Connection, client_id: int, client_order_id: str, *, lock: bool = False
+) -> OrderKey | None:
+    o = t.orders.c
+    query = select(o.seq, o.id, o.state, o.content_sha256, o.created_at).where(
+        and_(o.client_id == client_id, o.client_order_id == client_order_id)
+    )
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return OrderKey(row.seq, row.id, OrderState(row.state), row.content_sha256, row.created_at)
+
+
+def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
+    """Store a new order with its lines and events; returns its seq."""
+    seq: int = conn.execute(
+        t.orders.insert()
+        .values(client_id=client_id, **_order_values(order))
+        .returning(t.orders.c.seq)
+    ).scalar_one()
+    _insert_lines(conn, seq, order.lines)
+    insert_events(conn, seq, order.events)
+    return seq
+
+
+def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
+    """Overwrite a held order's content with a resubmission (lines replaced; events kept)."""
+    values = _order_values(order)
+    del values["id"], values["created_at"]
+    conn.execute(t.orders.update().where(t.orders.c.seq == seq).values(**values))
+    conn.execute(t.order_lines.delete().where(t.order_lines.c.order_seq == seq))
+    _insert_lines(conn, seq, order.lines)
+
+
+def insert_events(conn: Connection, order_seq: int, events: Sequence[EventRecord]) -> None:
+    if events:
+        conn.execute(
+            t.order_events.insert(),
+            [
+                {
+                    "id": e.id,
+                    "order_seq": order_seq,
+                    "created_at": e.created_at,
+                    "actor": e.actor,
+                    "type": e.type,
+                    "old_state": e.old_state.value if e.old_state else None,
+                    "new_state": e.new_state.value,
+                    "detail": e.detail,
+                }
+                for e in events
+            ],
+        )
+
+
+def get_order(
+    conn: Connection, *, client_id: int | None, order_id: str = "", client_order_id: str = ""
+) -> OrderRecord | None:
+    """One order by server id or by the client's order id; `client_id` restricts to one client."""
+    query = _order_select()
+    if order_id:
+        query = query.where(t.orders.c.id == order_id)
+    else:
+        query = query.where(t.orders.c.client_order_id == client_order_id)
+    if client_id is not None:
+        query = query.where(t.orders.c.client_id == client_id)
+    rows = conn.execute(query.limit(2)).all()
+    if len(rows) != 1:  # none, or a client order id shared by several clients (admin lookup)
+        return None
+    return _assemble(conn, rows)[0][1]
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    client_id: int | None = None
+    state: OrderState | None = None
+    customer_account: str = ""
+
+
+def list_orders(
+    conn: Connection, where: OrderFilter, *, after_seq: int, limit: int
+) -> list[tuple[int, OrderRecord]]:
+    """Orders matching `where` with seq > after_seq, oldest first, at most `limit`."""
+    o = t.orders.c
+    query = _order_select().where(o.seq > after_seq)
+    if where.client_id is not None:
+        query = query.where(o.client_id == where.client_id)
+    if where.state is not None:
+        query = query.where(o.state == where.state.value)
+    if where.customer_account:
+        query = query.where(o.customer_account == where.customer_account)
+    rows = conn.execute(query.order_by(o.seq).limit(limit)).all()
+    return _assemble(conn, rows)
+
+
+def _order_values(order: OrderRecord) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "client_order_id": order.client_order_id or None,
+        "customer_account": order.customer_account,
+        "channel": order.channel,
+        "currency": order.currency,
+        "order_time": order.order_time,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "state": order.state.value,
+        "hold_reasons": [
+            {"code": r.code.value, "field": r.field, "message": r.message}
+            for r in order.hold_reasons
+        ],
+        "delivery": _delivery_to_json(order.delivery),
+        "notes": order.notes,
+        "allocation_location": order.allocation_location or None,
+        "problem_submission": order.problem_submission,
+        "content_sha256": order.content_sha256,
+    }
+
+
+def _insert_lines(conn: Connection, seq: int, lines: Sequence[LineRecord]) -> None:
+    if lines:
+        conn.execute(
+            t.order_lines.insert(),
+            [
+                {
+                    "order_seq": seq,
+                    "position": position,
+                    "line_number": line.line_number,
+                    "submitted_code": line.submitted_code,
+                    "sku": line.sku or None,
+                    "quantity": line.quantity,
+                    "unit_price": str(line.unit_price) if line.unit_price is not None else None,
+                }
+                for position, line in enumerate(lines)
+            ],
+        )
+
+
+def _order_select() -> Select[Any]:
+    return select(t.orders, t.clients.c.name.label("client_name")).join(
+        t.clients, t.clients.c.id == t.orders.c.client_id
+    )
+
+
+def _assemble(conn: Connection, rows: Sequence[Row[Any]]) -> list[tuple[int, OrderRecord]]:
+    """Attach lines and events to order rows: two more statements for the whole page."""
+    seqs = [row.seq for row in rows]
+    if not seqs:
+        return []
+    lines: dict[int, list[LineRecord]] = defaultdict(list)
+    for line in conn.execute(
+        select(t.order_lines)
+        .where(t.order_lines.c.order_seq.in_(seqs))
+        .order_by(t.order_lines.c.order_seq, t.order_lines.c.position)
+    ):
+        lines[line.order_seq].append(
+            LineRecord(
+                line_number=line.line_number,
+                submitted_code=line.submitted_code,
+                sku=line.sku or "",
+                quantity=line.quantity,
+                unit_price=Decimal(line.unit_price) if line.unit_price is not None else None,
+            )
+        )
+    events: dict[int, list[EventRecord]] = defaultdict(list)
+    for event in conn.execute(
+        select(t.order_events)
+        .where(t.order_events.c.order_seq.in_(seqs))
+        .order_by(t.order_events.c.seq)
+    ):
+        events[event.order_seq].append(
+            EventRecord(
+                id=event.id,
+                created_at=event.created_at,
+                actor=event.actor,
+                type=event.type,
+                old_state=OrderState(event.old_state) if event.old_state else None,
+                new_state=OrderState(event.new_state),
+                detail=event.detail,
+            )
+        )
+    return [
+        (
+            row.seq,
+            OrderRecord(
+                id=row.id,
+                client=row.client_name,
+                client_order_id=row.client_order_id or "",
+                customer_account=row.customer_account,
+                channel=row.channel,
+                currency=row.currency,
+                order_time=row.order_time,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                state=OrderState(row.state),
+                hold_reasons=tuple(
+                    HoldReason(HoldCode(r["code"]), r["field"], r["message"])
+                    for r in row.hold_reasons
+                ),
+                delivery=_delivery_from_json(row.delivery),
+                lines=tuple(lines[row.seq]),
+                notes=row.notes,
+                allocation_location=row.allocation_location or "",
+                problem_submission=bool(row.problem_submission),
+                content_sha256=row.content_sha256,
+                events=tuple(events[row.seq]),
+            ),
+        )
+        for row in rows
+    ]
+
+
+def _delivery_to_json(delivery: Delivery) -> dict[str, Any]:
+    a = delivery.address
+    return {
+        "name": a.name,
+        "street_lines": list(a.street_lines),
+        "city": a.city,
+        "postal_code": a.postal_code,
+        "region": a.region,
+        "country_code": a.country_code,
+        "phone": delivery.phone,
+        "email": delivery.email,
+        "window_start": delivery.window_start.isoformat() if delivery.window_start else None,
+        "window_end": delivery.window_end.isoformat() if delivery.window_end else None,
+        "special_handling": delivery.special_handling,
+    }
+
+
+def _delivery_from_json(data: dict[str, Any]) -> Delivery:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return Delivery(
+        address=Address(
+            name=data["name"],
+            street_lines=tuple(data["street_lines"]),
+            city=data["city"],
+            postal_code=data["postal_code"],
+            region=data["region"],
+            country_code=data["country_code"],
+        ),
+        phone=data["phone"],
+        email=data["email"],
+        window_start=when(data["window_start"]),
+        window_end=when(data["window_end"]),
+        special_handling=data["special_handling"],
+    )
+
+
+def client_id_by_name(conn: Connection, name: str) -> int | None:
+    row = conn.execute(select(t.clients.c.id).where(t.clients.c.name == name)).first()
+    return int(row.id) if row else None

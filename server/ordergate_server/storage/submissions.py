@@ -1,0 +1,56 @@
+"""The submission log: every authenticated submission with its raw payload (nothing is lost)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, select
+
+from . import tables as t
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: str
+    payload_sha256: str
+    order_id: str | None
+    outcome: str
+
+
+def find(conn: Connection, client_id: int, request_id: str) -> Submission | None:
+    s = t.submissions.c
+    row = conn.execute(
+        select(s.id, s.payload_sha256, s.order_id, s.outcome).where(
+            and_(s.client_id == client_id, s.request_id == request_id)
+        )
+    ).first()
+    return Submission(row.id, row.payload_sha256, row.order_id, row.outcome) if row else None
+
+
+def insert(
+    conn: Connection,
+    *,
+    submission_id: str,
+    client_id: int,
+    request_id: str,
+    received_at: datetime,
+    payload: bytes,
+    payload_sha256: str,
+    order_id: str | None,
+    outcome: str,
+) -> None:
+    """Record a submission. Raises IntegrityError when (client, request_id) is already taken:
+    that unique key is the idempotency claim."""
+    conn.execute(
+        t.submissions.insert().values(
+            id=submission_id,
+            client_id=client_id,
+            request_id=request_id,
+            received_at=received_at,
+            payload=payload,
+            payload_sha256=payload_sha256,
+            order_id=order_id,
+            outcome=outcome,
+        )
+    )

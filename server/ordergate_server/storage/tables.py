@@ -1,0 +1,193 @@
+"""The schema. Alembic migrations (storage/migrations) create it; a test keeps both in step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (stored naive) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    # The public part of a key (og_<id>_<secret>); the secret is stored only as a SHA-256 hash.
+    Column("id", String(32), primary_key=True),
+    Column("client_id", ForeignKey("clients.id"), nullable=False, index=True),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    # Lower first: allocation tries locations in this order.
+    Column("priority", Integer, nullable=False, default=100),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("requires_special_handling", Boolean, nullable=False, default=False),
+)
+
+# Other codes that name a product: aliases (kind 'alias', matched against <Sku>) and barcodes
+# (kind 'barcode', matched against <Barcode>). Each code names exactly one product.
+product_codes = Table(
+    "product_codes",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("sku", ForeignKey("products.sku"), nullable=False, index=True),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("account", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("requires_special_handling", Boolean, nullable=False, default=False),
+)
+
+stock = Table(
+    "stock",
+    metadata,
+    Column("sku", ForeignKey("products.sku"), primary_key=True),
+    Column("location", ForeignKey("locations.code"), primary_key=True),
+    Column("on_hand", Integer, nullable=False, default=0),
+    Column("allocated", Integer, nullable=False, default=0),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    # seq orders the rows for keyset pagination; id is the public identifier.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("client_id", ForeignKey("clients.id"), nullable=False),
+    # NULL for a problem submission whose XML carried no readable order id; NULLs never clash.
+    Column("client_order_id", String(64), nullable=True),
+    Column("customer_account", String(64), nullable=False, default=""),
+    Column("channel", String(64), nullable=False, default=""),
+    Column("currency", String(3), nullable=False, default=""),
+    Column("order_time", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("hold_reasons", JSON, nullable=False),
+    Column("delivery", JSON, nullable=False),
+    Column("notes", Text, nullable=False, default=""),
+    Column("allocation_location", String(64), nullable=True),
+    Column("problem_submission", Boolean, nullable=False, default=False),
+    Column("content_sha256", String(64), nullable=False),
+    UniqueConstraint("client_id", "client_order_id"),
+    Index(None, "state", "seq"),
+    Index(None, "customer_account", "seq"),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_seq", ForeignKey("orders.seq"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("line_number", Integer, nullable=False),
+    Column("submitted_code", String(64), nullable=False),
+    Column("sku", String(64), nullable=True),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", String(32), nullable=True),
+)
+
+order_events = Table(
+    "order_events",
+    metadata,
+    # seq gives events a global order, so a watcher can resume after the last one it saw.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("order_seq", ForeignKey("orders.seq"), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("old_state", String(20), nullable=True),
+    Column("new_state", String(20), nullable=False),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+# Every authenticated submission, as received: the raw payload, who, when and what became of it.
+# (client_id, request_id) is the idempotency key; claiming it is the first write of a submit.
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", ForeignKey("clients.id"), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("order_id", String(36), nullable=True),
+    # ACCEPTED / ON_HOLD / DUPLICATE (same content, existing order) / REJECTED_DUPLICATE_ORDER_ID
+    Column("outcome", String(40), nullable=False),
+    UniqueConstraint("client_id", "request_id"),
+)
