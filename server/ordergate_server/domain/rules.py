@@ -177,7 +177,7 @@ def _special_handling_reasons(draft: OrderDraft, facts: CatalogFacts) -> list[Ho
             HoldReason(
                 HoldCode.SPECIAL_HANDLING_REQUIRED,
                 "delivery.special_handling",
-                f"Products {', '.join(needing)} require special-handling instructions.",
+                f"Product(s) {', '.join(needing)} require special-handling instructions.",
             )
         )
     if facts.customer is not None and facts.customer.requires_special_handling:

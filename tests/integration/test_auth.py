@@ -1,0 +1,104 @@
+"""Authentication and roles on every RPC; health and reflection stay open."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from sqlalchemy import select
+
+from ordergate.v1 import order_service_pb2 as pb
+from ordergate_server.api.permissions import ALLOWED_ROLES
+from ordergate_server.storage import Database
+from ordergate_server.storage import tables as t
+
+from ..support import Api, Keys, auth, order_xml, rich_error
+from .stock import count
+
+CALLS = {
+    "SubmitOrder": lambda api, md: api.orders.SubmitOrder(
+        pb.SubmitOrderRequest(
+            request_id="4b7c1f8e-0d7e-4f55-9d55-0c1f3a2b9e10", order_xml=order_xml().encode()
+        ),
+        metadata=md,
+    ),
+    "GetOrder": lambda api, md: api.orders.GetOrder(
+        pb.GetOrderRequest(client_order_id="T-1"), metadata=md
+    ),
+    "ListOrders": lambda api, md: api.orders.ListOrders(pb.ListOrdersRequest(), metadata=md),
+}
+
+
+def test_every_rpc_of_ours_is_in_the_permission_table_and_tested_here() -> None:
+    service = pb.DESCRIPTOR.services_by_name["OrderService"]
+    assert {f"/ordergate.v1.OrderService/{m.name}" for m in service.methods} == set(ALLOWED_ROLES)
+    assert set(CALLS) == {m.name for m in service.methods}
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ([], "API_KEY_MISSING"),
+        ([("authorization", "Basic dXNlcjpwYXNz")], "API_KEY_MALFORMED"),
+        ([("authorization", "Bearer og_0000000000000000_nope")], "API_KEY_INVALID"),
+        ([("authorization", "Bearer something-else")], "API_KEY_INVALID"),
+    ],
+)
+def test_missing_or_bad_keys_are_unauthenticated(
+    api: Api, db: Database, method: str, metadata: list[tuple[str, str]], reason: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        CALLS[method](api, metadata)
+    error = rich_error(caught.value)
+    assert error.code == grpc.StatusCode.UNAUTHENTICATED
+    assert error.reason == reason
+    assert count(db, "submissions") == 0
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+@pytest.mark.parametrize("role", ["website", "admin"])
+def test_roles_are_allowed_or_refused_per_rpc(api: Api, keys: Keys, method: str, role: str) -> None:
+    key = keys.shop if role == "website" else keys.admin
+    allowed = role in {r.value for r in ALLOWED_ROLES[f"/ordergate.v1.OrderService/{method}"]}
+    try:
+        CALLS[method](api, auth(key))
+    except grpc.RpcError as exc:
+        error = rich_error(exc)
+        if allowed:  # allowed callers may still get a business error, never a role refusal
+            assert error.reason != "ROLE_NOT_ALLOWED", error
+        else:
+            assert error.code == grpc.StatusCode.PERMISSION_DENIED
+            assert error.reason == "ROLE_NOT_ALLOWED"
+            assert error.metadata["role"] == role
+        return
+    assert allowed, f"{role} should have been refused {method}"
+
+
+def test_admin_cannot_submit(api: Api, keys: Keys) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        api.submit(order_xml("ADM-1"), key=keys.admin)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_keys_are_stored_hashed(keys: Keys, db: Database) -> None:
+    with db.reader() as conn:
+        rows = conn.execute(select(t.api_keys.c.id, t.api_keys.c.secret_sha256)).all()
+    secret = keys.shop.split("_", 2)[2]
+    assert all(secret not in (row.id + row.secret_sha256) for row in rows)
+    assert len(rows) == 3
+
+
+def test_health_and_reflection_need_no_key(api: Api) -> None:
+    health = health_pb2_grpc.HealthStub(api.channel)
+    for service in ("", "ordergate.v1.OrderService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    reflection = reflection_pb2_grpc.ServerReflectionStub(api.channel)
+    [answer] = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"ordergate.v1.OrderService", "grpc.health.v1.Health"} <= names

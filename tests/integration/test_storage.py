@@ -1,0 +1,43 @@
+"""The schema the migrations build is the schema the code uses, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select
+
+from ordergate_server.domain.access import Role
+from ordergate_server.storage import Database, clients
+from ordergate_server.storage import tables as t
+
+
+def test_migrations_match_the_table_definitions(db: Database) -> None:
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, t.metadata)
+    assert differences == []
+
+
+def test_migrate_is_idempotent(db: Database) -> None:
+    db.migrate()
+    db.migrate()
+    with db.reader() as conn:
+        assert (
+            conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0001"
+        )
+
+
+def test_timestamps_come_back_as_the_same_aware_utc_instant(db: Database) -> None:
+    berlin = timezone(timedelta(hours=1))
+    when = datetime(2026, 11, 23, 10, 30, 15, 123456, tzinfo=berlin)
+    with db.transaction() as tx:
+        clients.ensure_client(tx, "tz-check", Role.WEBSITE, when)
+    with db.reader() as conn:
+        stored = conn.execute(
+            select(t.clients.c.created_at).where(t.clients.c.name == "tz-check")
+        ).scalar_one()
+    assert stored == when
+    assert stored.tzinfo is not None
+    assert stored.utcoffset() == UTC.utcoffset(None)

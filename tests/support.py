@@ -1,0 +1,161 @@
+"""Shared test helpers: a real gRPC server on 127.0.0.1:0, keys, orders, rich-error decoding."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ordergate.v1 import order_service_pb2 as pb
+from ordergate.v1 import order_service_pb2_grpc
+from ordergate_server.api.server import RunningServer, start_server
+from ordergate_server.config import Settings
+from ordergate_server.demo import DEMO_CATALOG
+from ordergate_server.domain.access import Role
+from ordergate_server.service.auth import create_api_key
+from ordergate_server.service.catalog_load import load_catalog, read_catalog_file
+from ordergate_server.storage import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+class ServerThread:
+    """The real grpc.aio server, on its own event loop in a thread, on 127.0.0.1 port 0."""
+
+    def __init__(self, db: Database, **settings: object) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        config = Settings.from_env({}, listen="127.0.0.1:0", **settings)
+        self.running: RunningServer = self._call(start_server(config, db))
+        self.target = f"127.0.0.1:{self.running.port}"
+
+    def _call(self, coroutine):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    def stop(self, grace: float = 0) -> None:
+        self._call(self.running.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+@dataclass
+class Keys:
+    shop: str  # website "shop-a"
+    other_shop: str  # website "shop-b"
+    admin: str
+
+
+def seed_demo(db: Database) -> Keys:
+    """The demo catalog plus two website clients and an admin."""
+    load_catalog(db, read_catalog_file(DEMO_CATALOG))
+    return Keys(
+        shop=create_api_key(db, "shop-a", Role.WEBSITE),
+        other_shop=create_api_key(db, "shop-b", Role.WEBSITE),
+        admin=create_api_key(db, "ops-admin", Role.ADMIN),
+    )
+
+
+def auth(key: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {key}")]
+
+
+@dataclass
+class Api:
+    """A sync client for the tests: the generated stub plus the key to use by default."""
+
+    channel: grpc.Channel
+    key: str
+    orders: order_service_pb2_grpc.OrderServiceStub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.orders = order_service_pb2_grpc.OrderServiceStub(self.channel)
+
+    def submit(
+        self,
+        xml: bytes | str,
+        *,
+        request_id: str | None = None,
+        key: str | None = None,
+        validate_only: bool = False,
+    ) -> pb.SubmitOrderResponse:
+        payload = xml.encode() if isinstance(xml, str) else xml
+        return self.orders.SubmitOrder(
+            pb.SubmitOrderRequest(
+                request_id=request_id or str(uuid.uuid4()),
+                order_xml=payload,
+                validate_only=validate_only,
+            ),
+            metadata=auth(key or self.key),
+            timeout=30,
+        )
+
+
+@dataclass(frozen=True)
+class RichError:
+    code: grpc.StatusCode
+    message: str
+    reason: str
+    metadata: dict[str, str]
+    field_violations: list[tuple[str, str]]
+
+
+def rich_error(error: grpc.RpcError) -> RichError:
+    """Decode google.rpc.Status details of a failed call (ErrorInfo, BadRequest)."""
+    status: status_pb2.Status | None = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, f"no google.rpc.Status details on {error!r}"
+    reason, metadata, violations = "", {}, []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason, metadata = info.reason, dict(info.metadata)
+            assert info.domain == "ordergate"
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    return RichError(error.code(), status.message, reason, metadata, violations)  # type: ignore[attr-defined]
+
+
+def order_xml(
+    order_id: str = "T-1",
+    lines: Iterable[tuple[str, int | str]] = (("SKU-1001", 1),),
+    *,
+    customer: str = "C-1001",
+    currency: str = "EUR",
+    special_handling: str = "",
+    barcode_lines: bool = False,
+) -> str:
+    """A native order that passes every rule against the demo catalog (unless told otherwise)."""
+    tag = "Barcode" if barcode_lines else "Sku"
+    body = "".join(
+        f"<Line><LineNumber>{n}</LineNumber><{tag}>{code}</{tag}><Quantity>{qty}</Quantity>"
+        f"<UnitPrice>9.90</UnitPrice></Line>"
+        for n, (code, qty) in enumerate(lines, start=1)
+    )
+    handling = f"<SpecialHandling>{special_handling}</SpecialHandling>" if special_handling else ""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Order xmlns="urn:ordergate:order:v1">
+  <OrderId>{order_id}</OrderId>
+  <OrderDate>2026-11-23T10:00:00Z</OrderDate>
+  <CustomerAccount>{customer}</CustomerAccount>
+  <Channel>web</Channel>
+  <Currency>{currency}</Currency>
+  <Delivery>
+    <Address><Name>Goods In</Name><Street>Lindenstraße 12</Street><City>Hamburg</City>
+      <PostalCode>20095</PostalCode><Country>DE</Country></Address>
+    <Contact><Phone>+49 40 1234567</Phone><Email>in@example.com</Email></Contact>
+    {handling}
+  </Delivery>
+  <Lines>{body}</Lines>
+</Order>"""
