@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
+
 from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
 
@@ -34,7 +35,9 @@ def main() -> None:
                 request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, payload.hex())), order_xml=payload
             )
             try:
-                reply = orders.SubmitOrder(request, metadata=[("authorization", f"Bearer {args.key}")])
+                reply = orders.SubmitOrder(
+                    request, metadata=(("authorization", f"Bearer {args.key}"),)
+                )
             except grpc.RpcError as error:
                 print(f"{path}: refused: {error.code().name}: {error.details()}")
                 continue

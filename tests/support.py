@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -22,6 +23,8 @@ from ordergate_server.domain.access import Role
 from ordergate_server.service.auth import create_api_key
 from ordergate_server.service.catalog_load import load_catalog, read_catalog_file
 from ordergate_server.storage import Database
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -38,7 +41,7 @@ class ServerThread:
         self.running: RunningServer = self._call(start_server(config, db))
         self.target = f"127.0.0.1:{self.running.port}"
 
-    def _call(self, coroutine):  # type: ignore[no-untyped-def]
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
     def stop(self, grace: float = 0) -> None:
@@ -65,8 +68,8 @@ def seed_demo(db: Database) -> Keys:
     )
 
 
-def auth(key: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {key}")]
+def auth(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
 
 
 @dataclass
@@ -124,7 +127,7 @@ def rich_error(error: grpc.RpcError) -> RichError:
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
             violations = [(v.field, v.description) for v in bad.field_violations]
-    return RichError(error.code(), status.message, reason, metadata, violations)  # type: ignore[attr-defined]
+    return RichError(error.code(), status.message, reason, metadata, violations)
 
 
 def order_xml(

@@ -24,6 +24,9 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     # Connections per process to PostgreSQL (and as many again in overflow).
     db_pool_size: int = 10
+    # Threads per process that run database transactions; 0 runs them inline on the event loop;
+    # -1 picks by database: inline on SQLite, 4 threads on PostgreSQL (bench/README.md).
+    db_threads: int = -1
     # Calls served at once per process; past this, calls are refused rather than queued.
     max_concurrent_rpcs: int = 256
     # Python log level.

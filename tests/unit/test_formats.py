@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -191,3 +193,28 @@ def test_examples_folder_is_complete() -> None:
     names = {p.name for p in Path(EXAMPLES).glob("*.xml")}
     assert {"minimal-order.xml", "full-order.xml"} <= names
     assert len(list((EXAMPLES / "invalid").glob("*.xml"))) >= 5
+
+
+_FIRST_READS = """
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from ordergate_server.domain.model import OrderDraft
+from ordergate_server.formats import read_order
+payload = sys.stdin.buffer.read()
+barrier = threading.Barrier(8)
+def first_read(_):
+    barrier.wait()
+    return isinstance(read_order(payload), OrderDraft)
+with ThreadPoolExecutor(8) as pool:
+    sys.exit(0 if all(pool.map(first_read, range(8))) else 1)
+"""
+
+
+def test_threads_reading_the_first_orders_of_a_fresh_process_at_once() -> None:
+    # The race is in libxml2's one-time setup, so each round needs a new process; without the
+    # compile lock about half of such processes failed.
+    for _ in range(6):
+        run = subprocess.run(
+            [sys.executable, "-c", _FIRST_READS], input=order_xml().encode(), capture_output=True
+        )
+        assert run.returncode == 0, run.stderr.decode()[-2000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -90,10 +91,8 @@ def test_line_rules_report_every_line_with_its_path() -> None:
 
 @pytest.mark.parametrize("missing", ["street_lines", "postal_code", "city", "country_code"])
 def test_each_missing_address_part_is_named(missing: str) -> None:
-    empty: object = () if missing == "street_lines" else "  "
-    draft = replace(
-        DRAFT, delivery=replace(DRAFT.delivery, address=replace(ADDRESS, **{missing: empty}))
-    )
+    empty: dict[str, Any] = {missing: () if missing == "street_lines" else "  "}
+    draft = replace(DRAFT, delivery=replace(DRAFT.delivery, address=replace(ADDRESS, **empty)))
     assert found(draft) == [("ADDRESS_INCOMPLETE", f"delivery.address.{missing}")]
 
 

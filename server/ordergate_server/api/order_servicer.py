@@ -14,22 +14,22 @@ from ..service.submit import SubmitLimits, submit_order
 from ..storage import Database
 from .convert import order_to_proto, state_from_proto
 from .interceptors import current_principal
+from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
-    # Database calls run inline on the event loop: measured cheaper than a thread hop for
-    # short transactions (DESIGN.md, "Where the time goes"); one process serves one core.
-
-    def __init__(self, db: Database, limits: SubmitLimits) -> None:
+    def __init__(self, db: Database, limits: SubmitLimits, run: Runner) -> None:
         self._db = db
         self._limits = limits
+        self._run = run  # where the blocking service calls run (api/runner.py)
 
     async def SubmitOrder(
         self, request: pb.SubmitOrderRequest, context: Context
     ) -> pb.SubmitOrderResponse:
-        result = submit_order(
+        result = await self._run(
+            submit_order,
             self._db,
             current_principal(),
             request_id=request.request_id,
@@ -40,7 +40,8 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         return pb.SubmitOrderResponse(order=order_to_proto(result.order), replayed=result.replayed)
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
-        order = order_queries.get_order(
+        order = await self._run(
+            order_queries.get_order,
             self._db,
             current_principal(),
             order_id=request.id,
@@ -51,7 +52,8 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context
     ) -> pb.ListOrdersResponse:
-        page = order_queries.list_orders(
+        page = await self._run(
+            order_queries.list_orders,
             self._db,
             current_principal(),
             page_size=request.page_size,

@@ -23,6 +23,7 @@ from ..service.submit import SubmitLimits
 from ..storage import Database
 from .interceptors import AuthInterceptor, ErrorInterceptor
 from .order_servicer import OrderServicer
+from .runner import inline, thread_pool
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,13 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    order_service_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(db, limits), server)
+    threads = settings.db_threads
+    if threads < 0:
+        threads = 4 if db.dialect == "postgresql" else 0
+    run = thread_pool(threads) if threads > 0 else inline
+    order_service_pb2_grpc.add_OrderServiceServicer_to_server(
+        OrderServicer(db, limits, run), server
+    )
 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

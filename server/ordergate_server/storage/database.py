@@ -80,7 +80,9 @@ def open_database(url: str, *, pool_size: int = 10) -> Database:
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return Database(engine, read_engine)
 
-    engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per transaction. A connection broken by a database
+    # restart fails its statement (UNAVAILABLE to the caller, who retries) and is replaced.
+    engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
     return Database(engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 

@@ -11,6 +11,10 @@ SCHEMA_DIR = Path(__file__).resolve().parent
 NATIVE_ORDER_XSD = SCHEMA_DIR / "ordergate-order-v1.xsd"
 
 _local = threading.local()
+# libxml2 sets up its built-in schema types on the first schema compile in a process, unsafely:
+# threads compiling at once then fail ("xmlSchemaPValAttrNodeValue, the given type is not a
+# built-in type"). Compiling happens once per thread, so the lock costs nothing after warm-up.
+_compile_lock = threading.Lock()
 
 
 def _trusted_parser() -> etree.XMLParser:
@@ -23,6 +27,7 @@ def compiled(path: Path) -> etree.XMLSchema:
     cache: dict[Path, etree.XMLSchema] = _local.__dict__.setdefault("schemas", {})
     schema = cache.get(path)
     if schema is None:
-        schema = etree.XMLSchema(etree.parse(str(path), _trusted_parser()))
+        with _compile_lock:
+            schema = etree.XMLSchema(etree.parse(str(path), _trusted_parser()))
         cache[path] = schema
     return schema

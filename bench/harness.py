@@ -1,0 +1,122 @@
+"""Shared pieces of the benchmarks: a server process on a fresh database, and a load loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+BIN = Path(sys.executable).parent
+POSTGRES_URL = os.environ.get(
+    "ORDERGATE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A fresh, empty database URL of `kind` (sqlite or postgres), removed afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/bench.sqlite3"
+        return
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"ordergate_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def ordergate(database_url: str, *args: str) -> str:
+    env = {**os.environ, "ORDERGATE_DATABASE_URL": database_url}
+    done = subprocess.run(
+        [str(BIN / "ordergate"), *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@contextmanager
+def server(database_url: str, **settings: str) -> Iterator[str]:
+    """`ordergate serve` on 127.0.0.1, port 0; yields its target; SIGTERM at the end.
+
+    The server's output goes to a file (a pipe nobody reads would block it); the file's tail is
+    printed if the run fails. `settings` become ORDERGATE_* variables."""
+    env = {**os.environ, "ORDERGATE_DATABASE_URL": database_url, "ORDERGATE_LOG_LEVEL": "WARNING"}
+    env.update({f"ORDERGATE_{name.upper()}": value for name, value in settings.items()})
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
+        process = subprocess.Popen(
+            [str(BIN / "ordergate"), "serve", "--listen", "127.0.0.1:0"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield _wait_for_target(process, Path(log.name))
+        except BaseException:
+            print(Path(log.name).read_text()[-4000:], file=sys.stderr)
+            raise
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_for_target(process: subprocess.Popen[str], log: Path) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if match := re.search(r"serving on (127\.0\.0\.1:\d+)", log.read_text()):
+            return match.group(1)
+        time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+@dataclass
+class LoadResult:
+    calls: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds
+
+    def percentile(self, p: float) -> float:
+        if len(self.latencies_ms) < 2:
+            return self.latencies_ms[0] if self.latencies_ms else 0.0
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(p) - 1]
+
+
+async def run_load(
+    call: Callable[[int], Awaitable[object]], *, concurrency: int, seconds: float
+) -> LoadResult:
+    """Run `call(i)` from `concurrency` workers, each back to back, for `seconds`."""
+    latencies: list[float] = []
+    counter = iter(range(10**12))
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await call(next(counter))
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return LoadResult(len(latencies), time.perf_counter() - started, latencies)

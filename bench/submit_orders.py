@@ -1,0 +1,133 @@
+"""Accepted 10-line orders per second, next to the health-check rate of the same server.
+
+    python -m bench.submit_orders [--db sqlite|postgres|both] [--seconds 10] [--concurrency 32]
+
+For each database: a fresh database with 100 SKUs in ample stock, `ordergate serve` (one
+process), then from this process (grpc.aio client, same concurrency for both phases):
+1. Health/Check for N seconds: the framework's ceiling on this machine, in this run;
+2. SubmitOrder with valid 10-line orders for N seconds, each a new order id and request_id.
+Prints calls/s, p50/p99 latency and the ratio orders/s : health checks/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import uuid
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
+
+from .harness import LoadResult, database, ordergate, run_load, server
+
+SKUS = [f"B-{n:04d}" for n in range(100)]
+
+
+def catalog() -> dict[str, list[dict[str, object]]]:
+    return {
+        "locations": [{"code": "DC", "name": "Bench DC", "priority": 1}],
+        "products": [{"sku": sku, "name": f"Bench product {sku}"} for sku in SKUS],
+        "stock": [{"sku": sku, "location": "DC", "on_hand": 1_000_000_000} for sku in SKUS],
+        "customers": [{"account": "BENCH", "name": "Bench customer", "currency": "EUR"}],
+    }
+
+
+def order(n: int, lines: int = 10) -> bytes:
+    body = "".join(
+        f"<Line><LineNumber>{i + 1}</LineNumber><Sku>{SKUS[(n + i * 7) % len(SKUS)]}</Sku>"
+        f"<Quantity>{1 + i % 3}</Quantity><UnitPrice>4.20</UnitPrice></Line>"
+        for i in range(lines)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Order xmlns="urn:ordergate:order:v1">'
+        f"<OrderId>BENCH-{n}-{uuid.uuid4().hex[:8]}</OrderId><OrderDate>2026-11-23</OrderDate>"
+        "<CustomerAccount>BENCH</CustomerAccount><Channel>web</Channel><Currency>EUR</Currency>"
+        "<Delivery><Address><Name>Bench</Name><Street>Hafenstraße 1</Street><City>Hamburg</City>"
+        "<PostalCode>20457</PostalCode><Country>DE</Country></Address>"
+        "<Contact><Phone>+49 40 1234567</Phone></Contact></Delivery>"
+        f"<Lines>{body}</Lines></Order>"
+    ).encode()
+
+
+async def measure(
+    target: str, key: str, seconds: float, concurrency: int
+) -> tuple[LoadResult, LoadResult, int]:
+    metadata = (("authorization", f"Bearer {key}"),)
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        orders = order_service_pb2_grpc.OrderServiceStub(channel)
+        check = health_pb2.HealthCheckRequest()
+
+        async def health_call(_: int) -> object:
+            return await health.Check(check)
+
+        accepted = 0
+
+        async def submit_call(n: int) -> object:
+            nonlocal accepted
+            reply = await orders.SubmitOrder(
+                order_service_pb2.SubmitOrderRequest(
+                    request_id=str(uuid.uuid4()), order_xml=order(n)
+                ),
+                metadata=metadata,
+            )
+            accepted += reply.order.state == order_pb2.ORDER_STATE_ACCEPTED
+            return reply
+
+        await run_load(health_call, concurrency=concurrency, seconds=1)  # warm up
+        baseline = await run_load(health_call, concurrency=concurrency, seconds=seconds)
+        submits = await run_load(submit_call, concurrency=concurrency, seconds=seconds)
+        return baseline, submits, accepted
+
+
+def bench(kind: str, seconds: float, concurrency: int) -> dict[str, object]:
+    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "catalog.json"
+        path.write_text(json.dumps(catalog()))
+        ordergate(url, "load", str(path))
+        key = ordergate(
+            url, "keys", "create", "--client", "bench-shop", "--role", "website"
+        ).strip()
+        with server(url) as target:
+            baseline, submits, accepted = asyncio.run(measure(target, key, seconds, concurrency))
+    assert accepted == submits.calls, f"{submits.calls - accepted} orders were not accepted"
+    return {
+        "database": kind,
+        "health_checks_per_s": round(baseline.rate),
+        "orders_per_s": round(submits.rate),
+        "ratio": round(submits.rate / baseline.rate, 3),
+        "p50_ms": round(submits.percentile(50), 1),
+        "p99_ms": round(submits.percentile(99), 1),
+        "health_p99_ms": round(baseline.percentile(99), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    print(
+        f"10-line orders, concurrency {args.concurrency}, {args.seconds:g} s per phase, "
+        "one server process"
+    )
+    print("| database | Health/Check calls/s | accepted orders/s | ratio | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for kind in kinds:
+        r = bench(kind, args.seconds, args.concurrency)
+        print(
+            f"| {r['database']} | {r['health_checks_per_s']} | {r['orders_per_s']} | "
+            f"{r['ratio']} | {r['p50_ms']} | {r['p99_ms']} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
