@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 
 import grpc
 from grpc.aio import ServerInterceptor, ServicerContext
+from sqlalchemy.exc import OperationalError
 
 from ..domain.access import Principal
 from ..service.auth import Authenticator
@@ -89,8 +90,8 @@ async def _reraise(_context: Context, _exc: BaseException) -> None:
     return None
 
 
-class ErrorInterceptor(ServerInterceptor):  # type: ignore[type-arg]
-    """ServiceError -> its rich status; anything unexpected -> INTERNAL, logged with a traceback."""
+class _GuardInterceptor(ServerInterceptor):  # type: ignore[type-arg]
+    """Wraps the handler of every RPC of ours; health and reflection pass untouched."""
 
     async def intercept_service(
         self,
@@ -100,11 +101,23 @@ class ErrorInterceptor(ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(details)
         if handler is None or permissions.is_public(details.method):
             return handler
-        method = details.method
+        return self.guard(handler, details.method)
 
+    def guard(self, handler: Handler, method: str) -> Handler:
+        raise NotImplementedError
+
+
+class ErrorInterceptor(_GuardInterceptor):
+    """ServiceError -> its rich status; a lost database -> UNAVAILABLE (safe to retry: requests
+    that change anything carry a request_id); anything else -> INTERNAL, logged."""
+
+    def guard(self, handler: Handler, method: str) -> Handler:
         async def on_error(context: Context, exc: BaseException) -> None:
             if isinstance(exc, ServiceError):
                 await context.abort_with_status(errors.to_status(exc))  # type: ignore[attr-defined]
+            if isinstance(exc, OperationalError):
+                log.warning("database unavailable in %s: %s", method, exc.orig)
+                await context.abort_with_status(errors.to_status(_DATABASE_UNAVAILABLE))  # type: ignore[attr-defined]
             if isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
                 log.exception("unexpected error in %s", method)
                 await context.abort_with_status(errors.internal_status())  # type: ignore[attr-defined]
@@ -112,21 +125,18 @@ class ErrorInterceptor(ServerInterceptor):  # type: ignore[type-arg]
         return _wrap(handler, _nothing, on_error)
 
 
-class AuthInterceptor(ServerInterceptor):  # type: ignore[type-arg]
+_DATABASE_UNAVAILABLE = ServiceError(
+    ErrorKind.UNAVAILABLE, "DATABASE_UNAVAILABLE", "The database is unavailable; retry shortly."
+)
+
+
+class AuthInterceptor(_GuardInterceptor):
     """`authorization: Bearer <key>` -> Principal; then the method's role check."""
 
     def __init__(self, authenticator: Authenticator) -> None:
         self._authenticator = authenticator
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        handler = await continuation(details)
-        if handler is None or permissions.is_public(details.method):
-            return handler
-        method = details.method
+    def guard(self, handler: Handler, method: str) -> Handler:
         allowed = permissions.ALLOWED_ROLES.get(method, frozenset())
 
         async def before(context: Context) -> None:
