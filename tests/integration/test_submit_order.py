@@ -138,6 +138,19 @@ def test_validate_only_checks_everything_and_stores_nothing(api: Api, db: Databa
     assert stock_row(db, "SKU-1001") == (500, 0)
 
 
+def test_validate_only_gives_the_answer_a_resubmission_would_get(api: Api, db: Database) -> None:
+    xml = order_xml("V-3", [("SKU-1001", 1)])
+    accepted = api.submit(xml).order
+    same = api.submit(xml, validate_only=True)
+    assert same.replayed
+    assert same.order.id == accepted.id
+    with pytest.raises(grpc.RpcError) as caught:
+        api.submit(order_xml("V-3", [("SKU-1001", 2)]), validate_only=True)
+    assert rich_error(caught.value).reason == "DUPLICATE_ORDER_ID"
+    assert count(db, "submissions") == 1
+    assert stock_row(db, "SKU-1001") == (500, 1)
+
+
 def test_oversize_payload_is_resource_exhausted_and_not_stored(api: Api, db: Database) -> None:
     padding = "x" * (1024 * 1024)
     xml = order_xml("BIG-1").replace(

@@ -76,11 +76,7 @@ def submit_order(
     now = datetime.now(UTC)
 
     if validate_only:
-        with db.reader() as conn:
-            evaluation = _evaluate(conn, document, lock=False)
-        return SubmitResult(
-            _order_record("", principal, document, evaluation, payload_sha256, now), False
-        )
+        return _validate_only(db, principal, document, payload_sha256, now)
 
     # Two attempts are enough: the only conflicts are a concurrent submission that claimed the
     # same request_id or order id first, and the second attempt sees its committed result.
@@ -97,6 +93,30 @@ def submit_order(
     if isinstance(outcome, ServiceError):
         raise outcome  # raised after the commit: the refused submission itself is on record
     return outcome
+
+
+def _validate_only(
+    db: Database,
+    principal: Principal,
+    document: OrderDraft | UnreadableOrder,
+    payload_sha256: str,
+    now: datetime,
+) -> SubmitResult:
+    """The answer a real submission would get now, with nothing stored or allocated."""
+    with db.reader() as conn:
+        existing = (
+            orders.find_by_client_order_id(conn, principal.client_id, document.client_order_id)
+            if document.client_order_id
+            else None
+        )
+        if existing is not None and existing.state is not OrderState.ON_HOLD:
+            if existing.content_sha256 != payload_sha256:
+                raise _duplicate_order_error(document.client_order_id, existing.state)
+            return SubmitResult(_get(conn, existing.id), replayed=True)
+        evaluation = _evaluate(conn, document, lock=False)
+    return SubmitResult(
+        _order_record("", principal, document, evaluation, payload_sha256, now), False
+    )
 
 
 def _check_request_id(request_id: str) -> None:

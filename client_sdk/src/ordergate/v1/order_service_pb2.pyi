@@ -37,8 +37,9 @@ class SubmitOrderRequest(_message.Message):
     (1 MiB by default).
     """
     validate_only: _builtins.bool
-    """Run every check (schema, rules, stock availability) but store and allocate nothing
-    (AIP-163). The returned order has no id.
+    """Run every check (schema, rules, stock availability, an existing order with the same id)
+    but store and allocate nothing (AIP-163). The answer is what a real submission would get
+    now; a new order comes back without an id. `request_id` is not needed.
     """
     def __init__(
         self,
