@@ -23,6 +23,11 @@ CALLS = {
         ),
         metadata=md,
     ),
+    "SubmitOrders": lambda api, md: list(
+        api.orders.SubmitOrders(
+            iter([pb.SubmitOrdersRequest(order=pb.SubmitOrderRequest(request_id="x"))]), metadata=md
+        )
+    ),
     "GetOrder": lambda api, md: api.orders.GetOrder(
         pb.GetOrderRequest(client_order_id="T-1"), metadata=md
     ),

@@ -7,6 +7,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from ordergate.v1 import order_service_pb2
+
 from ..service.errors import ErrorKind, ServiceError
 
 ERROR_DOMAIN = "ordergate"
@@ -42,3 +44,14 @@ def to_status(error: ServiceError) -> grpc.Status:
 def internal_status() -> grpc.Status:
     """For an unexpected failure: nothing about the cause leaks to the caller (it is logged)."""
     return to_status(ServiceError(ErrorKind.INTERNAL, "INTERNAL", "Internal error; it is logged."))
+
+
+def item_error(error: ServiceError) -> order_service_pb2.ItemError:
+    """The same refusal, as one item's result inside a stream."""
+    return order_service_pb2.ItemError(
+        code=error.kind.value,
+        reason=error.reason,
+        message=error.message,
+        metadata=error.metadata,
+        field_violations=[f"{v.field}: {v.description}" for v in error.field_violations],
+    )

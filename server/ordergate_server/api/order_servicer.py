@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
@@ -10,9 +11,11 @@ from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
 
 from ..service import orders as order_queries
+from ..service.errors import ServiceError
 from ..service.submit import SubmitLimits, submit_order
 from ..storage import Database
 from .convert import order_to_proto, state_from_proto
+from .errors import item_error
 from .interceptors import current_principal
 from .runner import Runner
 
@@ -38,6 +41,35 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             limits=self._limits,
         )
         return pb.SubmitOrderResponse(order=order_to_proto(result.order), replayed=result.replayed)
+
+    async def SubmitOrders(
+        self, requests: AsyncIterator[pb.SubmitOrdersRequest], context: Context
+    ) -> AsyncIterator[pb.SubmitOrdersResponse]:
+        principal = current_principal()
+        # One at a time: the next item is read only after this one is answered (backpressure).
+        async for item in requests:
+            request = item.order
+            try:
+                result = await self._run(
+                    submit_order,
+                    self._db,
+                    principal,
+                    request_id=request.request_id,
+                    payload=request.order_xml,
+                    validate_only=request.validate_only,
+                    limits=self._limits,
+                )
+            except ServiceError as refused:
+                yield pb.SubmitOrdersResponse(
+                    request_id=request.request_id, error=item_error(refused)
+                )
+                continue
+            yield pb.SubmitOrdersResponse(
+                request_id=request.request_id,
+                response=pb.SubmitOrderResponse(
+                    order=order_to_proto(result.order), replayed=result.replayed
+                ),
+            )
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
         order = await self._run(

@@ -9,6 +9,7 @@ PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     "/ordergate.v1.OrderService/SubmitOrder": frozenset({Role.WEBSITE}),
+    "/ordergate.v1.OrderService/SubmitOrders": frozenset({Role.WEBSITE}),
     "/ordergate.v1.OrderService/GetOrder": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.OrderService/ListOrders": frozenset({Role.WEBSITE, Role.ADMIN}),
 }

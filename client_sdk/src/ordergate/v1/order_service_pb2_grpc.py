@@ -43,6 +43,11 @@ class OrderServiceStub:
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrderRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrderResponse.FromString,
                 _registered_method=True)
+        self.SubmitOrders = channel.stream_stream(
+                '/ordergate.v1.OrderService/SubmitOrders',
+                request_serializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrdersRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrdersResponse.FromString,
+                _registered_method=True)
         self.GetOrder = channel.unary_unary(
                 '/ordergate.v1.OrderService/GetOrder',
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderRequest.SerializeToString,
@@ -76,6 +81,17 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitOrders(self, request_iterator, context):
+        """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
+        is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
+        is reported in its result and does not end the stream. The server reads the next order
+        only after answering the previous one, so a fast sender is slowed by flow control instead
+        of filling the server's memory. Role: website.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetOrder(self, request, context):
         """Returns one order with its lines, hold reasons and events. A website sees only its own
         orders (others are NOT_FOUND). Roles: website, admin.
@@ -98,6 +114,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.SubmitOrder,
                     request_deserializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrderRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrderResponse.SerializeToString,
+            ),
+            'SubmitOrders': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitOrders,
+                    request_deserializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrdersRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_order__service__pb2.SubmitOrdersResponse.SerializeToString,
             ),
             'GetOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOrder,
@@ -141,6 +162,33 @@ class OrderService:
             '/ordergate.v1.OrderService/SubmitOrder',
             ordergate_dot_v1_dot_order__service__pb2.SubmitOrderRequest.SerializeToString,
             ordergate_dot_v1_dot_order__service__pb2.SubmitOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitOrders(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ordergate.v1.OrderService/SubmitOrders',
+            ordergate_dot_v1_dot_order__service__pb2.SubmitOrdersRequest.SerializeToString,
+            ordergate_dot_v1_dot_order__service__pb2.SubmitOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

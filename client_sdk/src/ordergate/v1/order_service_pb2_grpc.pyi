@@ -47,6 +47,13 @@ class OrderServiceStub:
     Errors: RESOURCE_EXHAUSTED (`PAYLOAD_TOO_LARGE`), INVALID_ARGUMENT
     (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`), ALREADY_EXISTS (`DUPLICATE_ORDER_ID`).
     """
+    SubmitOrders: _grpc.StreamStreamMultiCallable[_order_service_pb2.SubmitOrdersRequest, _order_service_pb2.SubmitOrdersResponse]
+    """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
+    is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
+    is reported in its result and does not end the stream. The server reads the next order
+    only after answering the previous one, so a fast sender is slowed by flow control instead
+    of filling the server's memory. Role: website.
+    """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
     orders (others are NOT_FOUND). Roles: website, admin.
@@ -72,6 +79,13 @@ class OrderServiceAsyncStub(OrderServiceStub):
 
     Errors: RESOURCE_EXHAUSTED (`PAYLOAD_TOO_LARGE`), INVALID_ARGUMENT
     (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`), ALREADY_EXISTS (`DUPLICATE_ORDER_ID`).
+    """
+    SubmitOrders: _aio.StreamStreamMultiCallable[_order_service_pb2.SubmitOrdersRequest, _order_service_pb2.SubmitOrdersResponse]  # type: ignore[assignment]
+    """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
+    is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
+    is reported in its result and does not end the stream. The server reads the next order
+    only after answering the previous one, so a fast sender is slowed by flow control instead
+    of filling the server's memory. Role: website.
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
@@ -101,6 +115,19 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: RESOURCE_EXHAUSTED (`PAYLOAD_TOO_LARGE`), INVALID_ARGUMENT
         (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`), ALREADY_EXISTS (`DUPLICATE_ORDER_ID`).
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitOrders(
+        self,
+        request_iterator: _MaybeAsyncIterator[_order_service_pb2.SubmitOrdersRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_order_service_pb2.SubmitOrdersResponse], _abc.AsyncIterator[_order_service_pb2.SubmitOrdersResponse]]:
+        """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
+        is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
+        is reported in its result and does not end the stream. The server reads the next order
+        only after answering the previous one, so a fast sender is slowed by flow control instead
+        of filling the server's memory. Role: website.
         """
 
     @_abc_1.abstractmethod
