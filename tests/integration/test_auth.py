@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -16,7 +19,7 @@ from ordergate_server.storage import tables as t
 from ..support import Api, Keys, auth, order_xml, rich_error
 from .stock import count
 
-CALLS = {
+CALLS: dict[str, Callable[[Api, Any], object]] = {
     "SubmitOrder": lambda api, md: api.orders.SubmitOrder(
         pb.SubmitOrderRequest(
             request_id="4b7c1f8e-0d7e-4f55-9d55-0c1f3a2b9e10", order_xml=order_xml().encode()
