@@ -1,0 +1,249 @@
+"""The asyncio client: the same methods as Client, awaitable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from ._common import (
+    BulkResult,
+    Metadata,
+    OrderDocument,
+    _ClientBase,
+    bulk_result,
+    state_value,
+)
+from ._config import ConnectionConfig
+from ._errors import OrdergateError, from_rpc_error
+from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
+from .v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
+
+T = TypeVar("T")
+
+
+class AsyncClient:
+    """Like Client, for asyncio: `async with AsyncClient(...) as client: ...`."""
+
+    def __init__(
+        self,
+        config: ConnectionConfig | None = None,
+        *,
+        target: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = 30.0,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        client_identity: str | None = None,
+    ) -> None:
+        self._base = _ClientBase(
+            config,
+            target=target,
+            api_key=api_key,
+            timeout=timeout,
+            retry=retry,
+            client_identity=client_identity,
+        )
+        self.config = self._base.config
+        self._channel = self.config.aio_channel()
+        self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close(None)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def submit_order(
+        self,
+        order: OrderDocument,
+        *,
+        request_id: str | None = None,
+        validate_only: bool = False,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_service_pb2.SubmitOrderResponse:
+        """See Client.submit_order."""
+        request = self._base._submit_request(order, request_id, validate_only)
+        return await self._unary(self._orders.SubmitOrder, request, timeout, metadata, retry)
+
+    async def submit_orders(
+        self,
+        orders: Iterable[OrderDocument] | AsyncIterable[OrderDocument],
+        *,
+        window: int = 32,
+        validate_only: bool = False,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> AsyncIterator[BulkResult]:
+        """See Client.submit_orders; `orders` may also be an async iterable."""
+        source = _aiter(orders)
+        policy = self._base._policy(retry, safe=True)
+        backoffs = policy.backoffs()
+        md = self._base._metadata(metadata)
+        pending: deque[order_service_pb2.SubmitOrderRequest] = deque()
+        exhausted = False
+        while True:
+            call = self._orders.SubmitOrders(metadata=md)  # type: ignore[call-arg]
+            slots = asyncio.Semaphore(max(1, window))
+            resend = list(pending)
+
+            async def feed(
+                call: Any = call, slots: asyncio.Semaphore = slots, resend: list[Any] = resend
+            ) -> None:
+                nonlocal exhausted
+                for request in resend:
+                    await slots.acquire()
+                    await call.write(order_service_pb2.SubmitOrdersRequest(order=request))
+                while not exhausted:
+                    await slots.acquire()
+                    try:
+                        document = await anext(source)
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    request = self._base._submit_request(document, None, validate_only)
+                    pending.append(request)
+                    await call.write(order_service_pb2.SubmitOrdersRequest(order=request))
+                await call.done_writing()
+
+            feeder = asyncio.create_task(feed())
+            try:
+                async for reply in call:
+                    pending.popleft()
+                    slots.release()
+                    yield bulk_result(reply)
+                await feeder
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            finally:
+                if not feeder.done():
+                    feeder.cancel()
+            await _sleep_or_raise(error, policy, backoffs, None)
+
+    async def get_order(
+        self,
+        *,
+        id: str = "",
+        client_order_id: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """See Client.get_order."""
+        request = (
+            order_service_pb2.GetOrderRequest(id=id)
+            if id
+            else order_service_pb2.GetOrderRequest(client_order_id=client_order_id)
+        )
+        reply = await self._unary(self._orders.GetOrder, request, timeout, metadata, retry)
+        return reply.order
+
+    async def list_orders(
+        self,
+        *,
+        state: str | int | None = None,
+        customer_account: str = "",
+        client: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_service_pb2.ListOrdersResponse:
+        """See Client.list_orders."""
+        request = order_service_pb2.ListOrdersRequest(
+            state=state_value(state),  # type: ignore[arg-type]
+            customer_account=customer_account,
+            client=client,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return await self._unary(self._orders.ListOrders, request, timeout, metadata, retry)
+
+    async def iter_orders(
+        self,
+        *,
+        state: str | int | None = None,
+        customer_account: str = "",
+        client: str = "",
+        page_size: int = 100,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+    ) -> AsyncIterator[order_pb2.Order]:
+        """See Client.iter_orders."""
+        token = ""
+        while True:
+            page = await self.list_orders(
+                state=state,
+                customer_account=customer_account,
+                client=client,
+                page_size=page_size,
+                page_token=token,
+                timeout=timeout,
+                metadata=metadata,
+            )
+            for order in page.orders:
+                yield order
+            token = page.next_page_token
+            if not token:
+                return
+
+    def list_held_orders(self, **filters: object) -> AsyncIterator[order_pb2.Order]:
+        """Orders waiting in the exception queue (state ON_HOLD), oldest first."""
+        return self.iter_orders(state="ON_HOLD", **filters)  # type: ignore[arg-type]
+
+    async def _unary(
+        self,
+        rpc: Callable[..., Awaitable[T]],
+        request: object,
+        timeout: float | _Default | None,
+        metadata: Metadata,
+        retry: RetryPolicy | _Default | None,
+    ) -> T:
+        # Every unary RPC of OrderService today is safe to repeat (reads, or carries request_id).
+        policy = self._base._policy(retry, safe=True)
+        budget = self._base._timeout_for(timeout)
+        deadline = None if budget is None else time.monotonic() + budget
+        backoffs = policy.backoffs()
+        md = self._base._metadata(metadata)
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await rpc(request, timeout=remaining, metadata=md)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            await _sleep_or_raise(error, policy, backoffs, deadline)
+
+
+async def _sleep_or_raise(
+    error: OrdergateError, policy: RetryPolicy, backoffs: Iterator[float], deadline: float | None
+) -> None:
+    delay = next(backoffs, None) if error.code in policy.retry_codes else None
+    if delay is None or (deadline is not None and time.monotonic() + delay >= deadline):
+        raise error
+    await asyncio.sleep(delay)
+
+
+async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item

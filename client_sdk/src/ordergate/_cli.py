@@ -1,0 +1,170 @@
+"""`ordergate-client`: submit and inspect orders from a shell or a cron job.
+
+Exit codes (also in docs/sdk.md):
+  0  done; every submitted order ACCEPTED
+  1  done, but at least one submitted order is ON_HOLD (or a bulk item was refused)
+  2  usage error (bad arguments, unreadable file)
+  3  the server refused the request (bad key, role, request_id reused, duplicate order ...)
+  4  the server could not be reached or did not answer in time
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from ._client import Client
+from ._config import ConnectionConfig
+from ._errors import DeadlineExceededError, OrdergateError, UnavailableError
+from .v1 import order_pb2
+
+EXIT_OK, EXIT_HELD, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ordergate-client", description="Talk to an Ordergate server."
+    )
+    parser.add_argument(
+        "--target", default=os.environ.get("ORDERGATE_TARGET", "127.0.0.1:50051"), help="host:port"
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("ORDERGATE_API_KEY", ""),
+        help="API key (default: $ORDERGATE_API_KEY)",
+    )
+    parser.add_argument("--tls", action="store_true", help="use TLS (system trust store)")
+    parser.add_argument("--ca", type=Path, help="PEM file of the CA to trust (implies TLS)")
+    parser.add_argument("--cert", type=Path, help="client certificate PEM for mutual TLS")
+    parser.add_argument("--key", type=Path, help="client private key PEM for mutual TLS")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    parser.add_argument("--json", action="store_true", help="print results as JSON lines")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    submit = commands.add_parser("submit", help="submit order files (one call each, or --bulk)")
+    submit.add_argument("files", nargs="+", type=Path)
+    submit.add_argument("--validate-only", action="store_true", help="check; store nothing")
+    submit.add_argument("--bulk", action="store_true", help="send all files over one stream")
+
+    get = commands.add_parser("get", help="show one order")
+    which = get.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", default="", help="the server's order id")
+    which.add_argument("--order-id", default="", help="your own order id")
+
+    listing = commands.add_parser("list", help="list orders (all pages)")
+    listing.add_argument("--state", help="e.g. ACCEPTED, ON_HOLD")
+    listing.add_argument("--customer", default="", help="customer account")
+
+    commands.add_parser("list-held", help="list orders on hold, oldest first")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    config = ConnectionConfig(
+        target=args.target,
+        api_key=args.api_key,
+        tls=args.tls,
+        root_certificates=args.ca,
+        certificate_chain=args.cert,
+        private_key=args.key,
+    )
+    try:
+        with Client(config, timeout=args.timeout) as client:
+            return _run(client, args)
+    except (UnavailableError, DeadlineExceededError) as exc:
+        print(f"error: cannot reach {args.target}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except OrdergateError as exc:
+        _print_error(exc)
+        return EXIT_REFUSED
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(client: Client, args: argparse.Namespace) -> int:
+    if args.command == "submit":
+        return _submit(client, args)
+    if args.command == "get":
+        _show(client.get_order(id=args.id, client_order_id=args.order_id), args.json)
+        return EXIT_OK
+    state = "ON_HOLD" if args.command == "list-held" else args.state
+    for order in client.iter_orders(state=state, customer_account=getattr(args, "customer", "")):
+        _show(order, args.json)
+    return EXIT_OK
+
+
+def _submit(client: Client, args: argparse.Namespace) -> int:
+    for path in args.files:
+        if not path.is_file():
+            print(f"error: {path} is not a file", file=sys.stderr)
+            return EXIT_USAGE
+    exit_code = EXIT_OK
+    if args.bulk:
+        results = client.submit_orders(args.files, validate_only=args.validate_only)
+        for path, result in zip(args.files, results, strict=True):
+            if result.error is not None:
+                _print_error(result.error, path)
+                exit_code = EXIT_HELD
+                continue
+            assert result.response is not None
+            exit_code = max(exit_code, _show_submitted(path, result.response, args.json))
+        return exit_code
+    for path in args.files:
+        reply = client.submit_order(path, validate_only=args.validate_only)
+        exit_code = max(exit_code, _show_submitted(path, reply, args.json))
+    return exit_code
+
+
+def _show_submitted(path: Path, reply: Any, as_json: bool) -> int:
+    order = reply.order
+    if as_json:
+        print(json.dumps({"file": str(path), **_dict(reply)}))
+    else:
+        replay = " (replayed)" if reply.replayed else ""
+        print(
+            f"{path}: {_state(order.state)}{replay} id={order.id} order_id={order.client_order_id}"
+        )
+        for reason in order.hold_reasons:
+            print(f"    {reason.code} {reason.field}: {reason.message}")
+    return EXIT_HELD if order.state == order_pb2.ORDER_STATE_ON_HOLD else EXIT_OK
+
+
+def _show(order: order_pb2.Order, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_dict(order)))
+        return
+    print(
+        f"{order.id} {order.client_order_id or '-'} {_state(order.state)} "
+        f"customer={order.customer_account or '-'} lines={len(order.lines)}"
+    )
+    for reason in order.hold_reasons:
+        print(f"    {reason.code} {reason.field}: {reason.message}")
+
+
+def _print_error(error: OrdergateError, path: Path | None = None) -> None:
+    where = f"{path}: " if path else ""
+    print(f"{where}refused: {error.code.name} {error.reason}: {error.message}", file=sys.stderr)
+    for violation in error.field_violations:
+        print(f"    {violation.field}: {violation.description}", file=sys.stderr)
+
+
+def _state(value: int) -> str:
+    return order_pb2.OrderState.Name(value).removeprefix("ORDER_STATE_")  # type: ignore[arg-type]
+
+
+def _dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

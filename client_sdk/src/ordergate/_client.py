@@ -1,0 +1,286 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+
+from ._common import (
+    BulkResult,
+    Metadata,
+    OrderDocument,
+    _ClientBase,
+    bulk_result,
+    state_value,
+)
+from ._config import ConnectionConfig
+from ._errors import OrdergateError, from_rpc_error
+from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
+from .v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
+
+T = TypeVar("T")
+
+
+class Client:
+    """A connection to an Ordergate server, one method per RPC.
+
+        with Client(target="127.0.0.1:50051", api_key="og_...") as client:
+            reply = client.submit_order(Path("order.xml"))
+
+    Every method takes keyword-only `timeout` (seconds for the whole call including retries;
+    DEFAULT: the client's), `metadata` (extra gRPC metadata) and `retry` (a RetryPolicy, None
+    for no retry, DEFAULT: the client's). Failures raise OrdergateError subclasses.
+    """
+
+    def __init__(
+        self,
+        config: ConnectionConfig | None = None,
+        *,
+        target: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = 30.0,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        client_identity: str | None = None,
+    ) -> None:
+        self._base = _ClientBase(
+            config,
+            target=target,
+            api_key=api_key,
+            timeout=timeout,
+            retry=retry,
+            client_identity=client_identity,
+        )
+        self.config = self._base.config
+        self._channel = self.config.channel()
+        self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- OrderService ---------------------------------------------------------------------
+
+    def submit_order(
+        self,
+        order: OrderDocument,
+        *,
+        request_id: str | None = None,
+        validate_only: bool = False,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_service_pb2.SubmitOrderResponse:
+        """Submit one order; the response holds the stored order (ACCEPTED or ON_HOLD).
+
+        Without `request_id`, one is derived from this client, the order id and the bytes, so
+        retrying — here, or after a crash, from another process — never makes a second order.
+        """
+        request = self._base._submit_request(order, request_id, validate_only)
+        return self._unary(self._orders.SubmitOrder, request, timeout, metadata, retry, safe=True)
+
+    def submit_orders(
+        self,
+        orders: Iterable[OrderDocument],
+        *,
+        window: int = 32,
+        validate_only: bool = False,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> Iterator[BulkResult]:
+        """Submit many orders over one stream; yields one BulkResult per order, in order.
+
+        `orders` is read lazily: at most `window` orders are in flight unanswered, so a huge
+        or endless iterator costs bounded memory. A broken stream is resumed on a new one with
+        the unanswered orders (their request_ids make that safe).
+        """
+        prepared = (self._base._submit_request(o, None, validate_only) for o in orders)
+        return _BulkStream(self, prepared, window, metadata, retry).results()
+
+    def get_order(
+        self,
+        *,
+        id: str = "",
+        client_order_id: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """One order by server id, or by your own order id."""
+        request = (
+            order_service_pb2.GetOrderRequest(id=id)
+            if id
+            else order_service_pb2.GetOrderRequest(client_order_id=client_order_id)
+        )
+        reply = self._unary(self._orders.GetOrder, request, timeout, metadata, retry, safe=True)
+        return reply.order
+
+    def list_orders(
+        self,
+        *,
+        state: str | int | None = None,
+        customer_account: str = "",
+        client: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_service_pb2.ListOrdersResponse:
+        """One page of orders, oldest first; `state` such as "ON_HOLD". See iter_orders."""
+        request = order_service_pb2.ListOrdersRequest(
+            state=state_value(state),  # type: ignore[arg-type]
+            customer_account=customer_account,
+            client=client,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._unary(self._orders.ListOrders, request, timeout, metadata, retry, safe=True)
+
+    def iter_orders(
+        self,
+        *,
+        state: str | int | None = None,
+        customer_account: str = "",
+        client: str = "",
+        page_size: int = 100,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+    ) -> Iterator[order_pb2.Order]:
+        """Every matching order, following next_page_token page by page."""
+        token = ""
+        while True:
+            page = self.list_orders(
+                state=state,
+                customer_account=customer_account,
+                client=client,
+                page_size=page_size,
+                page_token=token,
+                timeout=timeout,
+                metadata=metadata,
+            )
+            yield from page.orders
+            token = page.next_page_token
+            if not token:
+                return
+
+    def list_held_orders(self, **filters: object) -> Iterator[order_pb2.Order]:
+        """Orders waiting in the exception queue (state ON_HOLD), oldest first."""
+        return self.iter_orders(state="ON_HOLD", **filters)  # type: ignore[arg-type]
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _unary(
+        self,
+        rpc: Callable[..., T],
+        request: object,
+        timeout: float | _Default | None,
+        metadata: Metadata,
+        retry: RetryPolicy | _Default | None,
+        *,
+        safe: bool,
+    ) -> T:
+        policy = self._base._policy(retry, safe=safe)
+        budget = self._base._timeout_for(timeout)
+        deadline = None if budget is None else time.monotonic() + budget
+        backoffs = policy.backoffs()
+        md = self._base._metadata(metadata)
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return rpc(request, timeout=remaining, metadata=md)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            _sleep_or_raise(error, policy, backoffs, deadline)
+
+
+def _sleep_or_raise(
+    error: OrdergateError, policy: RetryPolicy, backoffs: Iterator[float], deadline: float | None
+) -> None:
+    delay = next(backoffs, None) if error.code in policy.retry_codes else None
+    if delay is None or (deadline is not None and time.monotonic() + delay >= deadline):
+        raise error
+    time.sleep(delay)
+
+
+class _BulkStream:
+    """One SubmitOrders session: lazily fed, bounded in flight, resumed after a broken stream."""
+
+    def __init__(
+        self,
+        client: Client,
+        source: Iterator[order_service_pb2.SubmitOrderRequest],
+        window: int,
+        metadata: Metadata,
+        retry: RetryPolicy | _Default | None,
+    ) -> None:
+        self._client = client
+        self._source = source
+        self._window = max(1, window)
+        self._metadata = client._base._metadata(metadata)
+        self._policy = client._base._policy(retry, safe=True)
+        self._pending: deque[order_service_pb2.SubmitOrderRequest] = deque()  # sent, unanswered
+        self._lock = threading.Lock()
+
+    def results(self) -> Iterator[BulkResult]:
+        backoffs = self._policy.backoffs()
+        resend: list[order_service_pb2.SubmitOrderRequest] = []
+        while True:
+            attempt = _Attempt(self._window)
+            requests = self._requests(attempt, resend)
+            try:
+                for reply in self._client._orders.SubmitOrders(requests, metadata=self._metadata):
+                    self._pending.popleft()
+                    attempt.slots.release()
+                    yield bulk_result(reply)
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            finally:
+                with self._lock:
+                    attempt.closed = True
+                    resend = list(self._pending)
+                for _ in range(self._window):  # wake a feeder waiting for a slot, so it ends
+                    attempt.slots.release()
+            _sleep_or_raise(error, self._policy, backoffs, None)
+
+    def _requests(
+        self, attempt: _Attempt, resend: list[order_service_pb2.SubmitOrderRequest]
+    ) -> Iterator[order_service_pb2.SubmitOrdersRequest]:
+        # Runs on gRPC's sending thread; gRPC pulls only as fast as flow control allows.
+        for request in resend:
+            attempt.slots.acquire()
+            if attempt.closed:
+                return
+            yield order_service_pb2.SubmitOrdersRequest(order=request)
+        while True:
+            attempt.slots.acquire()
+            with self._lock:
+                if attempt.closed:
+                    return
+                upcoming = next(self._source, None)
+                if upcoming is None:
+                    return
+                self._pending.append(upcoming)
+            yield order_service_pb2.SubmitOrdersRequest(order=upcoming)
+
+
+class _Attempt:
+    def __init__(self, window: int) -> None:
+        self.slots = threading.Semaphore(window)
+        self.closed = False

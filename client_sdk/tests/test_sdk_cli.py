@@ -1,0 +1,91 @@
+"""`ordergate-client` against a live server: output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from sdk_support import EXAMPLES, DemoServer, order_xml
+
+CLI = str(Path(sys.executable).parent / "ordergate-client")
+
+
+def run(demo: DemoServer, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, "--target", demo.target, "--api-key", demo.key if key is None else key, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def write(tmp_path: Path, name: str, xml: str) -> str:
+    path = tmp_path / name
+    path.write_text(xml, encoding="utf-8")
+    return str(path)
+
+
+def test_submit_accepted_exits_0_and_held_exits_1(demo: DemoServer, tmp_path: Path) -> None:
+    good = write(tmp_path, "good.xml", order_xml(f"CLI-{uuid.uuid4().hex[:6]}"))
+    accepted = run(demo, "submit", good)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "ACCEPTED" in accepted.stdout
+
+    held = run(demo, "submit", good, str(EXAMPLES / "invalid" / "unknown-sku.xml"))
+    assert held.returncode == 1
+    assert "(replayed)" in held.stdout  # the same file again: same derived request_id
+    assert "SKU_UNKNOWN lines[1].sku" in held.stdout
+
+
+def test_json_output_is_one_object_per_file(demo: DemoServer, tmp_path: Path) -> None:
+    path = write(tmp_path, "j.xml", order_xml(f"CLI-{uuid.uuid4().hex[:6]}"))
+    result = run(demo, "--json", "submit", path)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    document = json.loads(line)
+    assert document["file"] == path
+    assert document["order"]["state"] == "ORDER_STATE_ACCEPTED"
+
+    got = run(demo, "--json", "get", "--id", document["order"]["id"])
+    assert json.loads(got.stdout)["id"] == document["order"]["id"]
+
+
+def test_bulk_and_list_held(demo: DemoServer, tmp_path: Path) -> None:
+    held_id = f"CLI-H-{uuid.uuid4().hex[:6]}"
+    files = [
+        write(tmp_path, "a.xml", order_xml(f"CLI-{uuid.uuid4().hex[:6]}")),
+        write(tmp_path, "b.xml", order_xml(held_id, sku="NOPE")),
+    ]
+    bulk = run(demo, "submit", "--bulk", *files)
+    assert bulk.returncode == 1
+    assert bulk.stdout.count("ACCEPTED") == 1
+    listed = run(demo, "list-held")
+    assert listed.returncode == 0
+    assert held_id in listed.stdout
+
+
+def test_refused_exits_3_and_says_why(demo: DemoServer, tmp_path: Path) -> None:
+    path = write(tmp_path, "x.xml", order_xml("CLI-X"))
+    result = run(demo, "submit", path, key="og_0000_wrong")
+    assert result.returncode == 3
+    assert "UNAUTHENTICATED API_KEY_INVALID" in result.stderr
+
+
+def test_unreachable_exits_4(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.xml", order_xml("CLI-Y"))
+    result = subprocess.run(
+        [CLI, "--target", "127.0.0.1:9", "--timeout", "2", "submit", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 4
+    assert "cannot reach 127.0.0.1:9" in result.stderr
+
+
+def test_usage_errors_exit_2(demo: DemoServer, tmp_path: Path) -> None:
+    assert run(demo, "submit", str(tmp_path / "missing.xml")).returncode == 2
+    assert run(demo, "frobnicate").returncode == 2

@@ -1,0 +1,255 @@
+"""The SDK against a live server: results, errors, idempotent retries, bulk, async."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sdk_support import EXAMPLES, DemoServer, FlakyProxy, order_xml
+
+from ordergate import AsyncClient, Client, ConnectionConfig, RetryPolicy, errors
+from ordergate.v1 import order_pb2
+
+ACCEPTED = order_pb2.ORDER_STATE_ACCEPTED
+ON_HOLD = order_pb2.ORDER_STATE_ON_HOLD
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def client(demo: DemoServer) -> Iterator[Client]:
+    with Client(target=demo.target, api_key=demo.key) as client:
+        yield client
+
+
+def test_submit_from_path_bytes_and_str(client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "order.xml"
+    path.write_text(order_xml(unique("P")), encoding="utf-8")
+    assert client.submit_order(path).order.state == ACCEPTED
+    assert client.submit_order(order_xml(unique("B")).encode()).order.state == ACCEPTED
+    assert client.submit_order(order_xml(unique("S"))).order.state == ACCEPTED
+
+
+def test_a_str_is_xml_never_a_file_name(client: Client) -> None:
+    reply = client.submit_order(str(EXAMPLES / "minimal-order.xml"))
+    assert reply.order.state == ON_HOLD
+    assert reply.order.hold_reasons[0].code == "XML_MALFORMED"
+
+
+def test_a_held_order_is_a_result_not_an_exception(client: Client) -> None:
+    reply = client.submit_order(order_xml(unique("H"), sku="NOPE-1"))
+    assert reply.order.state == ON_HOLD
+    assert [(r.code, r.field) for r in reply.order.hold_reasons] == [
+        ("SKU_UNKNOWN", "lines[0].sku")
+    ]
+
+
+def test_the_derived_request_id_turns_a_retry_from_anywhere_into_a_replay(demo: DemoServer) -> None:
+    xml = order_xml(unique("R"))
+    with Client(target=demo.target, api_key=demo.key) as first:
+        original = first.submit_order(xml)
+    with Client(target=demo.target, api_key=demo.key) as after_a_crash:
+        again = after_a_crash.submit_order(xml)
+    assert not original.replayed
+    assert again.replayed
+    assert again.order.id == original.order.id
+
+
+def test_errors_carry_code_reason_and_field_violations(client: Client, demo: DemoServer) -> None:
+    request_id = str(uuid.uuid4())
+    client.submit_order(order_xml(unique("E")), request_id=request_id)
+    with pytest.raises(errors.InvalidArgumentError) as caught:
+        client.submit_order(order_xml(unique("E")), request_id=request_id)
+    assert caught.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert caught.value.field_violations[0].field == "request_id"
+
+    with (
+        Client(target=demo.target, api_key="og_0000_wrong") as stranger,
+        pytest.raises(errors.UnauthenticatedError) as denied,
+    ):
+        stranger.get_order(client_order_id="x")
+    assert denied.value.reason == "API_KEY_INVALID"
+    assert isinstance(denied.value, errors.OrdergateError)
+
+    with pytest.raises(errors.NotFoundError):
+        client.get_order(id=str(uuid.uuid4()))
+
+
+def test_duplicate_order_id_with_other_content_is_already_exists(client: Client) -> None:
+    order_id = unique("D")
+    client.submit_order(order_xml(order_id, quantity=1))
+    with pytest.raises(errors.AlreadyExistsError) as caught:
+        client.submit_order(order_xml(order_id, quantity=2))
+    assert caught.value.reason == "DUPLICATE_ORDER_ID"
+    assert caught.value.metadata["order_id"] == order_id
+
+
+def test_get_and_iterate_orders(client: Client) -> None:
+    held_ids = {client.submit_order(order_xml(unique("L"), sku="NOPE")).order.id for _ in range(5)}
+    got = client.get_order(id=next(iter(held_ids)))
+    assert got.state == ON_HOLD
+    listed = {o.id for o in client.iter_orders(state="ON_HOLD", page_size=2)}
+    assert held_ids <= listed
+    assert held_ids <= {o.id for o in client.list_held_orders()}
+
+
+def test_validate_only_stores_nothing(client: Client) -> None:
+    order_id = unique("V")
+    reply = client.submit_order(order_xml(order_id), validate_only=True)
+    assert reply.order.state == ACCEPTED
+    assert not reply.order.id
+    with pytest.raises(errors.NotFoundError):
+        client.get_order(client_order_id=order_id)
+
+
+def test_a_connection_killed_mid_call_still_makes_exactly_one_order(demo: DemoServer) -> None:
+    proxy = FlakyProxy(demo.target)
+    order_id = unique("K")
+    xml = order_xml(order_id)
+    proxy.cut_after(len(xml.encode()))  # the request reaches the server; the answer never returns
+    try:
+        with Client(target=proxy.target, api_key=demo.key) as client:
+            reply = client.submit_order(xml)
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
+    assert proxy.accepted >= 2  # the retry came in on a new connection
+    assert reply.replayed  # the server had made the order on the first attempt
+    with Client(target=demo.target, api_key=demo.key) as direct:
+        matching = [o for o in direct.iter_orders() if o.client_order_id == order_id]
+    assert [o.id for o in matching] == [reply.order.id]
+
+
+def test_unavailable_is_retried_with_backoff_then_succeeds(demo: DemoServer) -> None:
+    proxy = FlakyProxy(demo.target)
+    proxy.refuse(2)
+    try:
+        with Client(target=proxy.target, api_key=demo.key) as client:
+            reply = client.submit_order(order_xml(unique("U")))
+    finally:
+        proxy.close()
+    assert reply.order.state == ACCEPTED
+    assert proxy.accepted >= 3
+
+
+def test_without_retry_unavailable_is_raised(demo: DemoServer) -> None:
+    proxy = FlakyProxy(demo.target)
+    proxy.refuse(1)
+    try:
+        with (
+            Client(target=proxy.target, api_key=demo.key, retry=None) as client,
+            pytest.raises(errors.UnavailableError),
+        ):
+            client.submit_order(order_xml(unique("N")))
+    finally:
+        proxy.close()
+
+
+def test_an_unreachable_server_gives_up_within_the_retry_budget() -> None:
+    policy = RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.02)
+    with (
+        Client(ConnectionConfig(target="127.0.0.1:9"), retry=policy, timeout=5) as client,
+        pytest.raises(errors.UnavailableError),
+    ):
+        client.get_order(id="x")
+
+
+def test_bulk_submit_reads_lazily_and_answers_each_in_order(client: Client) -> None:
+    pulled = 0
+    answered = 0
+    in_flight_peak = 0
+    window = 8
+
+    def documents() -> Iterator[str]:
+        nonlocal pulled
+        for i in range(120):
+            pulled += 1
+            yield order_xml(unique(f"BULK{i}"), sku="NOPE" if i % 10 == 0 else "SKU-1004")
+
+    for result in client.submit_orders(documents(), window=window):
+        answered += 1
+        in_flight_peak = max(in_flight_peak, pulled - answered)
+        assert result.error is None
+        assert result.order is not None
+        expected = ON_HOLD if (answered - 1) % 10 == 0 else ACCEPTED
+        assert result.order.state == expected
+    assert answered == pulled == 120
+    assert in_flight_peak <= window  # never more than the window unanswered
+
+
+def test_bulk_submit_reports_a_refused_item_and_goes_on(client: Client) -> None:
+    order_id = unique("BD")
+    client.submit_order(order_xml(order_id, quantity=1))
+    docs = [order_xml(unique("B1")), order_xml(order_id, quantity=3), order_xml(unique("B2"))]
+    results = list(client.submit_orders(docs))
+    assert results[0].order is not None
+    assert results[0].order.state == ACCEPTED
+    assert isinstance(results[1].error, errors.AlreadyExistsError)
+    assert results[1].error.reason == "DUPLICATE_ORDER_ID"
+    assert results[2].order is not None
+    assert results[2].order.state == ACCEPTED
+
+
+def test_bulk_submit_resumes_after_a_broken_stream_without_doubling(demo: DemoServer) -> None:
+    proxy = FlakyProxy(demo.target)
+    docs = [order_xml(unique(f"BR{i}")) for i in range(20)]
+    proxy.cut_after(3 * len(docs[0].encode()))  # break the stream after a few orders went out
+    try:
+        with Client(target=proxy.target, api_key=demo.key) as client:
+            results = list(client.submit_orders(docs, window=4))
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
+    assert len(results) == 20
+    assert all(r.order is not None and r.order.state == ACCEPTED for r in results)
+    ids = [r.order.id for r in results if r.order is not None]
+    assert len(set(ids)) == 20
+
+
+def test_async_client_does_the_same(demo: DemoServer) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(target=demo.target, api_key=demo.key) as client:
+            xml = order_xml(unique("A"))
+            first = await client.submit_order(xml)
+            again = await client.submit_order(xml)
+            assert first.order.state == ACCEPTED
+            assert again.replayed
+            assert again.order.id == first.order.id
+            held = await client.submit_order(order_xml(unique("AH"), sku="NOPE"))
+            assert held.order.state == ON_HOLD
+            assert (await client.get_order(id=first.order.id)).id == first.order.id
+            ids = [o.id async for o in client.iter_orders(state="ON_HOLD", page_size=1)]
+            assert held.order.id in ids
+            results = [
+                r
+                async for r in client.submit_orders(
+                    [order_xml(unique(f"AB{i}")) for i in range(10)]
+                )
+            ]
+            assert [r.order.state for r in results if r.order] == [ACCEPTED] * 10
+            with pytest.raises(errors.AlreadyExistsError):
+                await client.submit_order(order_xml(first.order.client_order_id, quantity=9))
+
+    asyncio.run(scenario())
+
+
+def test_async_client_survives_a_killed_connection(demo: DemoServer) -> None:
+    proxy = FlakyProxy(demo.target)
+    xml = order_xml(unique("AK"))
+    proxy.cut_after(len(xml.encode()))
+
+    async def scenario() -> None:
+        async with AsyncClient(target=proxy.target, api_key=demo.key) as client:
+            reply = await client.submit_order(xml)
+            assert reply.replayed
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
