@@ -1,11 +1,14 @@
 # The two commands of the README:
 #   make demo   install into .venv and start the server on a fresh SQLite file with demo data
-#   make test   install into .venv and run every check: lint, format, types, protos, tests
+#   make test   install into .venv and run every check: lint, format, types, protos, tests,
+#               and the SDK's tests from an environment that has only the SDK
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint pytest install protos bench clean
+SDK_VENV ?= $(VENV)-sdk-only
+
+.PHONY: demo test lint pytest sdk-alone install protos bench clean
 
 $(BIN)/.installed: pyproject.toml client_sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +31,18 @@ lint: install
 pytest: install
 	$(BIN)/pytest
 
-test: lint pytest
+# The SDK installed alone, in a fresh environment with nothing of the server, running its own
+# tests against a server started from the main environment.
+sdk-alone: install
+	rm -rf $(SDK_VENV)
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet './client_sdk[test]'
+	@if $(SDK_VENV)/bin/pip list 2>/dev/null | grep -iE '^(ordergate |sqlalchemy|lxml|alembic|psycopg)'; then \
+		echo "the SDK environment holds server packages"; exit 1; fi
+	cd client_sdk && ORDERGATE_SERVER_BIN=$(abspath $(BIN))/ordergate \
+		../$(SDK_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. tests
+
+test: lint pytest sdk-alone
 
 # Regenerate client_sdk/src/ordergate/v1 from protos/ (commit the result).
 protos: install
@@ -38,4 +52,4 @@ bench: install
 	$(BIN)/python -m bench.submit_orders
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate
+	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate
