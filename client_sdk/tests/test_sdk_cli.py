@@ -89,3 +89,17 @@ def test_unreachable_exits_4(tmp_path: Path) -> None:
 def test_usage_errors_exit_2(demo: DemoServer, tmp_path: Path) -> None:
     assert run(demo, "submit", str(tmp_path / "missing.xml")).returncode == 2
     assert run(demo, "frobnicate").returncode == 2
+
+
+def test_stock_prints_levels_and_flags_unknown_codes(demo: DemoServer) -> None:
+    known = run(demo, "stock", "CUP-SET-6", "--location", "STORE-BER")
+    assert known.returncode == 0, known.stderr
+    assert "CUP-SET-6 (SKU-1001): available" in known.stdout
+    assert "STORE-BER=" in known.stdout
+    assert "WH-MAIN" not in known.stdout
+    unknown = run(demo, "--json", "stock", "SKU-1002", "NOPE")
+    assert unknown.returncode == 1
+    assert [json.loads(line).get("found", False) for line in unknown.stdout.splitlines()] == [
+        True,
+        False,
+    ]

@@ -253,3 +253,16 @@ def test_async_client_survives_a_killed_connection(demo: DemoServer) -> None:
     finally:
         proxy.close()
     assert proxy.cuts == 1
+
+
+def test_stock_levels_follow_a_submission(client: Client) -> None:
+    [before] = client.get_stock_levels(["SKU-1005"])
+    client.submit_order(order_xml(unique("SL"), sku="SKU-1005", quantity=3))
+    after, unknown = client.get_stock_levels(["SKU-1005", "NOPE-9"], location_codes=["WH-MAIN"])
+    assert after.total.allocated == before.total.allocated + 3
+    assert after.total.available == before.total.available - 3
+    assert not unknown.found
+    with pytest.raises(errors.InvalidArgumentError) as caught:
+        client.get_stock_levels([])
+    assert caught.value.reason == "CODES_MISSING"
+    assert [x.code for x in client.list_locations().locations] == ["WH-MAIN", "STORE-BER"]

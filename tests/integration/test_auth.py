@@ -11,7 +11,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import select
 
+from ordergate.v1 import inventory_service_pb2 as inventory_pb
 from ordergate.v1 import order_service_pb2 as pb
+from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate_server.api.permissions import ALLOWED_ROLES
 from ordergate_server.storage import Database
 from ordergate_server.storage import tables as t
@@ -31,6 +33,12 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
             iter([pb.SubmitOrdersRequest(order=pb.SubmitOrderRequest(request_id="x"))]), metadata=md
         )
     ),
+    "GetStockLevels": lambda api, md: InventoryServiceStub(api.channel).GetStockLevels(
+        inventory_pb.GetStockLevelsRequest(codes=["SKU-1001"]), metadata=md
+    ),
+    "ListLocations": lambda api, md: InventoryServiceStub(api.channel).ListLocations(
+        inventory_pb.ListLocationsRequest(), metadata=md
+    ),
     "GetOrder": lambda api, md: api.orders.GetOrder(
         pb.GetOrderRequest(client_order_id="T-1"), metadata=md
     ),
@@ -38,10 +46,16 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
 }
 
 
+SERVICES = [
+    pb.DESCRIPTOR.services_by_name["OrderService"],
+    inventory_pb.DESCRIPTOR.services_by_name["InventoryService"],
+]
+METHODS = {f"/{s.full_name}/{m.name}": m.name for s in SERVICES for m in s.methods}
+
+
 def test_every_rpc_of_ours_is_in_the_permission_table_and_tested_here() -> None:
-    service = pb.DESCRIPTOR.services_by_name["OrderService"]
-    assert {f"/ordergate.v1.OrderService/{m.name}" for m in service.methods} == set(ALLOWED_ROLES)
-    assert set(CALLS) == {m.name for m in service.methods}
+    assert set(METHODS) == set(ALLOWED_ROLES)
+    assert set(CALLS) == set(METHODS.values())
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))
@@ -69,7 +83,8 @@ def test_missing_or_bad_keys_are_unauthenticated(
 @pytest.mark.parametrize("role", ["website", "admin"])
 def test_roles_are_allowed_or_refused_per_rpc(api: Api, keys: Keys, method: str, role: str) -> None:
     key = keys.shop if role == "website" else keys.admin
-    allowed = role in {r.value for r in ALLOWED_ROLES[f"/ordergate.v1.OrderService/{method}"]}
+    full_name = next(name for name, short in METHODS.items() if short == method)
+    allowed = role in {r.value for r in ALLOWED_ROLES[full_name]}
     try:
         CALLS[method](api, auth(key))
     except grpc.RpcError as exc:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,7 +31,13 @@ from ._common import (
 from ._config import ConnectionConfig
 from ._errors import OrdergateError, from_rpc_error
 from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
-from .v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
+from .v1 import (
+    inventory_service_pb2,
+    inventory_service_pb2_grpc,
+    order_pb2,
+    order_service_pb2,
+    order_service_pb2_grpc,
+)
 
 T = TypeVar("T")
 
@@ -52,6 +66,7 @@ class AsyncClient:
         self.config = self._base.config
         self._channel = self.config.aio_channel()
         self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
+        self._inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -207,6 +222,40 @@ class AsyncClient:
     def list_held_orders(self, **filters: object) -> AsyncIterator[order_pb2.Order]:
         """Orders waiting in the exception queue (state ON_HOLD), oldest first."""
         return self.iter_orders(state="ON_HOLD", **filters)  # type: ignore[arg-type]
+
+    # --- InventoryService -------------------------------------------------------------------
+
+    async def get_stock_levels(
+        self,
+        codes: Sequence[str],
+        *,
+        location_codes: Sequence[str] = (),
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> list[inventory_service_pb2.ProductStock]:
+        """Stock of up to 1,000 SKUs, aliases or barcodes, per location and in total, in the
+        order asked; an unknown code comes back with `found` false."""
+        request = inventory_service_pb2.GetStockLevelsRequest(
+            codes=list(codes), location_codes=list(location_codes)
+        )
+        reply = await self._unary(self._inventory.GetStockLevels, request, timeout, metadata, retry)
+        return list(reply.items)
+
+    async def list_locations(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inventory_service_pb2.ListLocationsResponse:
+        """One page of stock locations, in allocation priority order."""
+        request = inventory_service_pb2.ListLocationsRequest(
+            page_size=page_size, page_token=page_token
+        )
+        return await self._unary(self._inventory.ListLocations, request, timeout, metadata, retry)
 
     async def _unary(
         self,

@@ -2,7 +2,8 @@
 
 Exit codes (also in docs/sdk.md):
   0  done; every submitted order ACCEPTED
-  1  done, but at least one submitted order is ON_HOLD (or a bulk item was refused)
+  1  done, but at least one submitted order is ON_HOLD (or a bulk item was refused, or a
+     stock code is unknown)
   2  usage error (bad arguments, unreadable file)
   3  the server refused the request (bad key, role, request_id reused, duplicate order ...)
   4  the server could not be reached or did not answer in time
@@ -64,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--customer", default="", help="customer account")
 
     commands.add_parser("list-held", help="list orders on hold, oldest first")
+
+    stock = commands.add_parser("stock", help="live stock of SKUs, aliases or barcodes")
+    stock.add_argument("codes", nargs="+")
+    stock.add_argument("--location", action="append", default=[], help="only this location")
     return parser
 
 
@@ -94,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(client: Client, args: argparse.Namespace) -> int:
     if args.command == "submit":
         return _submit(client, args)
+    if args.command == "stock":
+        return _stock(client, args)
     if args.command == "get":
         _show(client.get_order(id=args.id, client_order_id=args.order_id), args.json)
         return EXIT_OK
@@ -123,6 +130,20 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
         reply = client.submit_order(path, validate_only=args.validate_only)
         exit_code = max(exit_code, _show_submitted(path, reply, args.json))
     return exit_code
+
+
+def _stock(client: Client, args: argparse.Namespace) -> int:
+    """Exit 1 when a code is unknown, so a script notices."""
+    items = client.get_stock_levels(args.codes, location_codes=args.location)
+    for item in items:
+        if args.json:
+            print(json.dumps(_dict(item)))
+        elif not item.found:
+            print(f"{item.requested_code}: unknown")
+        else:
+            where = " ".join(f"{x.location_code}={x.available}/{x.on_hand}" for x in item.locations)
+            print(f"{item.requested_code} ({item.sku}): available {item.total.available} [{where}]")
+    return EXIT_OK if all(item.found for item in items) else EXIT_HELD
 
 
 def _show_submitted(path: Path, reply: Any, as_json: bool) -> int:

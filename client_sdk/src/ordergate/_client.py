@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -22,7 +22,13 @@ from ._common import (
 from ._config import ConnectionConfig
 from ._errors import OrdergateError, from_rpc_error
 from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
-from .v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
+from .v1 import (
+    inventory_service_pb2,
+    inventory_service_pb2_grpc,
+    order_pb2,
+    order_service_pb2,
+    order_service_pb2_grpc,
+)
 
 T = TypeVar("T")
 
@@ -59,6 +65,7 @@ class Client:
         self.config = self._base.config
         self._channel = self.config.channel()
         self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
+        self._inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -182,6 +189,44 @@ class Client:
     def list_held_orders(self, **filters: object) -> Iterator[order_pb2.Order]:
         """Orders waiting in the exception queue (state ON_HOLD), oldest first."""
         return self.iter_orders(state="ON_HOLD", **filters)  # type: ignore[arg-type]
+
+    # --- InventoryService -------------------------------------------------------------------
+
+    def get_stock_levels(
+        self,
+        codes: Sequence[str],
+        *,
+        location_codes: Sequence[str] = (),
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> list[inventory_service_pb2.ProductStock]:
+        """Stock of up to 1,000 SKUs, aliases or barcodes, per location and in total, in the
+        order asked; an unknown code comes back with `found` false."""
+        request = inventory_service_pb2.GetStockLevelsRequest(
+            codes=list(codes), location_codes=list(location_codes)
+        )
+        reply = self._unary(
+            self._inventory.GetStockLevels, request, timeout, metadata, retry, safe=True
+        )
+        return list(reply.items)
+
+    def list_locations(
+        self,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inventory_service_pb2.ListLocationsResponse:
+        """One page of stock locations, in allocation priority order."""
+        request = inventory_service_pb2.ListLocationsRequest(
+            page_size=page_size, page_token=page_token
+        )
+        return self._unary(
+            self._inventory.ListLocations, request, timeout, metadata, retry, safe=True
+        )
 
     # --- plumbing ---------------------------------------------------------------------------
 

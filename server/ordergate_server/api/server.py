@@ -14,7 +14,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
-from ordergate.v1 import order_service_pb2, order_service_pb2_grpc
+from ordergate.v1 import (
+    inventory_service_pb2,
+    inventory_service_pb2_grpc,
+    order_service_pb2,
+    order_service_pb2_grpc,
+)
 
 from ..config import Settings
 from ..formats import DocumentLimits
@@ -22,12 +27,16 @@ from ..service.auth import Authenticator
 from ..service.submit import SubmitLimits
 from ..storage import Database
 from .interceptors import AuthInterceptor, ErrorInterceptor
+from .inventory_servicer import InventoryServicer
 from .order_servicer import OrderServicer
 from .runner import inline, thread_pool
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,)
+SERVICE_NAMES = (
+    order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
+    inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+)
 # Room above the order limit for the rest of the request, so an oversize order gets our own
 # clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
 _MESSAGE_OVERHEAD = 64 * 1024
@@ -69,6 +78,9 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     run = thread_pool(threads) if threads > 0 else inline
     order_service_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(db, limits, run), server
+    )
+    inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
+        InventoryServicer(db, run), server
     )
 
     health_servicer = health_aio.HealthServicer()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from ..domain.model import Customer, Product
 from . import tables as t
@@ -160,3 +161,68 @@ def upsert_customers(conn: Connection, rows: list[dict[str, object]]) -> None:
         [{"requires_special_handling": False, **row} for row in rows],
         ["account"],
     )
+
+
+# --- reading stock (InventoryService) ------------------------------------------------------
+
+
+def resolve_any_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
+    """Canonical SKU per code, for codes that are a SKU, an alias or a barcode (a SKU wins)."""
+    codes = set(codes)
+    found = {
+        sku: sku
+        for (sku,) in conn.execute(select(t.products.c.sku).where(t.products.c.sku.in_(codes)))
+    }
+    rest = codes - set(found)
+    if rest:
+        rows = conn.execute(
+            select(t.product_codes.c.code, t.product_codes.c.sku).where(
+                t.product_codes.c.code.in_(rest)
+            )
+        )
+        found.update({code: sku for code, sku in rows})
+    return found
+
+
+@dataclass(frozen=True)
+class StockRow:
+    sku: str
+    location: str
+    on_hand: int
+    allocated: int
+
+
+def stock_rows(
+    conn: Connection, skus: Iterable[str], locations: Iterable[str] = ()
+) -> list[StockRow]:
+    """Stock records of `skus` (optionally only at `locations`), in location priority order."""
+    query = (
+        select(t.stock.c.sku, t.stock.c.location, t.stock.c.on_hand, t.stock.c.allocated)
+        .join(t.locations, t.locations.c.code == t.stock.c.location)
+        .where(t.stock.c.sku.in_(set(skus)))
+        .order_by(t.locations.c.priority, t.locations.c.code)
+    )
+    wanted = set(locations)
+    if wanted:
+        query = query.where(t.stock.c.location.in_(wanted))
+    return [StockRow(r.sku, r.location, r.on_hand, r.allocated) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class LocationRow:
+    code: str
+    name: str
+    priority: int
+
+
+def list_locations(
+    conn: Connection, *, after: tuple[int, str] | None, limit: int
+) -> list[LocationRow]:
+    """Locations in priority order, after the (priority, code) position `after`."""
+    l = t.locations.c  # noqa: E741
+    query = select(l.code, l.name, l.priority).order_by(l.priority, l.code).limit(limit)
+    if after is not None:
+        query = query.where(
+            or_(l.priority > after[0], and_(l.priority == after[0], l.code > after[1]))
+        )
+    return [LocationRow(r.code, r.name, r.priority) for r in conn.execute(query)]
