@@ -44,7 +44,8 @@ def server_binary() -> str:
 class DemoServer:
     process: subprocess.Popen[str]
     target: str
-    key: str
+    key: str  # website role, printed by --demo
+    admin_key: str  # made with `ordergate keys create` on the demo database
 
     def stop(self) -> None:
         self.process.terminate()
@@ -72,7 +73,24 @@ def start_demo_server(folder: Path) -> DemoServer:
             break
     assert target, (folder / "server.log").read_text()
     assert key, (folder / "server.log").read_text()
-    return DemoServer(process, target, key)
+    admin_key = subprocess.run(
+        [
+            server_binary(),
+            "--database-url",
+            f"sqlite:///{folder}/.ordergate/demo.sqlite3",
+            "keys",
+            "create",
+            "--client",
+            "sdk-admin",
+            "--role",
+            "admin",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=folder,
+    ).stdout.strip()
+    return DemoServer(process, target, key, admin_key)
 
 
 def order_xml(order_id: str, sku: str = "SKU-1004", quantity: int = 1) -> str:

@@ -266,3 +266,28 @@ def test_stock_levels_follow_a_submission(client: Client) -> None:
         client.get_stock_levels([])
     assert caught.value.reason == "CODES_MISSING"
     assert [x.code for x in client.list_locations().locations] == ["WH-MAIN", "STORE-BER"]
+
+
+def test_catalog_upserts_as_admin(demo: DemoServer, client: Client) -> None:
+    from ordergate.v1 import catalog_service_pb2 as cpb
+
+    product = cpb.Product(sku=unique("NEW"), name="New product", barcodes=[unique("BC")])
+    with Client(target=demo.target, api_key=demo.admin_key) as admin:
+        created = admin.upsert_products([product], batch_size=1)
+        again = admin.upsert_products([product])
+    assert (created.created, again.unchanged) == (1, 1)
+    [stock] = client.get_stock_levels([product.barcodes[0]])
+    assert stock.sku == product.sku
+    with pytest.raises(errors.PermissionDeniedError):
+        client.upsert_products([product])  # a website key may not change the catalog
+
+
+def test_async_catalog_upsert(demo: DemoServer) -> None:
+    from ordergate.v1 import catalog_service_pb2 as cpb
+
+    async def scenario() -> None:
+        async with AsyncClient(target=demo.target, api_key=demo.admin_key) as admin:
+            counts = await admin.upsert_products([cpb.Product(sku=unique("AS"), name="Async")])
+            assert counts.created == 1
+
+    asyncio.run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import select
 
+from ordergate.v1 import catalog_service_pb2 as catalog_pb
 from ordergate.v1 import inventory_service_pb2 as inventory_pb
 from ordergate.v1 import order_service_pb2 as pb
+from ordergate.v1.catalog_service_pb2_grpc import CatalogServiceStub
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate_server.api.permissions import ALLOWED_ROLES
 from ordergate_server.storage import Database
@@ -20,6 +23,12 @@ from ordergate_server.storage import tables as t
 
 from ..support import Api, Keys, auth, order_xml, rich_error
 from .stock import count
+
+
+def _catalog_call(name: str, api: Api, md: Any) -> object:
+    request = iter([]) if name == "UpsertProducts" else getattr(catalog_pb, f"{name}Request")()
+    return getattr(CatalogServiceStub(api.channel), name)(request, metadata=md)
+
 
 CALLS: dict[str, Callable[[Api, Any], object]] = {
     "SubmitOrder": lambda api, md: api.orders.SubmitOrder(
@@ -39,6 +48,17 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
     "ListLocations": lambda api, md: InventoryServiceStub(api.channel).ListLocations(
         inventory_pb.ListLocationsRequest(), metadata=md
     ),
+    **{
+        name: functools.partial(_catalog_call, name)
+        for name in (
+            "UpsertLocations",
+            "UpsertProducts",
+            "UpsertCustomers",
+            "UpsertPriceLists",
+            "UpsertContractPrices",
+            "UpsertCreditNotes",
+        )
+    },
     "GetOrder": lambda api, md: api.orders.GetOrder(
         pb.GetOrderRequest(client_order_id="T-1"), metadata=md
     ),
@@ -49,6 +69,7 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
 SERVICES = [
     pb.DESCRIPTOR.services_by_name["OrderService"],
     inventory_pb.DESCRIPTOR.services_by_name["InventoryService"],
+    catalog_pb.DESCRIPTOR.services_by_name["CatalogService"],
 ]
 METHODS = {f"/{s.full_name}/{m.name}": m.name for s in SERVICES for m in s.methods}
 

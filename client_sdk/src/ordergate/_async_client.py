@@ -32,6 +32,8 @@ from ._config import ConnectionConfig
 from ._errors import OrdergateError, from_rpc_error
 from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
 from .v1 import (
+    catalog_service_pb2,
+    catalog_service_pb2_grpc,
     inventory_service_pb2,
     inventory_service_pb2_grpc,
     order_pb2,
@@ -67,6 +69,7 @@ class AsyncClient:
         self._channel = self.config.aio_channel()
         self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
         self._inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._channel)
+        self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -256,6 +259,102 @@ class AsyncClient:
             page_size=page_size, page_token=page_token
         )
         return await self._unary(self._inventory.ListLocations, request, timeout, metadata, retry)
+
+    # --- CatalogService (admin) -------------------------------------------------------------
+    # Upserts are idempotent (the same content again changes nothing), so they are retried
+    # like reads.
+
+    async def upsert_locations(
+        self,
+        locations: Sequence[inventory_service_pb2.Location],
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> catalog_service_pb2.SyncCounts:
+        """Create or update stock locations."""
+        request = catalog_service_pb2.UpsertLocationsRequest(locations=locations)
+        reply = await self._unary(self._catalog.UpsertLocations, request, timeout, metadata, retry)
+        return reply.counts
+
+    async def upsert_products(
+        self,
+        products: Sequence[catalog_service_pb2.Product],
+        *,
+        batch_size: int = 1000,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> catalog_service_pb2.SyncCounts:
+        """Create or update products, streamed in batches; all of them or none are applied."""
+        batches = [
+            catalog_service_pb2.UpsertProductsRequest(products=products[i : i + batch_size])
+            for i in range(0, len(products), batch_size)
+        ]
+        reply = await self._unary(
+            lambda _, **kw: self._catalog.UpsertProducts(iter(batches), **kw),
+            None,
+            timeout,
+            metadata,
+            retry,
+        )
+        return reply.counts
+
+    async def upsert_customers(
+        self,
+        customers: Sequence[catalog_service_pb2.Customer],
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> catalog_service_pb2.SyncCounts:
+        """Create or update customers."""
+        request = catalog_service_pb2.UpsertCustomersRequest(customers=customers)
+        reply = await self._unary(self._catalog.UpsertCustomers, request, timeout, metadata, retry)
+        return reply.counts
+
+    async def upsert_price_lists(
+        self,
+        price_lists: Sequence[catalog_service_pb2.PriceList],
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> catalog_service_pb2.SyncCounts:
+        """Create or update price lists (each list's entries are replaced)."""
+        request = catalog_service_pb2.UpsertPriceListsRequest(price_lists=price_lists)
+        reply = await self._unary(self._catalog.UpsertPriceLists, request, timeout, metadata, retry)
+        return reply.counts
+
+    async def upsert_contract_prices(
+        self,
+        contract_prices: Sequence[catalog_service_pb2.ContractPrice],
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> catalog_service_pb2.SyncCounts:
+        """Replace the contract prices of the customers named."""
+        request = catalog_service_pb2.UpsertContractPricesRequest(contract_prices=contract_prices)
+        reply = await self._unary(
+            self._catalog.UpsertContractPrices, request, timeout, metadata, retry
+        )
+        return reply.counts
+
+    async def upsert_credit_notes(
+        self,
+        credit_notes: Sequence[catalog_service_pb2.CreditNote],
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> catalog_service_pb2.SyncCounts:
+        """Create or update credit notes."""
+        request = catalog_service_pb2.UpsertCreditNotesRequest(credit_notes=credit_notes)
+        reply = await self._unary(
+            self._catalog.UpsertCreditNotes, request, timeout, metadata, retry
+        )
+        return reply.counts
 
     async def _unary(
         self,

@@ -12,6 +12,17 @@ ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     "/ordergate.v1.OrderService/SubmitOrders": frozenset({Role.WEBSITE}),
     "/ordergate.v1.OrderService/GetOrder": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.OrderService/ListOrders": frozenset({Role.WEBSITE, Role.ADMIN}),
+    **{
+        f"/ordergate.v1.CatalogService/{name}": frozenset({Role.ADMIN})
+        for name in (
+            "UpsertLocations",
+            "UpsertProducts",
+            "UpsertCustomers",
+            "UpsertPriceLists",
+            "UpsertContractPrices",
+            "UpsertCreditNotes",
+        )
+    },
     "/ordergate.v1.InventoryService/GetStockLevels": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.InventoryService/ListLocations": frozenset({Role.WEBSITE, Role.ADMIN}),
 }

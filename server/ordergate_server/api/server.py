@@ -15,6 +15,8 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from ordergate.v1 import (
+    catalog_service_pb2,
+    catalog_service_pb2_grpc,
     inventory_service_pb2,
     inventory_service_pb2_grpc,
     order_service_pb2,
@@ -26,6 +28,7 @@ from ..formats import DocumentLimits
 from ..service.auth import Authenticator
 from ..service.submit import SubmitLimits
 from ..storage import Database
+from .catalog_servicer import CatalogServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor
 from .inventory_servicer import InventoryServicer
 from .order_servicer import OrderServicer
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAMES = (
     order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
     inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+    catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
 )
 # Room above the order limit for the rest of the request, so an oversize order gets our own
 # clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
@@ -82,6 +86,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(db, run), server
     )
+    catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(db, run), server)
 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -91,6 +91,18 @@ products = Table(
     Column("sku", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("requires_special_handling", Boolean, nullable=False, default=False),
+    # The base list price (last in price precedence), a decimal string, and its currency.
+    Column("list_price", String(32), nullable=True),
+    Column("list_currency", String(3), nullable=True),
+)
+
+# A bundle (kit) is a product made of components; it has no stock of its own.
+bundle_components = Table(
+    "bundle_components",
+    metadata,
+    Column("bundle_sku", ForeignKey("products.sku"), primary_key=True),
+    Column("component_sku", ForeignKey("products.sku"), primary_key=True),
+    Column("quantity", Integer, nullable=False),
 )
 
 # Other codes that name a product: aliases (kind 'alias', matched against <Sku>) and barcodes
@@ -110,6 +122,72 @@ customers = Table(
     Column("name", String(200), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("requires_special_handling", Boolean, nullable=False, default=False),
+    # The website client the customer buys through (NULL: not tied to one).
+    Column("client_id", ForeignKey("clients.id"), nullable=True, index=True),
+    Column("price_list", String(64), nullable=True),
+)
+
+price_lists = Table(
+    "price_lists",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+
+# One price of a SKU on a price list: from `min_quantity` pieces up (a quantity break), valid
+# from `valid_from` (inclusive) to `valid_to` (exclusive; NULL for open-ended).
+price_list_entries = Table(
+    "price_list_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("price_list", ForeignKey("price_lists.code"), nullable=False),
+    Column("sku", ForeignKey("products.sku"), nullable=False),
+    Column("min_quantity", Integer, nullable=False),
+    Column("unit_price", String(32), nullable=False),
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("valid_to", UtcDateTime, nullable=True),
+    UniqueConstraint("price_list", "sku", "min_quantity", "valid_from"),
+)
+
+contract_prices = Table(
+    "contract_prices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer", ForeignKey("customers.account"), nullable=False),
+    Column("sku", ForeignKey("products.sku"), nullable=False),
+    Column("unit_price", String(32), nullable=False),
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("valid_to", UtcDateTime, nullable=True),
+    UniqueConstraint("customer", "sku", "valid_from"),
+)
+
+credit_notes = Table(
+    "credit_notes",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the ERP's credit note number
+    Column("customer", ForeignKey("customers.account"), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", String(32), nullable=False),
+    Column("remaining", String(32), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=True),
+)
+
+# Who changed what, when and why. Written in the same transaction as the change.
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("action", String(60), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Index(None, "subject", "seq"),
 )
 
 stock = Table(

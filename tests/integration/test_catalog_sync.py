@@ -1,0 +1,201 @@
+"""CatalogService: idempotent, validated, audited bulk upserts, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from ordergate.v1 import catalog_service_pb2 as cpb
+from ordergate.v1 import inventory_service_pb2 as ipb
+from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
+from ordergate_server.storage import Database, audit
+
+from ..support import Api, Keys, auth, rich_error
+from .catalog_api import Catalog, counts
+from .stock import count
+
+
+@pytest.fixture
+def catalog(api: Api, keys: Keys) -> Catalog:
+    return Catalog(api, keys.admin)
+
+
+def kit() -> cpb.Product:
+    return cpb.Product(
+        sku="KIT-1",
+        name="Barista kit",
+        barcodes=["4006381399999"],
+        aliases=["BARISTA"],
+        components=[
+            cpb.BundleComponent(sku="SKU-1001", quantity=1),
+            cpb.BundleComponent(sku="SKU-1002", quantity=2),
+        ],
+        list_price="79.00",
+        list_currency="EUR",
+    )
+
+
+def test_upserts_are_idempotent_and_audit_only_real_changes(catalog: Catalog, db: Database) -> None:
+    assert counts(catalog.products(kit())) == (1, 0, 0)
+    assert counts(catalog.products(kit())) == (0, 0, 1)  # the same again: nothing changes
+    changed = kit()
+    changed.name = "Barista kit (2026)"
+    assert counts(catalog.products(changed)) == (0, 1, 0)
+
+    with db.reader() as conn:
+        entries = audit.entries_for(conn, "product/KIT-1")
+    assert [(e.action, e.actor, e.role) for e in entries] == [
+        ("product.create", "ops-admin", "admin"),
+        ("product.update", "ops-admin", "admin"),
+    ]
+    assert entries[0].before is None
+    assert entries[1].before["name"] == "Barista kit"
+    assert entries[1].after["name"] == "Barista kit (2026)"
+    assert entries[1].after["components"] == [["SKU-1001", 1], ["SKU-1002", 2]]
+
+
+def test_new_codes_resolve_in_stock_queries(api: Api, catalog: Catalog) -> None:
+    catalog.products(kit())
+    stub = InventoryServiceStub(api.channel)
+    items = stub.GetStockLevels(
+        ipb.GetStockLevelsRequest(codes=["BARISTA", "4006381399999"]), metadata=auth(api.key)
+    ).items
+    assert [(i.sku, i.found) for i in items] == [("KIT-1", True), ("KIT-1", True)]
+
+
+def test_ten_thousand_products_in_one_call(api: Api, catalog: Catalog, db: Database) -> None:
+    products = [
+        cpb.Product(sku=f"BULK-{n:05d}", name=f"Bulk product {n}", barcodes=[f"2{n:012d}"])
+        for n in range(10_000)
+    ]
+    assert counts(catalog.products(*products)) == (10_000, 0, 0)
+    assert count(db, "products") >= 10_000
+    assert count(db, "audit_entries") == 10_000
+    again = catalog.products(*products)
+    assert counts(again) == (0, 0, 10_000)
+    assert count(db, "audit_entries") == 10_000
+
+
+@pytest.mark.parametrize(
+    ("product", "field"),
+    [
+        (cpb.Product(sku="", name="x"), "products[1].sku"),
+        (cpb.Product(sku="X-1", name=""), "products[1].name"),
+        (
+            cpb.Product(sku="X-1", name="x", list_price="1", list_currency="euro"),
+            "products[1].list_currency",
+        ),
+        (
+            cpb.Product(
+                sku="X-1", name="x", components=[cpb.BundleComponent(sku="NOPE", quantity=1)]
+            ),
+            "products.components",
+        ),
+        (
+            cpb.Product(
+                sku="X-1", name="x", components=[cpb.BundleComponent(sku="SKU-1001", quantity=0)]
+            ),
+            "products[1].components[0].quantity",
+        ),
+        (
+            cpb.Product(sku="X-1", name="x", barcodes=["4006381333931"]),
+            "products.codes",
+        ),  # SKU-1001's
+        (cpb.Product(sku="X-1", name="x", aliases=["SKU-1002"]), "products.codes"),
+    ],
+)
+def test_invalid_products_change_nothing_and_name_the_field(
+    catalog: Catalog, db: Database, product: cpb.Product, field: str
+) -> None:
+    before = count(db, "products")
+    with pytest.raises(grpc.RpcError) as caught:
+        catalog.products(cpb.Product(sku="OK-1", name="fine"), product)
+    error = rich_error(caught.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.reason == "CATALOG_INVALID"
+    assert field in [f for f, _ in error.field_violations]
+    assert count(db, "products") == before  # OK-1 was not stored either
+
+
+def test_customers_price_lists_contract_prices_and_credit_notes(
+    catalog: Catalog, db: Database
+) -> None:
+    assert counts(
+        catalog.price_lists(
+            cpb.PriceList(
+                code="EU-B2B",
+                name="EU wholesale",
+                currency="EUR",
+                entries=[
+                    cpb.PriceListEntry(sku="SKU-1001", min_quantity=1, unit_price="25.00"),
+                    cpb.PriceListEntry(sku="SKU-1001", min_quantity=10, unit_price="22.50"),
+                ],
+            )
+        )
+    ) == (1, 0, 0)
+    assert counts(
+        catalog.customers(
+            cpb.Customer(
+                account="C-9", name="Neu GmbH", currency="EUR", client="shop-a", price_list="EU-B2B"
+            )
+        )
+    ) == (1, 0, 0)
+    assert counts(
+        catalog.contract_prices(
+            cpb.ContractPrice(customer_account="C-9", sku="SKU-1002", unit_price="9.99")
+        )
+    ) == (1, 0, 0)
+    assert counts(
+        catalog.credit_notes(
+            cpb.CreditNote(
+                id="CN-1", customer_account="C-9", currency="EUR", amount="50.00", remaining="20.00"
+            )
+        )
+    ) == (1, 0, 0)
+    assert counts(
+        catalog.contract_prices(
+            cpb.ContractPrice(customer_account="C-9", sku="SKU-1002", unit_price="9.99")
+        )
+    ) == (0, 0, 1)
+    with db.reader() as conn:
+        assert [e.action for e in audit.entries_for(conn, "customer/C-9")] == ["customer.create"]
+        assert audit.entries_for(conn, "contract_prices/C-9")[0].after == {
+            "prices": [["SKU-1002", "9.99", "1970-01-01T00:00:00+00:00", None]]
+        }
+
+
+@pytest.mark.parametrize(
+    ("customer", "field"),
+    [
+        (
+            cpb.Customer(account="C-8", name="x", currency="EUR", client="nobody"),
+            "customers[0].client",
+        ),
+        (
+            cpb.Customer(account="C-8", name="x", currency="EUR", price_list="NOPE"),
+            "customers[0].price_list",
+        ),
+        (cpb.Customer(account="C-8", name="x", currency="eur"), "customers[0].currency"),
+    ],
+)
+def test_invalid_customers_are_refused(
+    catalog: Catalog, customer: cpb.Customer, field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        catalog.customers(customer)
+    assert field in [f for f, _ in rich_error(caught.value).field_violations]
+
+
+def test_bad_decimals_and_balances_are_refused(catalog: Catalog) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        catalog.credit_notes(
+            cpb.CreditNote(
+                id="CN-2", customer_account="C-1001", currency="EUR", amount="10", remaining="11"
+            )
+        )
+    assert rich_error(caught.value).field_violations[0][0] == "credit_notes[0].remaining"
+    with pytest.raises(grpc.RpcError) as caught:
+        catalog.contract_prices(
+            cpb.ContractPrice(customer_account="C-1001", sku="SKU-1001", unit_price="cheap")
+        )
+    assert rich_error(caught.value).field_violations[0][0] == "contract_prices[0].unit_price"
