@@ -59,13 +59,18 @@ class Keys:
 
 
 def seed_demo(db: Database) -> Keys:
-    """The demo catalog plus two website clients and an admin."""
-    load_catalog(db, read_catalog_file(DEMO_CATALOG))
-    return Keys(
+    """The demo catalog plus two website clients and an admin; the demo's customers belong to
+    website shop-a here."""
+    keys = Keys(
         shop=create_api_key(db, "shop-a", Role.WEBSITE),
         other_shop=create_api_key(db, "shop-b", Role.WEBSITE),
         admin=create_api_key(db, "ops-admin", Role.ADMIN),
     )
+    data = read_catalog_file(DEMO_CATALOG)
+    for customer in data["customers"]:
+        customer["client"] = "shop-a"
+    load_catalog(db, data)
+    return keys
 
 
 def auth(key: str) -> tuple[tuple[str, str], ...]:

@@ -103,3 +103,13 @@ def test_stock_prints_levels_and_flags_unknown_codes(demo: DemoServer) -> None:
         True,
         False,
     ]
+
+
+def test_prices_prints_each_item_and_flags_missing_ones(demo: DemoServer) -> None:
+    priced = run(demo, "prices", "C-1001", "SKU-1001=12", "CUP-SET-6=1")
+    assert priced.returncode == 0, priced.stderr
+    assert "SKU-1001 x12: 29.50 EUR (price list EU-B2B, from 12 pieces)" in priced.stdout
+    missing = run(demo, "prices", "C-1001", "NOPE=1")
+    assert missing.returncode == 1
+    assert "NOPE x1: unknown" in missing.stdout
+    assert run(demo, "prices", "C-1001", "SKU-1001").returncode == 2

@@ -291,3 +291,17 @@ def test_async_catalog_upsert(demo: DemoServer) -> None:
             assert counts.created == 1
 
     asyncio.run(scenario())
+
+
+def test_customer_prices_and_credit(client: Client) -> None:
+    reply = client.get_customer_prices("C-1001", [("SKU-1001", 12), ("SKU-1002", 1), ("NOPE", 1)])
+    assert reply.currency == "EUR"
+    assert [(i.sku, i.unit_price, i.rule) for i in reply.items[:2]] == [
+        ("SKU-1001", "29.50", "price list EU-B2B, from 12 pieces"),
+        ("SKU-1002", "11.00", "contract price"),
+    ]
+    assert not reply.items[2].found
+    credit = client.list_credit_notes("C-1001")
+    assert [(b.currency, b.remaining) for b in credit.balances] == [("EUR", "20.00")]
+    with pytest.raises(errors.NotFoundError):
+        client.get_customer_prices("C-UNKNOWN", [("SKU-1001", 1)])

@@ -17,6 +17,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.
 def environment(demo: DemoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDERGATE_TARGET", demo.target)
     monkeypatch.setenv("ORDERGATE_API_KEY", demo.key)
+    monkeypatch.setenv("ORDERGATE_ADMIN_KEY", demo.admin_key)
     monkeypatch.chdir(REPO)
 
 

@@ -98,8 +98,8 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
     db.migrate()
     demo_key = ""
     if demo:
+        demo_key = create_api_key(db, DEMO_CLIENT, Role.WEBSITE, "demo")  # the customers' client
         load_catalog(db, read_catalog_file(DEMO_CATALOG))
-        demo_key = create_api_key(db, DEMO_CLIENT, Role.WEBSITE, "demo")
 
     def announce(port: int) -> None:
         host = settings.listen.rsplit(":", 1)[0]

@@ -15,8 +15,10 @@ from sqlalchemy import select
 from ordergate.v1 import catalog_service_pb2 as catalog_pb
 from ordergate.v1 import inventory_service_pb2 as inventory_pb
 from ordergate.v1 import order_service_pb2 as pb
+from ordergate.v1 import pricing_service_pb2 as pricing_pb
 from ordergate.v1.catalog_service_pb2_grpc import CatalogServiceStub
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
+from ordergate.v1.pricing_service_pb2_grpc import PricingServiceStub
 from ordergate_server.api.permissions import ALLOWED_ROLES
 from ordergate_server.storage import Database
 from ordergate_server.storage import tables as t
@@ -59,6 +61,15 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
             "UpsertCreditNotes",
         )
     },
+    "GetCustomerPrices": lambda api, md: PricingServiceStub(api.channel).GetCustomerPrices(
+        pricing_pb.GetCustomerPricesRequest(
+            customer_account="C-1001", items=[pricing_pb.PriceQuery(code="SKU-1001", quantity=1)]
+        ),
+        metadata=md,
+    ),
+    "ListCreditNotes": lambda api, md: PricingServiceStub(api.channel).ListCreditNotes(
+        pricing_pb.ListCreditNotesRequest(customer_account="C-1001"), metadata=md
+    ),
     "GetOrder": lambda api, md: api.orders.GetOrder(
         pb.GetOrderRequest(client_order_id="T-1"), metadata=md
     ),
@@ -70,6 +81,7 @@ SERVICES = [
     pb.DESCRIPTOR.services_by_name["OrderService"],
     inventory_pb.DESCRIPTOR.services_by_name["InventoryService"],
     catalog_pb.DESCRIPTOR.services_by_name["CatalogService"],
+    pricing_pb.DESCRIPTOR.services_by_name["PricingService"],
 ]
 METHODS = {f"/{s.full_name}/{m.name}": m.name for s in SERVICES for m in s.methods}
 

@@ -14,6 +14,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -39,6 +40,8 @@ from .v1 import (
     order_pb2,
     order_service_pb2,
     order_service_pb2_grpc,
+    pricing_service_pb2,
+    pricing_service_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -70,6 +73,7 @@ class AsyncClient:
         self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
         self._inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._channel)
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(self._channel)
+        self._pricing = pricing_service_pb2_grpc.PricingServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -355,6 +359,43 @@ class AsyncClient:
             self._catalog.UpsertCreditNotes, request, timeout, metadata, retry
         )
         return reply.counts
+
+    # --- PricingService ---------------------------------------------------------------------
+
+    async def get_customer_prices(
+        self,
+        customer_account: str,
+        items: Sequence[tuple[str, int]],
+        *,
+        price_time: datetime | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> pricing_service_pb2.GetCustomerPricesResponse:
+        """Unit price, currency and rule for each (code, quantity), for one customer."""
+        request = pricing_service_pb2.GetCustomerPricesRequest(
+            customer_account=customer_account,
+            items=[pricing_service_pb2.PriceQuery(code=c, quantity=q) for c, q in items],
+        )
+        if price_time is not None:
+            request.price_time.FromDatetime(price_time)
+        return await self._unary(self._pricing.GetCustomerPrices, request, timeout, metadata, retry)
+
+    async def list_credit_notes(
+        self,
+        customer_account: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> pricing_service_pb2.ListCreditNotesResponse:
+        """A customer's open credit notes and the remaining balance per currency."""
+        request = pricing_service_pb2.ListCreditNotesRequest(
+            customer_account=customer_account, page_size=page_size, page_token=page_token
+        )
+        return await self._unary(self._pricing.ListCreditNotes, request, timeout, metadata, retry)
 
     async def _unary(
         self,

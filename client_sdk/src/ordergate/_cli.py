@@ -3,7 +3,7 @@
 Exit codes (also in docs/sdk.md):
   0  done; every submitted order ACCEPTED
   1  done, but at least one submitted order is ON_HOLD (or a bulk item was refused, or a
-     stock code is unknown)
+     stock code is unknown, or an item has no price)
   2  usage error (bad arguments, unreadable file)
   3  the server refused the request (bad key, role, request_id reused, duplicate order ...)
   4  the server could not be reached or did not answer in time
@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list-held", help="list orders on hold, oldest first")
 
+    prices = commands.add_parser("prices", help="a customer's prices: CODE=QUANTITY ...")
+    prices.add_argument("customer")
+    prices.add_argument("items", nargs="+", metavar="CODE=QUANTITY")
+
     stock = commands.add_parser("stock", help="live stock of SKUs, aliases or barcodes")
     stock.add_argument("codes", nargs="+")
     stock.add_argument("--location", action="append", default=[], help="only this location")
@@ -99,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(client: Client, args: argparse.Namespace) -> int:
     if args.command == "submit":
         return _submit(client, args)
+    if args.command == "prices":
+        return _prices(client, args)
     if args.command == "stock":
         return _stock(client, args)
     if args.command == "get":
@@ -130,6 +136,30 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
         reply = client.submit_order(path, validate_only=args.validate_only)
         exit_code = max(exit_code, _show_submitted(path, reply, args.json))
     return exit_code
+
+
+def _prices(client: Client, args: argparse.Namespace) -> int:
+    """Exit 1 when an item has no price (unknown product or no rule), so a script notices."""
+    items = []
+    for item in args.items:
+        code, _, quantity = item.rpartition("=")
+        if not code or not quantity.isdigit():
+            print(f"error: {item!r} is not CODE=QUANTITY", file=sys.stderr)
+            return EXIT_USAGE
+        items.append((code, int(quantity)))
+    reply = client.get_customer_prices(args.customer, items)
+    for price in reply.items:
+        if args.json:
+            print(json.dumps(_dict(price)))
+        elif price.priced:
+            print(
+                f"{price.requested_code} x{price.quantity}: {price.unit_price} {price.currency} "
+                f"({price.rule})"
+            )
+        else:
+            missing = "no price" if price.found else "unknown"
+            print(f"{price.requested_code} x{price.quantity}: {missing}")
+    return EXIT_OK if all(price.priced for price in reply.items) else EXIT_HELD
 
 
 def _stock(client: Client, args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import TypeVar
 
@@ -30,6 +31,8 @@ from .v1 import (
     order_pb2,
     order_service_pb2,
     order_service_pb2_grpc,
+    pricing_service_pb2,
+    pricing_service_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -69,6 +72,7 @@ class Client:
         self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
         self._inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._channel)
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(self._channel)
+        self._pricing = pricing_service_pb2_grpc.PricingServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -333,6 +337,47 @@ class Client:
             self._catalog.UpsertCreditNotes, request, timeout, metadata, retry, safe=True
         )
         return reply.counts
+
+    # --- PricingService ---------------------------------------------------------------------
+
+    def get_customer_prices(
+        self,
+        customer_account: str,
+        items: Sequence[tuple[str, int]],
+        *,
+        price_time: datetime | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> pricing_service_pb2.GetCustomerPricesResponse:
+        """Unit price, currency and rule for each (code, quantity), for one customer."""
+        request = pricing_service_pb2.GetCustomerPricesRequest(
+            customer_account=customer_account,
+            items=[pricing_service_pb2.PriceQuery(code=c, quantity=q) for c, q in items],
+        )
+        if price_time is not None:
+            request.price_time.FromDatetime(price_time)
+        return self._unary(
+            self._pricing.GetCustomerPrices, request, timeout, metadata, retry, safe=True
+        )
+
+    def list_credit_notes(
+        self,
+        customer_account: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> pricing_service_pb2.ListCreditNotesResponse:
+        """A customer's open credit notes and the remaining balance per currency."""
+        request = pricing_service_pb2.ListCreditNotesRequest(
+            customer_account=customer_account, page_size=page_size, page_token=page_token
+        )
+        return self._unary(
+            self._pricing.ListCreditNotes, request, timeout, metadata, retry, safe=True
+        )
 
     # --- plumbing ---------------------------------------------------------------------------
 

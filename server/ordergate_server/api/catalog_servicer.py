@@ -83,7 +83,11 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
     ) -> pb.UpsertLocationsResponse:
         specs = [LocationSpec(x.code, x.name, x.priority) for x in request.locations]
         counts = await self._run(
-            catalog_sync.upsert_locations, self._db, current_principal(), specs
+            catalog_sync.in_transaction,
+            self._db,
+            catalog_sync.upsert_locations,
+            current_principal(),
+            specs,
         )
         return pb.UpsertLocationsResponse(counts=_counts(counts))
 
@@ -94,7 +98,9 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
         specs: list[ProductSpec] = []
         async for batch in requests:
             specs.extend(_product(p, len(specs) + i) for i, p in enumerate(batch.products))
-        counts = await self._run(catalog_sync.upsert_products, self._db, principal, specs)
+        counts = await self._run(
+            catalog_sync.in_transaction, self._db, catalog_sync.upsert_products, principal, specs
+        )
         return pb.UpsertProductsResponse(counts=_counts(counts))
 
     async def UpsertCustomers(
@@ -107,7 +113,11 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
             for c in request.customers
         ]
         counts = await self._run(
-            catalog_sync.upsert_customers, self._db, current_principal(), specs
+            catalog_sync.in_transaction,
+            self._db,
+            catalog_sync.upsert_customers,
+            current_principal(),
+            specs,
         )
         return pb.UpsertCustomersResponse(counts=_counts(counts))
 
@@ -135,7 +145,11 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
             for i, p in enumerate(request.price_lists)
         ]
         counts = await self._run(
-            catalog_sync.upsert_price_lists, self._db, current_principal(), specs
+            catalog_sync.in_transaction,
+            self._db,
+            catalog_sync.upsert_price_lists,
+            current_principal(),
+            specs,
         )
         return pb.UpsertPriceListsResponse(counts=_counts(counts))
 
@@ -153,7 +167,11 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
             for i, c in enumerate(request.contract_prices)
         ]
         counts = await self._run(
-            catalog_sync.upsert_contract_prices, self._db, current_principal(), specs
+            catalog_sync.in_transaction,
+            self._db,
+            catalog_sync.upsert_contract_prices,
+            current_principal(),
+            specs,
         )
         return pb.UpsertContractPricesResponse(counts=_counts(counts))
 
@@ -173,6 +191,10 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
             for i, n in enumerate(request.credit_notes)
         ]
         counts = await self._run(
-            catalog_sync.upsert_credit_notes, self._db, current_principal(), specs
+            catalog_sync.in_transaction,
+            self._db,
+            catalog_sync.upsert_credit_notes,
+            current_principal(),
+            specs,
         )
         return pb.UpsertCreditNotesResponse(counts=_counts(counts))

@@ -21,6 +21,8 @@ from ordergate.v1 import (
     inventory_service_pb2_grpc,
     order_service_pb2,
     order_service_pb2_grpc,
+    pricing_service_pb2,
+    pricing_service_pb2_grpc,
 )
 
 from ..config import Settings
@@ -32,6 +34,7 @@ from .catalog_servicer import CatalogServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor
 from .inventory_servicer import InventoryServicer
 from .order_servicer import OrderServicer
+from .pricing_servicer import PricingServicer
 from .runner import inline, thread_pool
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ SERVICE_NAMES = (
     order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
     inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
     catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
+    pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name,
 )
 # Room above the order limit for the rest of the request, so an oversize order gets our own
 # clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
@@ -87,6 +91,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         InventoryServicer(db, run), server
     )
     catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(db, run), server)
+    pricing_service_pb2_grpc.add_PricingServiceServicer_to_server(PricingServicer(db, run), server)
 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,8 +1,10 @@
 """The ERP pushes its catalog: idempotent, validated, audited upserts.
 
-Each function validates the whole request first (every problem named with its field path), then
-in one transaction compares what is stored with what was sent, writes only what changed, and
-audits each created or changed entity with its before and after state.
+Each upsert validates the whole request (every problem named with its field path), compares
+what is stored with what was sent, writes only what changed, and audits each created or changed
+entity with its before and after state. They take the transaction they run in, so that one
+unit of work can hold several of them (`ordergate load` loads a whole file, or nothing):
+`in_transaction(db, upsert_products, principal, specs)` runs one on its own.
 """
 
 from __future__ import annotations
@@ -77,6 +79,16 @@ class _Problems:
             )
 
 
+def in_transaction(
+    db: Database,
+    upsert: Callable[[Connection, Principal, Sequence[T]], SyncCounts],
+    principal: Principal,
+    specs: Sequence[T],
+) -> SyncCounts:
+    with db.transaction() as tx:
+        return upsert(tx, principal, specs)
+
+
 def _sync(
     tx: Connection,
     principal: Principal,
@@ -112,7 +124,7 @@ def _pick(specs: Sequence[T], key: Callable[[T], str], keys: Sequence[str]) -> l
 
 
 def upsert_locations(
-    db: Database, principal: Principal, specs: Sequence[LocationSpec]
+    tx: Connection, principal: Principal, specs: Sequence[LocationSpec]
 ) -> SyncCounts:
     problems = _Problems()
     for i, s in enumerate(specs):
@@ -120,15 +132,16 @@ def upsert_locations(
         problems.text(f"locations[{i}].name", s.name)
     problems.unique("locations", [s.code for s in specs])
     problems.raise_if_any()
-    with db.transaction() as tx:
-        keys = [s.code for s in specs]
-        new = {s.code: store.location_snapshot(s) for s in specs}
-        counts, changed = _sync(tx, principal, "location", new, store.location_snapshots(tx, keys))
-        store.write_locations(tx, _pick(specs, lambda s: s.code, changed))
+    keys = [s.code for s in specs]
+    new = {s.code: store.location_snapshot(s) for s in specs}
+    counts, changed = _sync(tx, principal, "location", new, store.location_snapshots(tx, keys))
+    store.write_locations(tx, _pick(specs, lambda s: s.code, changed))
     return counts
 
 
-def upsert_products(db: Database, principal: Principal, specs: Sequence[ProductSpec]) -> SyncCounts:
+def upsert_products(
+    tx: Connection, principal: Principal, specs: Sequence[ProductSpec]
+) -> SyncCounts:
     problems = _Problems()
     in_request = {s.sku for s in specs}
     bundles_in_request = {s.sku for s in specs if s.components}
@@ -150,28 +163,27 @@ def upsert_products(db: Database, principal: Principal, specs: Sequence[ProductS
                 problems.add(f"products[{i}].components[{j}].sku", "a component cannot be a bundle")
     problems.unique("products", [s.sku for s in specs])
     problems.unique("products.codes", [c for s in specs for c in (*s.barcodes, *s.aliases)])
-    with db.transaction() as tx:
-        components = {sku for s in specs for sku, _ in s.components} - in_request
-        missing = components - store.existing_skus(tx, components)
-        for sku in sorted(missing):
-            problems.add("products.components", f"unknown component SKU {sku!r}")
-        # A code may move between products only when both are in this request.
-        codes = {code: s.sku for s in specs for code in (*s.barcodes, *s.aliases)}
-        for code, owner in store.code_owners(tx, codes).items():
-            if owner != codes[code] and owner not in in_request:
-                problems.add("products.codes", f"{code!r} already names product {owner!r}")
-        for code in sorted(store.existing_skus(tx, codes)):
-            problems.add("products.codes", f"{code!r} is the SKU of another product")
-        problems.raise_if_any()
-        keys = [s.sku for s in specs]
-        new = {s.sku: store.product_snapshot(s) for s in specs}
-        counts, changed = _sync(tx, principal, "product", new, store.product_snapshots(tx, keys))
-        store.write_products(tx, _pick(specs, lambda s: s.sku, changed))
+    components = {sku for s in specs for sku, _ in s.components} - in_request
+    missing = components - store.existing_skus(tx, components)
+    for sku in sorted(missing):
+        problems.add("products.components", f"unknown component SKU {sku!r}")
+    # A code may move between products only when both are in this request.
+    codes = {code: s.sku for s in specs for code in (*s.barcodes, *s.aliases)}
+    for code, owner in store.code_owners(tx, codes).items():
+        if owner != codes[code] and owner not in in_request:
+            problems.add("products.codes", f"{code!r} already names product {owner!r}")
+    for code in sorted(store.existing_skus(tx, codes)):
+        problems.add("products.codes", f"{code!r} is the SKU of another product")
+    problems.raise_if_any()
+    keys = [s.sku for s in specs]
+    new = {s.sku: store.product_snapshot(s) for s in specs}
+    counts, changed = _sync(tx, principal, "product", new, store.product_snapshots(tx, keys))
+    store.write_products(tx, _pick(specs, lambda s: s.sku, changed))
     return counts
 
 
 def upsert_customers(
-    db: Database, principal: Principal, specs: Sequence[CustomerSpec]
+    tx: Connection, principal: Principal, specs: Sequence[CustomerSpec]
 ) -> SyncCounts:
     problems = _Problems()
     for i, s in enumerate(specs):
@@ -179,24 +191,23 @@ def upsert_customers(
         problems.text(f"customers[{i}].name", s.name)
         problems.currency(f"customers[{i}].currency", s.currency)
     problems.unique("customers", [s.account for s in specs])
-    with db.transaction() as tx:
-        clients = store.client_ids(tx, (s.client for s in specs if s.client))
-        lists = store.existing_price_lists(tx, (s.price_list for s in specs if s.price_list))
-        for i, s in enumerate(specs):
-            if s.client and s.client not in clients:
-                problems.add(f"customers[{i}].client", f"no API client named {s.client!r}")
-            if s.price_list and s.price_list not in lists:
-                problems.add(f"customers[{i}].price_list", f"no price list {s.price_list!r}")
-        problems.raise_if_any()
-        keys = [s.account for s in specs]
-        new = {s.account: store.customer_snapshot(s) for s in specs}
-        counts, changed = _sync(tx, principal, "customer", new, store.customer_snapshots(tx, keys))
-        store.write_customers(tx, _pick(specs, lambda s: s.account, changed), clients)
+    clients = store.client_ids(tx, (s.client for s in specs if s.client))
+    lists = store.existing_price_lists(tx, (s.price_list for s in specs if s.price_list))
+    for i, s in enumerate(specs):
+        if s.client and s.client not in clients:
+            problems.add(f"customers[{i}].client", f"no API client named {s.client!r}")
+        if s.price_list and s.price_list not in lists:
+            problems.add(f"customers[{i}].price_list", f"no price list {s.price_list!r}")
+    problems.raise_if_any()
+    keys = [s.account for s in specs]
+    new = {s.account: store.customer_snapshot(s) for s in specs}
+    counts, changed = _sync(tx, principal, "customer", new, store.customer_snapshots(tx, keys))
+    store.write_customers(tx, _pick(specs, lambda s: s.account, changed), clients)
     return counts
 
 
 def upsert_price_lists(
-    db: Database, principal: Principal, specs: Sequence[PriceListSpec]
+    tx: Connection, principal: Principal, specs: Sequence[PriceListSpec]
 ) -> SyncCounts:
     problems = _Problems()
     for i, s in enumerate(specs):
@@ -215,22 +226,19 @@ def upsert_price_lists(
             [f"{e.sku}@{e.min_quantity}@{e.valid_from.isoformat()}" for e in s.entries],
         )
     problems.unique("price_lists", [s.code for s in specs])
-    with db.transaction() as tx:
-        skus = {e.sku for s in specs for e in s.entries}
-        for sku in sorted(skus - store.existing_skus(tx, skus)):
-            problems.add("price_lists.entries", f"unknown SKU {sku!r}")
-        problems.raise_if_any()
-        keys = [s.code for s in specs]
-        new = {s.code: store.price_list_snapshot(s) for s in specs}
-        counts, changed = _sync(
-            tx, principal, "price_list", new, store.price_list_snapshots(tx, keys)
-        )
-        store.write_price_lists(tx, _pick(specs, lambda s: s.code, changed))
+    skus = {e.sku for s in specs for e in s.entries}
+    for sku in sorted(skus - store.existing_skus(tx, skus)):
+        problems.add("price_lists.entries", f"unknown SKU {sku!r}")
+    problems.raise_if_any()
+    keys = [s.code for s in specs]
+    new = {s.code: store.price_list_snapshot(s) for s in specs}
+    counts, changed = _sync(tx, principal, "price_list", new, store.price_list_snapshots(tx, keys))
+    store.write_price_lists(tx, _pick(specs, lambda s: s.code, changed))
     return counts
 
 
 def upsert_contract_prices(
-    db: Database, principal: Principal, specs: Sequence[ContractPriceSpec]
+    tx: Connection, principal: Principal, specs: Sequence[ContractPriceSpec]
 ) -> SyncCounts:
     problems = _Problems()
     for i, s in enumerate(specs):
@@ -242,22 +250,21 @@ def upsert_contract_prices(
         "contract_prices", [f"{s.customer}/{s.sku}@{s.valid_from.isoformat()}" for s in specs]
     )
     customers = sorted({s.customer for s in specs})
-    with db.transaction() as tx:
-        for account in sorted(set(customers) - store.existing_customers(tx, customers)):
-            problems.add("contract_prices.customer_account", f"unknown customer {account!r}")
-        skus = {s.sku for s in specs}
-        for sku in sorted(skus - store.existing_skus(tx, skus)):
-            problems.add("contract_prices.sku", f"unknown SKU {sku!r}")
-        problems.raise_if_any()
-        new = {c: store.contract_snapshot([s for s in specs if s.customer == c]) for c in customers}
-        old = store.contract_snapshots(tx, customers)
-        counts, changed = _sync(tx, principal, "contract_prices", new, old)
-        store.write_contract_prices(tx, changed, _pick(specs, lambda s: s.customer, changed))
+    for account in sorted(set(customers) - store.existing_customers(tx, customers)):
+        problems.add("contract_prices.customer_account", f"unknown customer {account!r}")
+    skus = {s.sku for s in specs}
+    for sku in sorted(skus - store.existing_skus(tx, skus)):
+        problems.add("contract_prices.sku", f"unknown SKU {sku!r}")
+    problems.raise_if_any()
+    new = {c: store.contract_snapshot([s for s in specs if s.customer == c]) for c in customers}
+    old = store.contract_snapshots(tx, customers)
+    counts, changed = _sync(tx, principal, "contract_prices", new, old)
+    store.write_contract_prices(tx, changed, _pick(specs, lambda s: s.customer, changed))
     return counts
 
 
 def upsert_credit_notes(
-    db: Database, principal: Principal, specs: Sequence[CreditNoteSpec]
+    tx: Connection, principal: Principal, specs: Sequence[CreditNoteSpec]
 ) -> SyncCounts:
     problems = _Problems()
     for i, s in enumerate(specs):
@@ -267,14 +274,13 @@ def upsert_credit_notes(
             problems.add(f"credit_notes[{i}].remaining", "0 <= remaining <= amount, amount >= 0")
     problems.unique("credit_notes", [s.id for s in specs])
     customers = {s.customer for s in specs}
-    with db.transaction() as tx:
-        for account in sorted(customers - store.existing_customers(tx, customers)):
-            problems.add("credit_notes.customer_account", f"unknown customer {account!r}")
-        problems.raise_if_any()
-        keys = [s.id for s in specs]
-        new = {s.id: store.credit_note_snapshot(s) for s in specs}
-        counts, changed = _sync(
-            tx, principal, "credit_note", new, store.credit_note_snapshots(tx, keys)
-        )
-        store.write_credit_notes(tx, _pick(specs, lambda s: s.id, changed))
+    for account in sorted(customers - store.existing_customers(tx, customers)):
+        problems.add("credit_notes.customer_account", f"unknown customer {account!r}")
+    problems.raise_if_any()
+    keys = [s.id for s in specs]
+    new = {s.id: store.credit_note_snapshot(s) for s in specs}
+    counts, changed = _sync(
+        tx, principal, "credit_note", new, store.credit_note_snapshots(tx, keys)
+    )
+    store.write_credit_notes(tx, _pick(specs, lambda s: s.id, changed))
     return counts

@@ -114,34 +114,7 @@ def allocate(conn: Connection, location: str, demand: Mapping[str, int]) -> None
         raise StockChangedError(f"less available at {location} than the locked read promised")
 
 
-# --- loading the catalog (CLI `ordergate load`, the demo data) ---------------------------------
-
-
-def upsert_locations(conn: Connection, rows: list[dict[str, object]]) -> None:
-    upsert(conn, t.locations, [{"priority": 100, **row} for row in rows], ["code"])
-
-
-def upsert_products(conn: Connection, rows: list[dict[str, object]]) -> None:
-    """Rows: sku, name, requires_special_handling, and optional lists `aliases` and `barcodes`
-    (which replace the product's earlier ones)."""
-    product_rows = [
-        {
-            "sku": row["sku"],
-            "name": row["name"],
-            "requires_special_handling": bool(row.get("requires_special_handling", False)),
-        }
-        for row in rows
-    ]
-    upsert(conn, t.products, product_rows, ["sku"])
-    skus = [row["sku"] for row in rows]
-    conn.execute(t.product_codes.delete().where(t.product_codes.c.sku.in_(skus)))
-    codes = [
-        {"code": code, "kind": kind, "sku": row["sku"]}
-        for row in rows
-        for kind, field in (("alias", "aliases"), ("barcode", "barcodes"))
-        for code in row.get(field) or []  # type: ignore[attr-defined]
-    ]
-    upsert(conn, t.product_codes, codes, ["code"])
+# --- stock records (`ordergate load`) -------------------------------------------------------
 
 
 def set_stock(conn: Connection, rows: list[dict[str, object]]) -> None:
@@ -151,15 +124,6 @@ def set_stock(conn: Connection, rows: list[dict[str, object]]) -> None:
         t.stock,
         [{key: row[key] for key in ("sku", "location", "on_hand")} for row in rows],
         ["sku", "location"],
-    )
-
-
-def upsert_customers(conn: Connection, rows: list[dict[str, object]]) -> None:
-    upsert(
-        conn,
-        t.customers,
-        [{"requires_special_handling": False, **row} for row in rows],
-        ["account"],
     )
 
 
