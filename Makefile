@@ -50,7 +50,7 @@ protos: install
 
 bench: install
 	$(BIN)/python -m bench.submit_orders
-	$(BIN)/python -m bench.stock_levels
+	$(BIN)/python -m bench.storefront
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate

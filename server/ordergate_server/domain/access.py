@@ -23,4 +23,5 @@ class Principal:
 
     @property
     def sees_only_own_orders(self) -> bool:
+        """A website sees only its own orders and customers; staff roles see all of them."""
         return self.role is Role.WEBSITE

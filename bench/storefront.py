@@ -1,0 +1,134 @@
+"""Storefront lookups per second, next to the health-check rate of the same server:
+GetStockLevels asking for 100 SKUs per call, and GetCustomerPrices pricing 20 lines per call.
+
+    python -m bench.storefront [--db sqlite|postgres|both] [--seconds 10] [--concurrency 32]
+
+Same setup as bench.submit_orders (100 SKUs, one server process, a grpc.aio client in this
+process), plus a price list with quantity breaks for every SKU and contract prices for some.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ordergate.v1 import (
+    inventory_service_pb2,
+    inventory_service_pb2_grpc,
+    pricing_service_pb2,
+    pricing_service_pb2_grpc,
+)
+
+from .harness import LoadResult, database, ordergate, run_load, server
+from .submit_orders import SKUS, catalog
+
+
+def priced_catalog() -> dict[str, list[dict[str, object]]]:
+    data = catalog()
+    data["products"] = [
+        {**p, "list_price": "10.00", "list_currency": "EUR"} for p in data["products"]
+    ]
+    data["price_lists"] = [
+        {
+            "code": "BENCH",
+            "name": "Bench list",
+            "currency": "EUR",
+            "entries": [
+                {"sku": sku, "min_quantity": q, "unit_price": f"{9 - q / 100:.2f}"}
+                for sku in SKUS
+                for q in (1, 10, 50)
+            ],
+        }
+    ]
+    data["customers"] = [
+        {**c, "client": "bench-shop", "price_list": "BENCH"} for c in data["customers"]
+    ]
+    data["contract_prices"] = [
+        {"customer_account": "BENCH", "sku": sku, "unit_price": "7.77"} for sku in SKUS[::10]
+    ]
+    return data
+
+
+async def measure(
+    target: str, key: str, seconds: float, concurrency: int
+) -> tuple[LoadResult, LoadResult, LoadResult]:
+    metadata = (("authorization", f"Bearer {key}"),)
+    async with grpc.aio.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        inventory = inventory_service_pb2_grpc.InventoryServiceStub(channel)
+        check = health_pb2.HealthCheckRequest()
+        request = inventory_service_pb2.GetStockLevelsRequest(codes=SKUS)
+        pricing = pricing_service_pb2_grpc.PricingServiceStub(channel)
+        price_request = pricing_service_pb2.GetCustomerPricesRequest(
+            customer_account="BENCH",
+            items=[
+                pricing_service_pb2.PriceQuery(code=sku, quantity=1 + n * 3)
+                for n, sku in enumerate(SKUS[:20])
+            ],
+        )
+
+        async def health_call(_: int) -> object:
+            return await health.Check(check)
+
+        async def stock_call(_: int) -> object:
+            reply = await inventory.GetStockLevels(request, metadata=metadata)
+            assert len(reply.items) == len(SKUS)
+            return reply
+
+        async def price_call(_: int) -> object:
+            reply = await pricing.GetCustomerPrices(price_request, metadata=metadata)
+            assert all(item.priced for item in reply.items)
+            return reply
+
+        await run_load(health_call, concurrency=concurrency, seconds=1)  # warm up
+        baseline = await run_load(health_call, concurrency=concurrency, seconds=seconds)
+        stock = await run_load(stock_call, concurrency=concurrency, seconds=seconds)
+        prices = await run_load(price_call, concurrency=concurrency, seconds=seconds)
+        return baseline, stock, prices
+
+
+def bench(kind: str, seconds: float, concurrency: int) -> tuple[LoadResult, LoadResult, LoadResult]:
+    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
+        # The key first: the customer belongs to its client.
+        key = ordergate(
+            url, "keys", "create", "--client", "bench-shop", "--role", "website"
+        ).strip()
+        path = Path(folder) / "catalog.json"
+        path.write_text(json.dumps(priced_catalog()))
+        ordergate(url, "load", str(path))
+        with server(url) as target:
+            return asyncio.run(measure(target, key, seconds, concurrency))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    print(f"concurrency {args.concurrency}, {args.seconds:g} s per phase, one server process")
+    print("| database | RPC | calls/s | Health/Check calls/s | ratio | p50 ms | p99 ms |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for kind in kinds:
+        baseline, stock, prices = bench(kind, args.seconds, args.concurrency)
+        for name, result in (
+            ("GetStockLevels (100 SKUs)", stock),
+            ("GetCustomerPrices (20 lines)", prices),
+        ):
+            print(
+                f"| {kind} | {name} | {result.rate:.0f} | {baseline.rate:.0f} | "
+                f"{result.rate / baseline.rate:.3f} | {result.percentile(50):.1f} | "
+                f"{result.percentile(99):.1f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
