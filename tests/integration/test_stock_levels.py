@@ -90,3 +90,31 @@ def test_list_locations_in_priority_order_with_pages(api: Api) -> None:
     )
     assert [(x.code, x.priority) for x in second.locations] == [("STORE-BER", 50)]
     assert not second.next_page_token
+
+
+def test_a_bundle_is_the_minimum_over_its_components_per_location(api: Api) -> None:
+    # Demo KIT-1 = 1 x SKU-1001 + 2 x SKU-1002. WH-MAIN: 500 and 300 -> 150 kits;
+    # STORE-BER: 12 of SKU-1001 but no SKU-1002 -> 0 kits.
+    [kit] = levels(api, "KIT-1")
+    assert kit.bundle
+    assert [(x.location_code, x.available, x.on_hand, x.allocated) for x in kit.locations] == [
+        ("WH-MAIN", 150, 0, 0),
+        ("STORE-BER", 0, 0, 0),
+    ]
+    assert kit.total.available == 150
+    api.submit(order_xml("KIT-A", [("SKU-1002", 101)]))  # 199 left: 99 kits
+    [kit] = levels(api, "KIT-1")
+    assert kit.total.available == 99
+
+
+def test_a_bundle_order_allocates_its_components_never_the_bundle(api: Api) -> None:
+    order = api.submit(order_xml("KIT-B", [("KIT-1", 3)])).order
+    assert order.state == 2  # ACCEPTED
+    assert [(line.sku, line.quantity) for line in order.lines] == [("KIT-1", 3)]
+    cups, jugs = levels(api, "SKU-1001", "SKU-1002")
+    assert (cups.locations[0].allocated, jugs.locations[0].allocated) == (3, 6)
+    too_many = api.submit(order_xml("KIT-C", [("KIT-1", 200)])).order
+    assert [(r.code, r.field) for r in too_many.hold_reasons] == [
+        ("INSUFFICIENT_STOCK", "lines[0].quantity")
+    ]
+    assert "SKU-1002" in too_many.hold_reasons[0].message

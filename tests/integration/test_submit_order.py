@@ -265,4 +265,12 @@ def test_same_order_id_from_two_clients_are_two_orders(api: Api, keys: Keys) -> 
     a = api.submit(order_xml("SAME-1")).order
     b = api.submit(order_xml("SAME-1"), key=keys.other_shop).order
     assert a.id != b.id
-    assert a.state == b.state == ACCEPTED
+    assert (a.client, b.client) == ("shop-a", "shop-b")
+
+
+def test_an_order_for_a_customer_of_another_website_is_held(api: Api, keys: Keys) -> None:
+    # The demo customers belong to website shop-a in these tests.
+    order = api.submit(order_xml("OTHER-1"), key=keys.other_shop).order
+    assert order.state == ON_HOLD
+    assert codes(order) == [("CUSTOMER_OTHER_CLIENT", "customer_account")]
+    assert api.submit(order_xml("OTHER-1")).order.state == ACCEPTED

@@ -44,6 +44,7 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
                     found=item.found,
                     locations=[_level(level) for level in item.levels],
                     total=_level(item.total),
+                    bundle=item.bundle,
                 )
                 for item in items
             ]

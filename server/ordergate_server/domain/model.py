@@ -33,6 +33,7 @@ class HoldCode(enum.StrEnum):
     ORDER_ID_MISSING = "ORDER_ID_MISSING"
     CUSTOMER_MISSING = "CUSTOMER_MISSING"
     CUSTOMER_UNKNOWN = "CUSTOMER_UNKNOWN"
+    CUSTOMER_OTHER_CLIENT = "CUSTOMER_OTHER_CLIENT"
     CURRENCY_MISSING = "CURRENCY_MISSING"
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
     SKU_MISSING = "SKU_MISSING"
@@ -125,6 +126,7 @@ class Customer:
     account: str
     currency: str
     requires_special_handling: bool = False
+    client_id: int | None = None  # the website client the customer buys through, if tied to one
 
 
 def whole_positive_quantity(text: str) -> int | None:

@@ -27,6 +27,7 @@ class CatalogFacts:
 
     products: Mapping[tuple[str, bool], Product]
     customer: Customer | None
+    ordering_client_id: int | None = None  # the API client submitting the order
 
 
 def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
@@ -47,6 +48,14 @@ def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
                 HoldCode.CUSTOMER_UNKNOWN,
                 "customer_account",
                 f"Customer account {draft.customer_account!r} is not in the catalog.",
+            )
+        )
+    elif facts.customer.client_id not in (None, facts.ordering_client_id):
+        hold(
+            HoldReason(
+                HoldCode.CUSTOMER_OTHER_CLIENT,
+                "customer_account",
+                f"Customer {draft.customer_account} buys through another website client.",
             )
         )
 

@@ -18,10 +18,11 @@ class Level:
     location: str  # "" for a total
     on_hand: int
     allocated: int
+    kits: int | None = None  # for a bundle: the kits its components make here
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.allocated
+        return self.kits if self.kits is not None else self.on_hand - self.allocated
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class ProductStock:
     requested_code: str
     sku: str  # "" when the code is unknown
     levels: list[Level] = field(default_factory=list)
+    bundle: bool = False
 
     @property
     def found(self) -> bool:
@@ -36,7 +38,30 @@ class ProductStock:
 
     @property
     def total(self) -> Level:
-        return Level("", sum(x.on_hand for x in self.levels), sum(x.allocated for x in self.levels))
+        kits = sum(x.available for x in self.levels) if self.bundle else None
+        on_hand = sum(x.on_hand for x in self.levels)
+        return Level("", on_hand, sum(x.allocated for x in self.levels), kits)
+
+
+def bundle_levels(
+    components: list[tuple[str, int]], by_sku: dict[str, list[Level]], priority: list[str]
+) -> list[Level]:
+    """Kits per location: the minimum over components of floor(available / per kit), never
+    below 0; a location lacking a component makes none. `priority` orders the locations."""
+    holding = {x.location for sku, _ in components for x in by_sku.get(sku, [])}
+    locations = [location for location in priority if location in holding]
+    available = {(sku, x.location): x.available for sku, levels in by_sku.items() for x in levels}
+    return [
+        Level(
+            location,
+            0,
+            0,
+            min(
+                max(0, available.get((sku, location), 0) // per_kit) for sku, per_kit in components
+            ),
+        )
+        for location in locations
+    ]
 
 
 def get_stock_levels(
@@ -66,14 +91,23 @@ def get_stock_levels(
                     ", ".join(unknown),
                 )
         skus = catalog.resolve_any_codes(conn, codes)
-        rows = catalog.stock_rows(conn, set(skus.values()), location_codes)
+        kits = catalog.bundle_components(conn, set(skus.values()))
+        wanted = set(skus.values()) | {sku for parts in kits.values() for sku, _ in parts}
+        rows = catalog.stock_rows(conn, wanted, location_codes)
     by_sku: dict[str, list[Level]] = defaultdict(list)
     for row in rows:
         by_sku[row.sku].append(Level(row.location, row.on_hand, row.allocated))
-    return [
-        ProductStock(code, skus.get(code, ""), list(by_sku.get(skus.get(code, ""), [])))
-        for code in codes
-    ]
+    priority = list(dict.fromkeys(row.location for row in rows))  # rows come in priority order
+    answers = []
+    for code in codes:
+        sku = skus.get(code, "")
+        if sku in kits:
+            answers.append(
+                ProductStock(code, sku, bundle_levels(kits[sku], by_sku, priority), bundle=True)
+            )
+        else:
+            answers.append(ProductStock(code, sku, list(by_sku.get(sku, []))))
+    return answers
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def _validate_only(
             if existing.content_sha256 != payload_sha256:
                 raise _duplicate_order_error(document.client_order_id, existing.state)
             return SubmitResult(_get(conn, existing.id), replayed=True)
-        evaluation = _evaluate(conn, document, lock=False)
+        evaluation = _evaluate(conn, document, principal, lock=False)
     return SubmitResult(
         _order_record("", principal, document, evaluation, payload_sha256, now), False
     )
@@ -140,7 +140,7 @@ class _Evaluation:
 
 
 def _evaluate(
-    conn: Connection, document: OrderDraft | UnreadableOrder, *, lock: bool
+    conn: Connection, document: OrderDraft | UnreadableOrder, principal: Principal, *, lock: bool
 ) -> _Evaluation:
     """Rules and allocation choice for a document (nothing written)."""
     if isinstance(document, UnreadableOrder):
@@ -150,6 +150,7 @@ def _evaluate(
         customer=catalog.get_customer(conn, document.customer_account)
         if document.customer_account
         else None,
+        ordering_client_id=principal.client_id,
     )
     reasons = check_order(document, facts)
     lines = []
@@ -167,8 +168,12 @@ def _evaluate(
     if reasons:
         return _Evaluation(tuple(reasons), tuple(lines), "", {})
 
+    # A bundle line asks for its components; a bundle has no stock of its own.
+    kits = catalog.bundle_components(conn, {line.sku for line in lines})
     demand_lines = [
-        DemandLine(i, ln.line_number, ln.sku, ln.quantity) for i, ln in enumerate(lines)
+        DemandLine(i, ln.line_number, sku, ln.quantity * per_kit)
+        for i, ln in enumerate(lines)
+        for sku, per_kit in kits.get(ln.sku, [(ln.sku, 1)])
     ]
     demand = total_demand(demand_lines)
     available = catalog.available_stock(conn, demand, lock=lock)
@@ -228,7 +233,7 @@ def _submit_in_transaction(
         )
         return _duplicate_order_error(document.client_order_id, existing.state)
 
-    evaluation = _evaluate(tx, document, lock=True)
+    evaluation = _evaluate(tx, document, principal, lock=True)
     if evaluation.location:
         catalog.allocate(tx, evaluation.location, evaluation.demand)
 

@@ -52,12 +52,25 @@ def resolve_products(
 
 
 def get_customer(conn: Connection, account: str) -> Customer | None:
+    c = t.customers.c
     row = conn.execute(
-        select(
-            t.customers.c.account, t.customers.c.currency, t.customers.c.requires_special_handling
-        ).where(t.customers.c.account == account)
+        select(c.account, c.currency, c.requires_special_handling, c.client_id).where(
+            c.account == account
+        )
     ).first()
-    return Customer(row.account, row.currency, bool(row.requires_special_handling)) if row else None
+    if row is None:
+        return None
+    return Customer(row.account, row.currency, bool(row.requires_special_handling), row.client_id)
+
+
+def bundle_components(conn: Connection, skus: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
+    """Components (sku, quantity per kit) of those of `skus` that are bundles."""
+    b = t.bundle_components.c
+    found: dict[str, list[tuple[str, int]]] = {}
+    query = select(b.bundle_sku, b.component_sku, b.quantity).where(b.bundle_sku.in_(set(skus)))
+    for bundle, component, quantity in conn.execute(query.order_by(b.bundle_sku, b.component_sku)):
+        found.setdefault(bundle, []).append((component, quantity))
+    return found
 
 
 def locations_by_priority(conn: Connection) -> list[str]:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ordergate/v1/inventory_service.proto\x12\x0cordergate.v1\">\n\x15GetStockLevelsRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x16\n\x0elocation_codes\x18\x02 \x03(\t\"C\n\x16GetStockLevelsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock\"\x98\x01\n\x0cProductStock\x12\x16\n\x0erequested_code\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12+\n\tlocations\x18\x04 \x03(\x0b\x32\x18.ordergate.v1.StockLevel\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\"Z\n\nStockLevel\x12\x15\n\rlocation_code\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x11\n\tallocated\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\"=\n\x14ListLocationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x15ListLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.ordergate.v1.Location\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x08Location\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x32\xd3\x01\n\x10InventoryService\x12`\n\x0eGetStockLevels\x12#.ordergate.v1.GetStockLevelsRequest\x1a$.ordergate.v1.GetStockLevelsResponse\"\x03\x90\x02\x01\x12]\n\rListLocations\x12\".ordergate.v1.ListLocationsRequest\x1a#.ordergate.v1.ListLocationsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ordergate/v1/inventory_service.proto\x12\x0cordergate.v1\">\n\x15GetStockLevelsRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x16\n\x0elocation_codes\x18\x02 \x03(\t\"C\n\x16GetStockLevelsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock\"\xa8\x01\n\x0cProductStock\x12\x16\n\x0erequested_code\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12+\n\tlocations\x18\x04 \x03(\x0b\x32\x18.ordergate.v1.StockLevel\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x0e\n\x06\x62undle\x18\x06 \x01(\x08\"Z\n\nStockLevel\x12\x15\n\rlocation_code\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x11\n\tallocated\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\"=\n\x14ListLocationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x15ListLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.ordergate.v1.Location\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x08Location\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x32\xd3\x01\n\x10InventoryService\x12`\n\x0eGetStockLevels\x12#.ordergate.v1.GetStockLevelsRequest\x1a$.ordergate.v1.GetStockLevelsResponse\"\x03\x90\x02\x01\x12]\n\rListLocations\x12\".ordergate.v1.ListLocationsRequest\x1a#.ordergate.v1.ListLocationsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,15 +40,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTOCKLEVELSRESPONSE']._serialized_start=118
   _globals['_GETSTOCKLEVELSRESPONSE']._serialized_end=185
   _globals['_PRODUCTSTOCK']._serialized_start=188
-  _globals['_PRODUCTSTOCK']._serialized_end=340
-  _globals['_STOCKLEVEL']._serialized_start=342
-  _globals['_STOCKLEVEL']._serialized_end=432
-  _globals['_LISTLOCATIONSREQUEST']._serialized_start=434
-  _globals['_LISTLOCATIONSREQUEST']._serialized_end=495
-  _globals['_LISTLOCATIONSRESPONSE']._serialized_start=497
-  _globals['_LISTLOCATIONSRESPONSE']._serialized_end=588
-  _globals['_LOCATION']._serialized_start=590
-  _globals['_LOCATION']._serialized_end=646
-  _globals['_INVENTORYSERVICE']._serialized_start=649
-  _globals['_INVENTORYSERVICE']._serialized_end=860
+  _globals['_PRODUCTSTOCK']._serialized_end=356
+  _globals['_STOCKLEVEL']._serialized_start=358
+  _globals['_STOCKLEVEL']._serialized_end=448
+  _globals['_LISTLOCATIONSREQUEST']._serialized_start=450
+  _globals['_LISTLOCATIONSREQUEST']._serialized_end=511
+  _globals['_LISTLOCATIONSRESPONSE']._serialized_start=513
+  _globals['_LISTLOCATIONSRESPONSE']._serialized_end=604
+  _globals['_LOCATION']._serialized_start=606
+  _globals['_LOCATION']._serialized_end=662
+  _globals['_INVENTORYSERVICE']._serialized_start=665
+  _globals['_INVENTORYSERVICE']._serialized_end=876
 # @@protoc_insertion_point(module_scope)

@@ -83,16 +83,23 @@ class ProductStock(_message.Message):
     FOUND_FIELD_NUMBER: _builtins.int
     LOCATIONS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    BUNDLE_FIELD_NUMBER: _builtins.int
     requested_code: _builtins.str
     """The code as requested."""
     sku: _builtins.str
     """The canonical SKU the code resolved to; empty when `found` is false."""
     found: _builtins.bool
     """False when no product has this SKU, alias or barcode."""
+    bundle: _builtins.bool
+    """True for a bundle (kit). A bundle has no stock of its own: its `available` is the number of
+    kits the location's components make, the minimum over components of
+    floor(component available / quantity per kit), never below 0; on_hand and allocated are 0.
+    """
     @_builtins.property
     def locations(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockLevel]:
         """One entry per location that holds a stock record for the product (after the location
-        filter), in allocation priority order.
+        filter), in allocation priority order. For a bundle: each location holding any of its
+        components.
         """
 
     @_builtins.property
@@ -107,10 +114,11 @@ class ProductStock(_message.Message):
         found: _builtins.bool = ...,
         locations: _abc.Iterable[Global___StockLevel] | None = ...,
         total: Global___StockLevel | None = ...,
+        bundle: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["found", b"found", "locations", b"locations", "requested_code", b"requested_code", "sku", b"sku", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "found", b"found", "locations", b"locations", "requested_code", b"requested_code", "sku", b"sku", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
