@@ -21,7 +21,7 @@ from ..domain.model import Delivery, HoldReason, OrderDraft, OrderState
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
 from ..formats import DocumentLimits, UnreadableOrder, read_order
-from ..storage import Database, catalog, orders, submissions
+from ..storage import Database, catalog, orders, stock_log, submissions
 from .errors import ErrorKind, FieldViolation, ServiceError
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,7 @@ class _Evaluation:
     lines: tuple[LineRecord, ...]
     location: str  # where the stock comes from; "" when the order is held
     demand: dict[str, int]
+    stock: dict[tuple[str, str], catalog.StockRow] = field(default_factory=dict)
 
 
 def _evaluate(
@@ -176,14 +177,15 @@ def _evaluate(
         for sku, per_kit in kits.get(ln.sku, [(ln.sku, 1)])
     ]
     demand = total_demand(demand_lines)
-    available = catalog.available_stock(conn, demand, lock=lock)
+    stock = catalog.stock_records(conn, demand, lock=lock)
+    available = {key: row.on_hand - row.allocated for key, row in stock.items()}
     locations = catalog.locations_by_priority(conn)
     location = choose_location(demand, available, locations)
     if location is None:
         return _Evaluation(
             tuple(shortfall_reasons(demand_lines, available, locations)), tuple(lines), "", {}
         )
-    return _Evaluation((), tuple(lines), location, demand)
+    return _Evaluation((), tuple(lines), location, demand, stock)
 
 
 def _submit_in_transaction(
@@ -234,13 +236,13 @@ def _submit_in_transaction(
         return _duplicate_order_error(document.client_order_id, existing.state)
 
     evaluation = _evaluate(tx, document, principal, lock=True)
+    order_id = existing.id if existing is not None else str(uuid.uuid4())
     if evaluation.location:
         catalog.allocate(tx, evaluation.location, evaluation.demand)
+        stock_log.record(tx, _allocations(evaluation, principal, order_id, now))
 
     if existing is None:
-        order = _order_record(
-            str(uuid.uuid4()), principal, document, evaluation, payload_sha256, now
-        )
+        order = _order_record(order_id, principal, document, evaluation, payload_sha256, now)
         order = replace(order, events=(_event(principal, "SUBMITTED", None, order, now),))
         orders.insert_order(tx, client_id, order)
     else:  # a held order resubmitted: the new content replaces it and is judged afresh
@@ -253,6 +255,29 @@ def _submit_in_transaction(
         order = _get(tx, order.id)
     record_submission(order.id, OUTCOME_ORDER)
     return SubmitResult(order, replayed=False)
+
+
+def _allocations(
+    evaluation: _Evaluation, principal: Principal, order_id: str, now: datetime
+) -> list[stock_log.StockChange]:
+    changes = []
+    for sku, quantity in evaluation.demand.items():
+        before = evaluation.stock[(sku, evaluation.location)]
+        changes.append(
+            stock_log.StockChange(
+                at=now,
+                sku=sku,
+                location=evaluation.location,
+                kind="ALLOCATION",
+                on_hand_delta=0,
+                allocated_delta=quantity,
+                on_hand_after=before.on_hand,
+                allocated_after=before.allocated + quantity,
+                actor=principal.client_name,
+                order_id=order_id,
+            )
+        )
+    return changes
 
 
 def _replay(

@@ -80,10 +80,10 @@ def locations_by_priority(conn: Connection) -> list[str]:
     return [code for (code,) in rows]
 
 
-def available_stock(
+def stock_records(
     conn: Connection, skus: Iterable[str], *, lock: bool = False
-) -> dict[tuple[str, str], int]:
-    """Available quantity per (sku, location). With `lock`, the rows stay locked (PostgreSQL
+) -> dict[tuple[str, str], StockRow]:
+    """Stock records per (sku, location). With `lock`, the rows stay locked (PostgreSQL
     FOR UPDATE) until the transaction ends; they are locked in (sku, location) order, the same
     order in every transaction, so two allocations cannot deadlock."""
     query = (
@@ -93,7 +93,10 @@ def available_stock(
     )
     if lock:
         query = query.with_for_update()
-    return {(row.sku, row.location): row.on_hand - row.allocated for row in conn.execute(query)}
+    return {
+        (row.sku, row.location): StockRow(row.sku, row.location, row.on_hand, row.allocated)
+        for row in conn.execute(query)
+    }
 
 
 class StockChangedError(RuntimeError):

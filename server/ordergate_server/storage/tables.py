@@ -269,3 +269,39 @@ submissions = Table(
     Column("outcome", String(40), nullable=False),
     UniqueConstraint("client_id", "request_id"),
 )
+
+
+# Every change of a stock record, in commit order: what a stock watcher resumes from.
+stock_changes = Table(
+    "stock_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("location", String(64), nullable=False),
+    # ALLOCATION, RELEASE, COUNT, ADJUSTMENT, DISPATCH
+    Column("kind", String(20), nullable=False),
+    Column("on_hand_delta", Integer, nullable=False),
+    Column("allocated_delta", Integer, nullable=False),
+    Column("on_hand_after", Integer, nullable=False),
+    Column("allocated_after", Integer, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("order_id", String(36), nullable=True),
+    # Idempotency key of a manual correction (AdjustStock, RecordStockCount).
+    Column("request_id", String(64), nullable=True, unique=True),
+    Index(None, "sku", "seq"),
+)
+
+# Operational alerts, such as OVERSOLD (a store sale left web orders short).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("sku", String(64), nullable=True),
+    Column("location", String(64), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("order_ids", JSON, nullable=False),
+)
