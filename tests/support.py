@@ -56,6 +56,7 @@ class Keys:
     shop: str  # website "shop-a"
     other_shop: str  # website "shop-b"
     admin: str
+    manager: str
 
 
 def seed_demo(db: Database) -> Keys:
@@ -65,6 +66,7 @@ def seed_demo(db: Database) -> Keys:
         shop=create_api_key(db, "shop-a", Role.WEBSITE),
         other_shop=create_api_key(db, "shop-b", Role.WEBSITE),
         admin=create_api_key(db, "ops-admin", Role.ADMIN),
+        manager=create_api_key(db, "floor-manager", Role.MANAGER),
     )
     data = read_catalog_file(DEMO_CATALOG)
     for customer in data["customers"]:

@@ -46,6 +46,7 @@ class DemoServer:
     target: str
     key: str  # website role, printed by --demo
     admin_key: str  # made with `ordergate keys create` on the demo database
+    manager_key: str
 
     def stop(self) -> None:
         self.process.terminate()
@@ -73,24 +74,21 @@ def start_demo_server(folder: Path) -> DemoServer:
             break
     assert target, (folder / "server.log").read_text()
     assert key, (folder / "server.log").read_text()
-    admin_key = subprocess.run(
-        [
-            server_binary(),
-            "--database-url",
-            f"sqlite:///{folder}/.ordergate/demo.sqlite3",
-            "keys",
-            "create",
-            "--client",
-            "sdk-admin",
-            "--role",
-            "admin",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=folder,
-    ).stdout.strip()
-    return DemoServer(process, target, key, admin_key)
+
+    def make_key(client: str, role: str) -> str:
+        database = f"sqlite:///{folder}/.ordergate/demo.sqlite3"
+        command = ["keys", "create", "--client", client, "--role", role]
+        return subprocess.run(
+            [server_binary(), "--database-url", database, *command],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=folder,
+        ).stdout.strip()
+
+    return DemoServer(
+        process, target, key, make_key("sdk-admin", "admin"), make_key("sdk-manager", "manager")
+    )
 
 
 def order_xml(order_id: str, sku: str = "SKU-1004", quantity: int = 1) -> str:

@@ -305,3 +305,21 @@ def test_customer_prices_and_credit(client: Client) -> None:
     assert [(b.currency, b.remaining) for b in credit.balances] == [("EUR", "20.00")]
     with pytest.raises(errors.NotFoundError):
         client.get_customer_prices("C-UNKNOWN", [("SKU-1001", 1)])
+
+
+def test_a_stock_adjustment_retried_after_a_lost_answer_applies_once(demo: DemoServer) -> None:
+    with Client(target=demo.target, api_key=demo.key) as shop:
+        [before] = shop.get_stock_levels(["SKU-1005"], location_codes=["WH-MAIN"])
+    proxy = FlakyProxy(demo.target)
+    proxy.cut_after(40)  # early: the request still reaches the server; every answer is lost
+    try:
+        with Client(target=proxy.target, api_key=demo.manager_key) as manager:
+            reply = manager.adjust_stock("SKU-1005", "WH-MAIN", -3, "DAMAGED", note="forklift")
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
+    assert reply.replayed
+    assert reply.level.on_hand == before.total.on_hand - 3
+    with Client(target=demo.target, api_key=demo.manager_key) as manager:
+        counted = manager.record_stock_count("SKU-1005", "WH-MAIN", 150, "stocktake")
+    assert counted.variance == 150 - reply.level.on_hand

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,26 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
     ),
     "GetStockLevels": lambda api, md: InventoryServiceStub(api.channel).GetStockLevels(
         inventory_pb.GetStockLevelsRequest(codes=["SKU-1001"]), metadata=md
+    ),
+    "AdjustStock": lambda api, md: InventoryServiceStub(api.channel).AdjustStock(
+        inventory_pb.AdjustStockRequest(
+            request_id=str(uuid.uuid4()),
+            code="SKU-1001",
+            location_code="WH-MAIN",
+            delta=1,
+            reason_code="FOUND",
+        ),
+        metadata=md,
+    ),
+    "RecordStockCount": lambda api, md: InventoryServiceStub(api.channel).RecordStockCount(
+        inventory_pb.RecordStockCountRequest(
+            request_id=str(uuid.uuid4()),
+            code="SKU-1001",
+            location_code="WH-MAIN",
+            counted=500,
+            reason="cycle count",
+        ),
+        metadata=md,
     ),
     "ListLocations": lambda api, md: InventoryServiceStub(api.channel).ListLocations(
         inventory_pb.ListLocationsRequest(), metadata=md
@@ -113,9 +134,9 @@ def test_missing_or_bad_keys_are_unauthenticated(
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))
-@pytest.mark.parametrize("role", ["website", "admin"])
+@pytest.mark.parametrize("role", ["website", "admin", "manager"])
 def test_roles_are_allowed_or_refused_per_rpc(api: Api, keys: Keys, method: str, role: str) -> None:
-    key = keys.shop if role == "website" else keys.admin
+    key = {"website": keys.shop, "admin": keys.admin, "manager": keys.manager}[role]
     full_name = next(name for name, short in METHODS.items() if short == method)
     allowed = role in {r.value for r in ALLOWED_ROLES[full_name]}
     try:
@@ -143,7 +164,7 @@ def test_keys_are_stored_hashed(keys: Keys, db: Database) -> None:
         rows = conn.execute(select(t.api_keys.c.id, t.api_keys.c.secret_sha256)).all()
     secret = keys.shop.split("_", 2)[2]
     assert all(secret not in (row.id + row.secret_sha256) for row in rows)
-    assert len(rows) == 3
+    assert len(rows) == 4
 
 
 def test_health_and_reflection_need_no_key(api: Api) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -217,6 +218,57 @@ class Client:
             self._inventory.GetStockLevels, request, timeout, metadata, retry, safe=True
         )
         return list(reply.items)
+
+    def adjust_stock(
+        self,
+        code: str,
+        location_code: str,
+        delta: int,
+        reason_code: str,
+        *,
+        note: str = "",
+        request_id: str | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inventory_service_pb2.AdjustStockResponse:
+        """Change on hand by `delta` (manager role). A request_id is made when none is given
+        and reused by the retries, so a retry never applies the change twice."""
+        request = inventory_service_pb2.AdjustStockRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            code=code,
+            location_code=location_code,
+            delta=delta,
+            reason_code=reason_code,
+            note=note,
+        )
+        return self._unary(
+            self._inventory.AdjustStock, request, timeout, metadata, retry, safe=True
+        )
+
+    def record_stock_count(
+        self,
+        code: str,
+        location_code: str,
+        counted: int,
+        reason: str,
+        *,
+        request_id: str | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inventory_service_pb2.RecordStockCountResponse:
+        """Record a physical count (manager role); the response carries the variance."""
+        request = inventory_service_pb2.RecordStockCountRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            code=code,
+            location_code=location_code,
+            counted=counted,
+            reason=reason,
+        )
+        return self._unary(
+            self._inventory.RecordStockCount, request, timeout, metadata, retry, safe=True
+        )
 
     def list_locations(
         self,

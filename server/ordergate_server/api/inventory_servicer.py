@@ -9,8 +9,9 @@ import grpc
 from ordergate.v1 import inventory_service_pb2 as pb
 from ordergate.v1 import inventory_service_pb2_grpc
 
-from ..service import stock
+from ..service import stock, stock_corrections
 from ..storage import Database
+from .interceptors import current_principal
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -23,6 +24,10 @@ def _level(level: stock.Level) -> pb.StockLevel:
         allocated=level.allocated,
         available=level.available,
     )
+
+
+def _corrected(done: stock_corrections.Correction) -> pb.StockLevel:
+    return _level(stock.Level(done.location, done.on_hand, done.allocated))
 
 
 class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
@@ -48,6 +53,46 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
                 )
                 for item in items
             ]
+        )
+
+    async def AdjustStock(
+        self, request: pb.AdjustStockRequest, context: Context
+    ) -> pb.AdjustStockResponse:
+        done = await self._run(
+            stock_corrections.adjust_stock,
+            self._db,
+            current_principal(),
+            request_id=request.request_id,
+            code=request.code,
+            location=request.location_code,
+            delta=request.delta,
+            reason_code=request.reason_code,
+            note=request.note,
+        )
+        return pb.AdjustStockResponse(
+            level=_corrected(done),
+            oversold_order_ids=done.oversold_order_ids,
+            replayed=done.replayed,
+        )
+
+    async def RecordStockCount(
+        self, request: pb.RecordStockCountRequest, context: Context
+    ) -> pb.RecordStockCountResponse:
+        done = await self._run(
+            stock_corrections.record_stock_count,
+            self._db,
+            current_principal(),
+            request_id=request.request_id,
+            code=request.code,
+            location=request.location_code,
+            counted=request.counted,
+            reason=request.reason,
+        )
+        return pb.RecordStockCountResponse(
+            level=_corrected(done),
+            variance=done.variance,
+            oversold_order_ids=done.oversold_order_ids,
+            replayed=done.replayed,
         )
 
     async def ListLocations(

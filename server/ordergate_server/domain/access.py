@@ -11,6 +11,7 @@ class Role(enum.StrEnum):
 
     WEBSITE = "website"  # submits its own orders and reads only its own
     ADMIN = "admin"  # reads everything; manages the catalog and keys
+    MANAGER = "manager"  # stock corrections (and, later, exception-queue decisions)
 
 
 @dataclass(frozen=True)

@@ -280,3 +280,46 @@ def _delivery_from_json(data: dict[str, Any]) -> Delivery:
 def client_id_by_name(conn: Connection, name: str) -> int | None:
     row = conn.execute(select(t.clients.c.id).where(t.clients.c.name == name)).first()
     return int(row.id) if row else None
+
+
+@dataclass(frozen=True)
+class AllocatedOrder:
+    seq: int
+    id: str
+    state: OrderState
+    quantity: int  # pieces of the SKU asked about that this order holds (bundles expanded)
+
+
+UNDISPATCHED = (OrderState.ACCEPTED, OrderState.PICKING, OrderState.PICKED, OrderState.PACKED)
+
+
+def holding_stock(conn: Connection, sku: str, location: str) -> list[AllocatedOrder]:
+    """Orders whose allocation at `location` includes `sku` (directly or in a bundle), newest
+    first."""
+    per_kit = {sku: 1} | {
+        bundle: quantity
+        for bundle, quantity in conn.execute(
+            select(t.bundle_components.c.bundle_sku, t.bundle_components.c.quantity).where(
+                t.bundle_components.c.component_sku == sku
+            )
+        )
+    }
+    o, line = t.orders.c, t.order_lines.c
+    rows = conn.execute(
+        select(o.seq, o.id, o.state, line.sku, line.quantity)
+        .join(t.order_lines, line.order_seq == o.seq)
+        .where(
+            o.allocation_location == location,
+            o.state.in_([s.value for s in UNDISPATCHED]),
+            line.sku.in_(list(per_kit)),
+        )
+        .order_by(o.seq.desc())
+    )
+    held: dict[int, AllocatedOrder] = {}
+    for row in rows:
+        pieces = row.quantity * per_kit[row.sku]
+        previous = held.get(row.seq)
+        held[row.seq] = AllocatedOrder(
+            row.seq, row.id, OrderState(row.state), pieces + (previous.quantity if previous else 0)
+        )
+    return list(held.values())

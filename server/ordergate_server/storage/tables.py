@@ -304,4 +304,6 @@ alerts = Table(
     Column("location", String(64), nullable=True),
     Column("message", Text, nullable=False),
     Column("order_ids", JSON, nullable=False),
+    # The stock correction that raised it, if one did.
+    Column("request_id", String(64), nullable=True, index=True),
 )

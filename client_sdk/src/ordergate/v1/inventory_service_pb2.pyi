@@ -243,3 +243,155 @@ class Location(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Location: _TypeAlias = Location  # noqa: Y015
+
+@_typing.final
+class AdjustStockRequest(_message.Message):
+    """Request for InventoryService.AdjustStock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    LOCATION_CODE_FIELD_NUMBER: _builtins.int
+    DELTA_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (a UUID); a retry with the same one changes nothing more."""
+    code: _builtins.str
+    """The product (its canonical SKU, an alias or a barcode)."""
+    location_code: _builtins.str
+    """The location."""
+    delta: _builtins.int
+    """Pieces to add (positive) or take away (negative); not 0."""
+    reason_code: _builtins.str
+    """Why, as a code: POS_SALE, DAMAGED, RECEIVED, RETURNED, FOUND, LOST ..."""
+    note: _builtins.str
+    """Free text for the audit log."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        location_code: _builtins.str = ...,
+        delta: _builtins.int = ...,
+        reason_code: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "delta", b"delta", "location_code", b"location_code", "note", b"note", "reason_code", b"reason_code", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdjustStockRequest: _TypeAlias = AdjustStockRequest  # noqa: Y015
+
+@_typing.final
+class AdjustStockResponse(_message.Message):
+    """Response for InventoryService.AdjustStock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEVEL_FIELD_NUMBER: _builtins.int
+    OVERSOLD_ORDER_IDS_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this answers a retry of an earlier request_id."""
+    @_builtins.property
+    def level(self) -> Global___StockLevel:
+        """The record after the change."""
+
+    @_builtins.property
+    def oversold_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accepted orders that this change left short (empty unless the location is oversold)."""
+
+    def __init__(
+        self,
+        *,
+        level: Global___StockLevel | None = ...,
+        oversold_order_ids: _abc.Iterable[_builtins.str] | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["level", b"level"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "oversold_order_ids", b"oversold_order_ids", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdjustStockResponse: _TypeAlias = AdjustStockResponse  # noqa: Y015
+
+@_typing.final
+class RecordStockCountRequest(_message.Message):
+    """Request for InventoryService.RecordStockCount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    LOCATION_CODE_FIELD_NUMBER: _builtins.int
+    COUNTED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (a UUID)."""
+    code: _builtins.str
+    """The product (its canonical SKU, an alias or a barcode)."""
+    location_code: _builtins.str
+    """The location."""
+    counted: _builtins.int
+    """Pieces found (0 or more)."""
+    reason: _builtins.str
+    """Why a count was taken (cycle count, stocktake ...), for the audit log."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        location_code: _builtins.str = ...,
+        counted: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "counted", b"counted", "location_code", b"location_code", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordStockCountRequest: _TypeAlias = RecordStockCountRequest  # noqa: Y015
+
+@_typing.final
+class RecordStockCountResponse(_message.Message):
+    """Response for InventoryService.RecordStockCount."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEVEL_FIELD_NUMBER: _builtins.int
+    VARIANCE_FIELD_NUMBER: _builtins.int
+    OVERSOLD_ORDER_IDS_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    variance: _builtins.int
+    """Counted minus on hand before the count."""
+    replayed: _builtins.bool
+    """True when this answers a retry of an earlier request_id."""
+    @_builtins.property
+    def level(self) -> Global___StockLevel:
+        """The record after the count."""
+
+    @_builtins.property
+    def oversold_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accepted orders that the count left short."""
+
+    def __init__(
+        self,
+        *,
+        level: Global___StockLevel | None = ...,
+        variance: _builtins.int = ...,
+        oversold_order_ids: _abc.Iterable[_builtins.str] | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["level", b"level"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["level", b"level", "oversold_order_ids", b"oversold_order_ids", "replayed", b"replayed", "variance", b"variance"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordStockCountResponse: _TypeAlias = RecordStockCountResponse  # noqa: Y015

@@ -41,6 +41,16 @@ class InventoryServiceStub:
                 request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsResponse.FromString,
                 _registered_method=True)
+        self.AdjustStock = channel.unary_unary(
+                '/ordergate.v1.InventoryService/AdjustStock',
+                request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.AdjustStockRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.AdjustStockResponse.FromString,
+                _registered_method=True)
+        self.RecordStockCount = channel.unary_unary(
+                '/ordergate.v1.InventoryService/RecordStockCount',
+                request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
+                _registered_method=True)
         self.ListLocations = channel.unary_unary(
                 '/ordergate.v1.InventoryService/ListLocations',
                 request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.ListLocationsRequest.SerializeToString,
@@ -62,6 +72,25 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AdjustStock(self, request, context):
+        """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
+        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        When a location then has less on hand than is allocated, an OVERSOLD alert names the
+        accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
+        same request_id. Role: manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordStockCount(self, request, context):
+        """Records a physical count: the count wins, and the variance (counted - on hand before) is
+        kept with who counted and why. Safe to retry with the same request_id. Role: manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListLocations(self, request, context):
         """The stock locations (warehouses and stores) in allocation priority order.
         Roles: website, admin.
@@ -77,6 +106,16 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.GetStockLevels,
                     request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsResponse.SerializeToString,
+            ),
+            'AdjustStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdjustStock,
+                    request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.AdjustStockRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_inventory__service__pb2.AdjustStockResponse.SerializeToString,
+            ),
+            'RecordStockCount': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordStockCount,
+                    request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.SerializeToString,
             ),
             'ListLocations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLocations,
@@ -113,6 +152,60 @@ class InventoryService:
             '/ordergate.v1.InventoryService/GetStockLevels',
             ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsRequest.SerializeToString,
             ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdjustStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.InventoryService/AdjustStock',
+            ordergate_dot_v1_dot_inventory__service__pb2.AdjustStockRequest.SerializeToString,
+            ordergate_dot_v1_dot_inventory__service__pb2.AdjustStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordStockCount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.InventoryService/RecordStockCount',
+            ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
+            ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
             options,
             channel_credentials,
             insecure,

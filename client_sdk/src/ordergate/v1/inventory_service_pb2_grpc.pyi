@@ -40,6 +40,17 @@ class InventoryServiceStub:
     SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
     per item and do not fail the call. Roles: website, admin.
     """
+    AdjustStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]
+    """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
+    available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+    When a location then has less on hand than is allocated, an OVERSOLD alert names the
+    accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
+    same request_id. Role: manager.
+    """
+    RecordStockCount: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]
+    """Records a physical count: the count wins, and the variance (counted - on hand before) is
+    kept with who counted and why. Safe to retry with the same request_id. Role: manager.
+    """
     ListLocations: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]
     """The stock locations (warehouses and stores) in allocation priority order.
     Roles: website, admin.
@@ -56,6 +67,17 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
     SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
     per item and do not fail the call. Roles: website, admin.
+    """
+    AdjustStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]  # type: ignore[assignment]
+    """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
+    available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+    When a location then has less on hand than is allocated, an OVERSOLD alert names the
+    accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
+    same request_id. Role: manager.
+    """
+    RecordStockCount: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]  # type: ignore[assignment]
+    """Records a physical count: the count wins, and the variance (counted - on hand before) is
+    kept with who counted and why. Safe to retry with the same request_id. Role: manager.
     """
     ListLocations: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]  # type: ignore[assignment]
     """The stock locations (warehouses and stores) in allocation priority order.
@@ -76,6 +98,29 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
         SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
         per item and do not fail the call. Roles: website, admin.
+        """
+
+    @_abc_1.abstractmethod
+    def AdjustStock(
+        self,
+        request: _inventory_service_pb2.AdjustStockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.AdjustStockResponse, _abc.Awaitable[_inventory_service_pb2.AdjustStockResponse]]:
+        """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
+        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        When a location then has less on hand than is allocated, an OVERSOLD alert names the
+        accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
+        same request_id. Role: manager.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordStockCount(
+        self,
+        request: _inventory_service_pb2.RecordStockCountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.RecordStockCountResponse, _abc.Awaitable[_inventory_service_pb2.RecordStockCountResponse]]:
+        """Records a physical count: the count wins, and the variance (counted - on hand before) is
+        kept with who counted and why. Safe to retry with the same request_id. Role: manager.
         """
 
     @_abc_1.abstractmethod

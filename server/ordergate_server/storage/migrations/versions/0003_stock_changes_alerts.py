@@ -45,11 +45,14 @@ def upgrade() -> None:
         sa.Column("location", sa.String(length=64), nullable=True),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("order_ids", sa.JSON(), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_alerts")),
     )
+    op.create_index(op.f("ix_alerts_request_id"), "alerts", ["request_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_alerts_request_id"), table_name="alerts")
     op.drop_table("alerts")
     op.drop_index(op.f("ix_stock_changes_sku_seq"), table_name="stock_changes")
     op.drop_table("stock_changes")

@@ -1,0 +1,229 @@
+"""Manual stock corrections: adjustments with a reason code and physical counts.
+
+Each runs in one transaction: lock the stock record, change on hand, log the change (with its
+request_id, so a retry is answered from the log), audit it, and if the location now has less on
+hand than allocated, raise an OVERSOLD alert naming the newest accepted orders that are short.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, update
+
+from ..domain.access import Principal
+from ..domain.records import EventRecord
+from ..storage import Database, alerts, audit, catalog, orders, stock_log
+from ..storage import tables as t
+from .errors import ErrorKind, FieldViolation, ServiceError
+
+
+@dataclass(frozen=True)
+class Correction:
+    sku: str
+    location: str
+    on_hand: int
+    allocated: int
+    variance: int  # the change of on hand
+    oversold_order_ids: list[str] = field(default_factory=list)
+    replayed: bool = False
+
+
+def adjust_stock(
+    db: Database,
+    principal: Principal,
+    *,
+    request_id: str,
+    code: str,
+    location: str,
+    delta: int,
+    reason_code: str,
+    note: str = "",
+) -> Correction:
+    if delta == 0:
+        raise _invalid("DELTA_ZERO", "delta must not be 0.", "delta")
+    if not reason_code.strip():
+        raise _invalid("REASON_MISSING", "Give a reason code, such as POS_SALE.", "reason_code")
+    reason = f"{reason_code.strip()}: {note}" if note else reason_code.strip()
+    return _correct(
+        db,
+        principal,
+        request_id,
+        code,
+        location,
+        "ADJUSTMENT",
+        reason,
+        lambda on_hand: on_hand + delta,
+    )
+
+
+def record_stock_count(
+    db: Database,
+    principal: Principal,
+    *,
+    request_id: str,
+    code: str,
+    location: str,
+    counted: int,
+    reason: str,
+) -> Correction:
+    if counted < 0:
+        raise _invalid("COUNT_NEGATIVE", "A count cannot be negative.", "counted")
+    if not reason.strip():
+        raise _invalid("REASON_MISSING", "Say why the count was taken.", "reason")
+    return _correct(db, principal, request_id, code, location, "COUNT", reason, lambda _: counted)
+
+
+def _correct(
+    db: Database,
+    principal: Principal,
+    request_id: str,
+    code: str,
+    location: str,
+    kind: str,
+    reason: str,
+    new_on_hand: Callable[[int], int],
+) -> Correction:
+    try:
+        uuid.UUID(request_id)
+    except ValueError:
+        raise _invalid("REQUEST_ID_INVALID", "request_id must be a UUID.", "request_id") from None
+    now = datetime.now(UTC)
+    with db.transaction() as tx:
+        previous = stock_log.by_request_id(tx, request_id)
+        if previous is not None:
+            return Correction(
+                previous.sku,
+                previous.location,
+                previous.on_hand_after,
+                previous.allocated_after,
+                previous.on_hand_delta,
+                alerts.order_ids_for_request(tx, request_id),
+                replayed=True,
+            )
+        sku = _stock_sku(tx, code, location)
+        record = catalog.stock_records(tx, [sku], lock=True).get((sku, location))
+        if record is None:
+            tx.execute(t.stock.insert().values(sku=sku, location=location, on_hand=0, allocated=0))
+            record = catalog.StockRow(sku, location, 0, 0)
+        on_hand = new_on_hand(record.on_hand)
+        tx.execute(
+            update(t.stock)
+            .where(t.stock.c.sku == sku, t.stock.c.location == location)
+            .values(on_hand=on_hand)
+        )
+        change = stock_log.StockChange(
+            at=now,
+            sku=sku,
+            location=location,
+            kind=kind,
+            on_hand_delta=on_hand - record.on_hand,
+            allocated_delta=0,
+            on_hand_after=on_hand,
+            allocated_after=record.allocated,
+            actor=principal.client_name,
+            reason=reason,
+            request_id=request_id,
+        )
+        stock_log.record(tx, [change])
+        audit.record(
+            tx,
+            [
+                audit.AuditEntry(
+                    at=now,
+                    actor=principal.client_name,
+                    role=principal.role.value,
+                    action=f"stock.{kind.lower()}",
+                    subject=f"stock/{sku}@{location}",
+                    reason=reason,
+                    before={"on_hand": record.on_hand, "allocated": record.allocated},
+                    after={"on_hand": on_hand, "allocated": record.allocated},
+                )
+            ],
+        )
+        short = record.allocated - on_hand
+        oversold = (
+            _oversold(tx, principal, sku, location, short, request_id, now) if short > 0 else []
+        )
+    return Correction(sku, location, on_hand, record.allocated, on_hand - record.on_hand, oversold)
+
+
+def _stock_sku(tx: Connection, code: str, location: str) -> str:
+    sku = catalog.resolve_any_codes(tx, [code]).get(code)
+    if sku is None:
+        raise ServiceError(
+            ErrorKind.NOT_FOUND,
+            "PRODUCT_NOT_FOUND",
+            f"No product has the code {code!r}.",
+            field_violations=[FieldViolation("code", "unknown")],
+        )
+    if catalog.bundle_components(tx, [sku]):
+        raise ServiceError(
+            ErrorKind.FAILED_PRECONDITION,
+            "BUNDLE_HAS_NO_STOCK",
+            f"{sku} is a bundle; correct the stock of its components.",
+        )
+    if location not in {row.code for row in catalog.list_locations(tx, after=None, limit=10_000)}:
+        raise _invalid("LOCATION_UNKNOWN", f"Unknown location {location!r}.", "location_code")
+    return sku
+
+
+def _oversold(
+    tx: Connection,
+    principal: Principal,
+    sku: str,
+    location: str,
+    short: int,
+    request_id: str,
+    now: datetime,
+) -> list[str]:
+    """Name the newest orders holding `sku` at `location` until they cover the shortfall: the
+    older orders keep their stock, as they were promised it first."""
+    named: list[orders.AllocatedOrder] = []
+    covered = 0
+    for order in orders.holding_stock(tx, sku, location):
+        if covered >= short:
+            break
+        named.append(order)
+        covered += order.quantity
+    message = f"{location} has {short} fewer {sku} on hand than allocated."
+    ids = [order.id for order in named]
+    alerts.raise_alert(
+        tx,
+        at=now,
+        kind="OVERSOLD",
+        message=message,
+        order_ids=ids,
+        sku=sku,
+        location=location,
+        request_id=request_id,
+    )
+    for order in named:
+        orders.insert_events(
+            tx,
+            order.seq,
+            [
+                EventRecord(
+                    str(uuid.uuid4()),
+                    now,
+                    principal.client_name,
+                    "OVERSOLD",
+                    order.state,
+                    order.state,
+                    message,
+                )
+            ],
+        )
+    return ids
+
+
+def _invalid(reason: str, message: str, field_name: str) -> ServiceError:
+    return ServiceError(
+        ErrorKind.INVALID_ARGUMENT,
+        reason,
+        message,
+        field_violations=[FieldViolation(field_name, message)],
+    )
