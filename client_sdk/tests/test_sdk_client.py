@@ -311,10 +311,11 @@ def test_a_stock_adjustment_retried_after_a_lost_answer_applies_once(demo: DemoS
     with Client(target=demo.target, api_key=demo.key) as shop:
         [before] = shop.get_stock_levels(["SKU-1005"], location_codes=["WH-MAIN"])
     proxy = FlakyProxy(demo.target)
-    proxy.cut_after(40)  # early: the request still reaches the server; every answer is lost
+    note = "forklift " * 200  # a large request, so the cut falls inside it, after the handshake
+    proxy.cut_after(len(note) // 2)  # the request reaches the server; its answer is lost
     try:
         with Client(target=proxy.target, api_key=demo.manager_key) as manager:
-            reply = manager.adjust_stock("SKU-1005", "WH-MAIN", -3, "DAMAGED", note="forklift")
+            reply = manager.adjust_stock("SKU-1005", "WH-MAIN", -3, "DAMAGED", note=note)
     finally:
         proxy.close()
     assert proxy.cuts == 1
