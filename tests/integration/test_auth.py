@@ -48,6 +48,11 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
     "GetStockLevels": lambda api, md: InventoryServiceStub(api.channel).GetStockLevels(
         inventory_pb.GetStockLevelsRequest(codes=["SKU-1001"]), metadata=md
     ),
+    "WatchStockLevels": lambda api, md: next(  # type: ignore[call-overload]
+        InventoryServiceStub(api.channel).WatchStockLevels(
+            inventory_pb.WatchStockLevelsRequest(codes=["SKU-1001"]), metadata=md, timeout=10
+        )
+    ),
     "AdjustStock": lambda api, md: InventoryServiceStub(api.channel).AdjustStock(
         inventory_pb.AdjustStockRequest(
             request_id=str(uuid.uuid4()),

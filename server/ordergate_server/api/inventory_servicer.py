@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ordergate.v1 import inventory_service_pb2 as pb
 from ordergate.v1 import inventory_service_pb2_grpc
 
-from ..service import stock, stock_corrections
-from ..storage import Database
+from ..service import stock, stock_corrections, stock_watch
+from ..storage import Database, stock_log
 from .interceptors import current_principal
 from .runner import Runner
 
@@ -23,6 +26,31 @@ def _level(level: stock.Level) -> pb.StockLevel:
         on_hand=level.on_hand,
         allocated=level.allocated,
         available=level.available,
+    )
+
+
+def _product(item: stock.ProductStock) -> pb.ProductStock:
+    return pb.ProductStock(
+        requested_code=item.requested_code,
+        sku=item.sku,
+        found=item.found,
+        locations=[_level(level) for level in item.levels],
+        total=_level(item.total),
+        bundle=item.bundle,
+    )
+
+
+def _change(change: stock_log.StockChange, bundles: list[stock.ProductStock]) -> pb.StockChange:
+    stamp = Timestamp()
+    stamp.FromDatetime(change.at)
+    return pb.StockChange(
+        change_id=change.seq,
+        change_time=stamp,
+        sku=change.sku,
+        kind=change.kind,
+        level=_level(stock.Level(change.location, change.on_hand_after, change.allocated_after)),
+        order_id=change.order_id or "",
+        bundles=[_product(b) for b in bundles],
     )
 
 
@@ -41,19 +69,34 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
         items = await self._run(
             stock.get_stock_levels, self._db, list(request.codes), list(request.location_codes)
         )
-        return pb.GetStockLevelsResponse(
-            items=[
-                pb.ProductStock(
-                    requested_code=item.requested_code,
-                    sku=item.sku,
-                    found=item.found,
-                    locations=[_level(level) for level in item.levels],
-                    total=_level(item.total),
-                    bundle=item.bundle,
-                )
-                for item in items
-            ]
+        return pb.GetStockLevelsResponse(items=[_product(item) for item in items])
+
+    async def WatchStockLevels(
+        self, request: pb.WatchStockLevelsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchStockLevelsResponse]:
+        watch = await self._run(
+            stock_watch.plan, self._db, list(request.codes), list(request.location_codes)
         )
+        cursor = request.after_change_id
+        if cursor <= 0:
+            items, cursor = await self._run(stock_watch.snapshot, self._db, watch)
+            yield pb.WatchStockLevelsResponse(
+                snapshot=pb.StockSnapshot(items=[_product(i) for i in items], change_id=cursor)
+            )
+        in_order = stock_watch.InOrder(cursor)
+        loop = asyncio.get_running_loop()
+        while True:
+            changes = await self._run(stock_watch.poll, self._db, in_order.cursor)
+            for change in in_order.ready(changes, loop.time()):
+                if change.sku not in watch.skus:
+                    continue
+                if watch.locations and change.location not in watch.locations:
+                    continue
+                bundles = await self._run(
+                    stock_watch.bundles_containing, self._db, watch, change.sku
+                )
+                yield pb.WatchStockLevelsResponse(change=_change(change, bundles))
+            await asyncio.sleep(stock_watch.POLL_SECONDS)
 
     async def AdjustStock(
         self, request: pb.AdjustStockRequest, context: Context

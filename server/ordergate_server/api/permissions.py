@@ -26,6 +26,7 @@ ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     "/ordergate.v1.PricingService/GetCustomerPrices": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.PricingService/ListCreditNotes": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.InventoryService/GetStockLevels": frozenset({Role.WEBSITE, Role.ADMIN}),
+    "/ordergate.v1.InventoryService/WatchStockLevels": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.InventoryService/AdjustStock": frozenset({Role.MANAGER}),
     "/ordergate.v1.InventoryService/RecordStockCount": frozenset({Role.MANAGER}),
     "/ordergate.v1.InventoryService/ListLocations": frozenset({Role.WEBSITE, Role.ADMIN}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..storage import Database, catalog
@@ -66,8 +67,8 @@ def bundle_levels(
 
 def get_stock_levels(
     db: Database,
-    codes: list[str],
-    location_codes: list[str] = (),  # type: ignore[assignment]
+    codes: Sequence[str],
+    location_codes: Sequence[str] = (),
 ) -> list[ProductStock]:
     """Stock per requested code, in request order; unknown codes come back with found=False."""
     if not codes:

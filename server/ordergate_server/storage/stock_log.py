@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,17 +78,11 @@ def by_request_id(conn: Connection, request_id: str) -> StockChange | None:
     return _change(row) if row else None
 
 
-def after(
-    conn: Connection, seq: int, skus: Iterable[str], *, limit: int = 1000
-) -> list[StockChange]:
-    """Changes of `skus` with a sequence number above `seq`, oldest first."""
+def after(conn: Connection, seq: int, *, limit: int = 1000) -> list[StockChange]:
+    """Changes with a sequence number above `seq`, oldest first (all SKUs: a watcher needs to
+    see every number to tell a gap from a change of a product it does not watch)."""
     c = t.stock_changes.c
-    rows = conn.execute(
-        select(t.stock_changes)
-        .where(c.seq > seq, c.sku.in_(set(skus)))
-        .order_by(c.seq)
-        .limit(limit)
-    )
+    rows = conn.execute(select(t.stock_changes).where(c.seq > seq).order_by(c.seq).limit(limit))
     return [_change(row) for row in rows]
 
 

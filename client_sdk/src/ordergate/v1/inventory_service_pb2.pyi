@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -395,3 +396,149 @@ class RecordStockCountResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordStockCountResponse: _TypeAlias = RecordStockCountResponse  # noqa: Y015
+
+@_typing.final
+class WatchStockLevelsRequest(_message.Message):
+    """Request for InventoryService.WatchStockLevels."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODES_FIELD_NUMBER: _builtins.int
+    LOCATION_CODES_FIELD_NUMBER: _builtins.int
+    AFTER_CHANGE_ID_FIELD_NUMBER: _builtins.int
+    after_change_id: _builtins.int
+    """0 to start with a snapshot; otherwise resume after this change_id (no snapshot)."""
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Product codes (SKUs, aliases or barcodes); 1 to 1,000."""
+
+    @_builtins.property
+    def location_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these locations; empty for all."""
+
+    def __init__(
+        self,
+        *,
+        codes: _abc.Iterable[_builtins.str] | None = ...,
+        location_codes: _abc.Iterable[_builtins.str] | None = ...,
+        after_change_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_change_id", b"after_change_id", "codes", b"codes", "location_codes", b"location_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchStockLevelsRequest: _TypeAlias = WatchStockLevelsRequest  # noqa: Y015
+
+@_typing.final
+class WatchStockLevelsResponse(_message.Message):
+    """One message of a WatchStockLevels stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SNAPSHOT_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def snapshot(self) -> Global___StockSnapshot:
+        """The current levels (first message when not resuming)."""
+
+    @_builtins.property
+    def change(self) -> Global___StockChange:
+        """A change of one stock record."""
+
+    def __init__(
+        self,
+        *,
+        snapshot: Global___StockSnapshot | None = ...,
+        change: Global___StockChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "event", b"event", "snapshot", b"snapshot"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "event", b"event", "snapshot", b"snapshot"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["snapshot", "change"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchStockLevelsResponse: _TypeAlias = WatchStockLevelsResponse  # noqa: Y015
+
+@_typing.final
+class StockSnapshot(_message.Message):
+    """Levels at the start of a watch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    CHANGE_ID_FIELD_NUMBER: _builtins.int
+    change_id: _builtins.int
+    """Changes up to this id are included; later ones follow as `change` messages."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductStock]:
+        """One item per requested code, as GetStockLevels answers."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ProductStock] | None = ...,
+        change_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_id", b"change_id", "items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockSnapshot: _TypeAlias = StockSnapshot  # noqa: Y015
+
+@_typing.final
+class StockChange(_message.Message):
+    """A change of one stock record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    BUNDLES_FIELD_NUMBER: _builtins.int
+    change_id: _builtins.int
+    """Increasing id; resume after it."""
+    sku: _builtins.str
+    """The product whose record changed."""
+    kind: _builtins.str
+    """What happened: ALLOCATION, RELEASE, COUNT, ADJUSTMENT or DISPATCH."""
+    order_id: _builtins.str
+    """The order that caused it, if one did."""
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was committed."""
+
+    @_builtins.property
+    def level(self) -> Global___StockLevel:
+        """The record after the change."""
+
+    @_builtins.property
+    def bundles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProductStock]:
+        """Requested bundles that contain this product, with their levels after the change."""
+
+    def __init__(
+        self,
+        *,
+        change_id: _builtins.int = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+        sku: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        level: Global___StockLevel | None = ...,
+        order_id: _builtins.str = ...,
+        bundles: _abc.Iterable[Global___ProductStock] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "level", b"level"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundles", b"bundles", "change_id", b"change_id", "change_time", b"change_time", "kind", b"kind", "level", b"level", "order_id", b"order_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockChange: _TypeAlias = StockChange  # noqa: Y015

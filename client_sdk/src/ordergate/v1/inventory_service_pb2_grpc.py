@@ -41,6 +41,11 @@ class InventoryServiceStub:
                 request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsResponse.FromString,
                 _registered_method=True)
+        self.WatchStockLevels = channel.unary_stream(
+                '/ordergate.v1.InventoryService/WatchStockLevels',
+                request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.WatchStockLevelsRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.WatchStockLevelsResponse.FromString,
+                _registered_method=True)
         self.AdjustStock = channel.unary_unary(
                 '/ordergate.v1.InventoryService/AdjustStock',
                 request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.AdjustStockRequest.SerializeToString,
@@ -67,6 +72,18 @@ class InventoryServiceServicer:
         """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
         SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
         per item and do not fail the call. Roles: website, admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchStockLevels(self, request, context):
+        """Live stock: first a snapshot of the products asked (bundles included), then every change
+        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        second of its commit. Each change carries its change_id; a client that reconnects with the
+        last change_id it saw (`after_change_id`) gets every later change and misses nothing.
+        Changes carry the record's level after the change: apply them as absolute values, so a
+        change delivered twice does no harm. Roles: website, admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,6 +123,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.GetStockLevels,
                     request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsResponse.SerializeToString,
+            ),
+            'WatchStockLevels': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchStockLevels,
+                    request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.WatchStockLevelsRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_inventory__service__pb2.WatchStockLevelsResponse.SerializeToString,
             ),
             'AdjustStock': grpc.unary_unary_rpc_method_handler(
                     servicer.AdjustStock,
@@ -152,6 +174,33 @@ class InventoryService:
             '/ordergate.v1.InventoryService/GetStockLevels',
             ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsRequest.SerializeToString,
             ordergate_dot_v1_dot_inventory__service__pb2.GetStockLevelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchStockLevels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ordergate.v1.InventoryService/WatchStockLevels',
+            ordergate_dot_v1_dot_inventory__service__pb2.WatchStockLevelsRequest.SerializeToString,
+            ordergate_dot_v1_dot_inventory__service__pb2.WatchStockLevelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,14 @@ class InventoryServiceStub:
     SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
     per item and do not fail the call. Roles: website, admin.
     """
+    WatchStockLevels: _grpc.UnaryStreamMultiCallable[_inventory_service_pb2.WatchStockLevelsRequest, _inventory_service_pb2.WatchStockLevelsResponse]
+    """Live stock: first a snapshot of the products asked (bundles included), then every change
+    of their stock records — allocation, release, count, adjustment, dispatch — within about a
+    second of its commit. Each change carries its change_id; a client that reconnects with the
+    last change_id it saw (`after_change_id`) gets every later change and misses nothing.
+    Changes carry the record's level after the change: apply them as absolute values, so a
+    change delivered twice does no harm. Roles: website, admin.
+    """
     AdjustStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]
     """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
     available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
@@ -67,6 +75,14 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
     SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
     per item and do not fail the call. Roles: website, admin.
+    """
+    WatchStockLevels: _aio.UnaryStreamMultiCallable[_inventory_service_pb2.WatchStockLevelsRequest, _inventory_service_pb2.WatchStockLevelsResponse]  # type: ignore[assignment]
+    """Live stock: first a snapshot of the products asked (bundles included), then every change
+    of their stock records — allocation, release, count, adjustment, dispatch — within about a
+    second of its commit. Each change carries its change_id; a client that reconnects with the
+    last change_id it saw (`after_change_id`) gets every later change and misses nothing.
+    Changes carry the record's level after the change: apply them as absolute values, so a
+    change delivered twice does no harm. Roles: website, admin.
     """
     AdjustStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]  # type: ignore[assignment]
     """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
@@ -98,6 +114,20 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
         SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
         per item and do not fail the call. Roles: website, admin.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchStockLevels(
+        self,
+        request: _inventory_service_pb2.WatchStockLevelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_inventory_service_pb2.WatchStockLevelsResponse], _abc.AsyncIterator[_inventory_service_pb2.WatchStockLevelsResponse]]:
+        """Live stock: first a snapshot of the products asked (bundles included), then every change
+        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        second of its commit. Each change carries its change_id; a client that reconnects with the
+        last change_id it saw (`after_change_id`) gets every later change and misses nothing.
+        Changes carry the record's level after the change: apply them as absolute values, so a
+        change delivered twice does no harm. Roles: website, admin.
         """
 
     @_abc_1.abstractmethod
