@@ -128,6 +128,7 @@ class FlakyProxy:
         self.cuts = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._live: list[socket.socket] = []
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def refuse(self, connections: int) -> None:
@@ -137,6 +138,12 @@ class FlakyProxy:
     def cut_after(self, client_bytes: int) -> None:
         with self._lock:
             self._cut_after = client_bytes
+
+    def drop_all(self) -> None:
+        """Cut every open connection now, as a network failure would."""
+        with self._lock:
+            live, self._live = self._live, []
+        self._close_both(*live)
 
     def close(self) -> None:
         self._closed = True
@@ -157,6 +164,8 @@ class FlakyProxy:
                 client.close()
                 continue
             server = socket.create_connection(self._upstream)
+            with self._lock:
+                self._live += [client, server]
             state = {"blackhole": False}
             threading.Thread(
                 target=self._pump, args=(client, server, state, cut_after), daemon=True

@@ -324,3 +324,26 @@ def test_a_stock_adjustment_retried_after_a_lost_answer_applies_once(demo: DemoS
     with Client(target=demo.target, api_key=demo.manager_key) as manager:
         counted = manager.record_stock_count("SKU-1005", "WH-MAIN", 150, "stocktake")
     assert counted.variance == 150 - reply.level.on_hand
+
+
+def test_the_stock_watch_helper_resumes_after_a_dropped_connection(demo: DemoServer) -> None:
+    proxy = FlakyProxy(demo.target)
+    try:
+        with (
+            Client(target=proxy.target, api_key=demo.key) as watcher,
+            Client(target=demo.target, api_key=demo.key) as shop,
+        ):
+            stream = watcher.watch_stock_levels(["SKU-1003"])
+            snapshot = next(stream).snapshot
+            shop.submit_order(order_xml(unique("WA"), sku="SKU-1003", quantity=1))
+            first = next(stream).change
+            proxy.drop_all()  # the watcher's connection dies
+            for _ in range(2):  # changes while it is down
+                shop.submit_order(order_xml(unique("WB"), sku="SKU-1003", quantity=1))
+            missed = [next(stream).change for _ in range(2)]
+    finally:
+        proxy.close()
+    allocated = [first.level.allocated] + [c.level.allocated for c in missed]
+    assert allocated == [allocated[0], allocated[0] + 1, allocated[0] + 2]
+    assert snapshot.change_id < first.change_id < missed[0].change_id < missed[1].change_id
+    assert proxy.accepted >= 2  # it reconnected

@@ -250,6 +250,37 @@ class AsyncClient:
         reply = await self._unary(self._inventory.GetStockLevels, request, timeout, metadata, retry)
         return list(reply.items)
 
+    async def watch_stock_levels(
+        self,
+        codes: Sequence[str],
+        *,
+        location_codes: Sequence[str] = (),
+        after_change_id: int = 0,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> AsyncIterator[inventory_service_pb2.WatchStockLevelsResponse]:
+        """See Client.watch_stock_levels."""
+        policy = self._base._policy(retry, safe=True)
+        md = self._base._metadata(metadata)
+        last = after_change_id
+        backoffs = policy.backoffs()
+        while True:
+            request = inventory_service_pb2.WatchStockLevelsRequest(
+                codes=list(codes), location_codes=list(location_codes), after_change_id=last
+            )
+            try:
+                async for message in self._inventory.WatchStockLevels(request, metadata=md):
+                    backoffs = policy.backoffs()
+                    if message.WhichOneof("event") == "change":
+                        last = message.change.change_id
+                    else:
+                        last = message.snapshot.change_id
+                    yield message
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            await _sleep_or_raise(error, policy, backoffs, None)
+
     async def adjust_stock(
         self,
         code: str,

@@ -219,6 +219,39 @@ class Client:
         )
         return list(reply.items)
 
+    def watch_stock_levels(
+        self,
+        codes: Sequence[str],
+        *,
+        location_codes: Sequence[str] = (),
+        after_change_id: int = 0,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> Iterator[inventory_service_pb2.WatchStockLevelsResponse]:
+        """A snapshot (unless resuming after `after_change_id`), then every stock change, for
+        as long as you iterate. A dropped connection is re-opened after the last change seen,
+        so nothing is missed; `retry` bounds the attempts in a row that fail."""
+        policy = self._base._policy(retry, safe=True)
+        md = self._base._metadata(metadata)
+        last = after_change_id
+        backoffs = policy.backoffs()
+        while True:
+            request = inventory_service_pb2.WatchStockLevelsRequest(
+                codes=list(codes), location_codes=list(location_codes), after_change_id=last
+            )
+            try:
+                for message in self._inventory.WatchStockLevels(request, metadata=md):
+                    backoffs = policy.backoffs()  # a working stream resets the budget
+                    if message.WhichOneof("event") == "change":
+                        last = message.change.change_id
+                    else:
+                        last = message.snapshot.change_id
+                    yield message
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            _sleep_or_raise(error, policy, backoffs, None)
+
     def adjust_stock(
         self,
         code: str,
