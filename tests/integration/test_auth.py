@@ -80,6 +80,7 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
         name: functools.partial(_catalog_call, name)
         for name in (
             "UpsertLocations",
+            "RenameSku",
             "UpsertProducts",
             "UpsertCustomers",
             "UpsertPriceLists",

@@ -10,7 +10,7 @@ from ordergate.v1 import inventory_service_pb2 as ipb
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate_server.storage import Database, audit
 
-from ..support import Api, Keys, auth, rich_error
+from ..support import Api, Keys, auth, order_xml, rich_error
 from .catalog_api import Catalog, counts
 from .stock import count
 
@@ -208,3 +208,55 @@ def test_bad_decimals_and_balances_are_refused(catalog: Catalog) -> None:
             cpb.ContractPrice(customer_account="C-1001", sku="SKU-1001", unit_price="cheap")
         )
     assert rich_error(caught.value).field_violations[0][0] == "contract_prices[0].unit_price"
+
+
+def _rename(catalog: Catalog, old: str, new: str, end: str | None) -> bool:
+    request = cpb.RenameSkuRequest(old_sku=old, new_sku=new)
+    if end:
+        request.transition_end.FromJsonString(end)
+    return catalog.stub.RenameSku(request, metadata=catalog.md).changed
+
+
+def test_a_renamed_sku_shares_one_stock_during_the_window(api: Api, catalog: Catalog) -> None:
+    catalog.products(cpb.Product(sku="CUPS-6", name="Espresso cups, set of 6 (new code)"))
+    assert _rename(catalog, "SKU-1001", "CUPS-6", "2999-01-01T00:00:00Z")
+    assert not _rename(catalog, "SKU-1001", "CUPS-6", "2999-01-01T00:00:00Z")  # nothing new
+
+    stub = InventoryServiceStub(api.channel)
+    old, new, barcode, kit = stub.GetStockLevels(
+        ipb.GetStockLevelsRequest(codes=["SKU-1001", "CUPS-6", "4006381333931", "KIT-1"]),
+        metadata=auth(api.key),
+    ).items
+    assert (old.sku, new.sku, barcode.sku) == ("CUPS-6", "CUPS-6", "CUPS-6")
+    assert old.total.on_hand == new.total.on_hand == 512  # the old product's stock moved over
+    assert kit.total.available == 150  # the bundle now counts the new code
+
+    order = api.submit(order_xml("RN-1", [("SKU-1001", 2)])).order
+    assert (order.state, order.lines[0].sku) == (2, "CUPS-6")  # ACCEPTED, canonical SKU
+
+
+def test_after_the_window_the_old_code_is_held_naming_the_new_one(
+    api: Api, catalog: Catalog
+) -> None:
+    catalog.products(cpb.Product(sku="JUG-05", name="Milk jug 0.5 l (new code)"))
+    assert _rename(catalog, "SKU-1002", "JUG-05", None)  # no window: refused at once
+    order = api.submit(order_xml("RN-2", [("SKU-1002", 1)])).order
+    [reason] = order.hold_reasons
+    assert (reason.code, reason.field) == ("SKU_RENAMED", "lines[0].sku")
+    assert "'JUG-05'" in reason.message
+    stub = InventoryServiceStub(api.channel)
+    [old] = stub.GetStockLevels(
+        ipb.GetStockLevelsRequest(codes=["SKU-1002"]), metadata=auth(api.key)
+    ).items
+    assert not old.found
+    assert api.submit(order_xml("RN-3", [("JUG-05", 1)])).order.state == 2
+
+
+def test_renames_are_validated(catalog: Catalog) -> None:
+    for old, new, field in (
+        ("SKU-1001", "NOT-THERE", "new_sku"),
+        ("NOT-THERE", "SKU-1002", "old_sku"),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            _rename(catalog, old, new, None)
+        assert field in [f for f, _ in rich_error(caught.value).field_violations]

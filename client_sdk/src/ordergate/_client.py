@@ -363,6 +363,24 @@ class Client:
         )
         return reply.counts
 
+    def rename_sku(
+        self,
+        old_sku: str,
+        new_sku: str,
+        *,
+        transition_end: datetime | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> bool:
+        """Fold `old_sku` into `new_sku`; the old code is accepted until `transition_end`.
+        Returns False when the rename was already in place exactly so."""
+        request = catalog_service_pb2.RenameSkuRequest(old_sku=old_sku, new_sku=new_sku)
+        if transition_end is not None:
+            request.transition_end.FromDatetime(transition_end)
+        reply = self._unary(self._catalog.RenameSku, request, timeout, metadata, retry, safe=True)
+        return reply.changed
+
     def upsert_customers(
         self,
         customers: Sequence[catalog_service_pb2.Customer],

@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ordergate.v1 import catalog_service_pb2 as pb
 from ordergate.v1 import catalog_service_pb2_grpc
 
+from ..domain.access import Principal
 from ..domain.catalog import (
     ContractPriceSpec,
     CreditNoteSpec,
@@ -73,6 +74,13 @@ def _product(p: pb.Product, i: int) -> ProductSpec:
     )
 
 
+def _rename_in_transaction(
+    db: Database, principal: Principal, old: str, new: str, end: datetime
+) -> bool:
+    with db.transaction() as tx:
+        return catalog_sync.rename_sku(tx, principal, old, new, end)
+
+
 class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
     def __init__(self, db: Database, run: Runner) -> None:
         self._db = db
@@ -102,6 +110,19 @@ class CatalogServicer(catalog_service_pb2_grpc.CatalogServiceServicer):
             catalog_sync.in_transaction, self._db, catalog_sync.upsert_products, principal, specs
         )
         return pb.UpsertProductsResponse(counts=_counts(counts))
+
+    async def RenameSku(
+        self, request: pb.RenameSkuRequest, context: Context
+    ) -> pb.RenameSkuResponse:
+        changed = await self._run(
+            _rename_in_transaction,
+            self._db,
+            current_principal(),
+            request.old_sku,
+            request.new_sku,
+            _time(request, "transition_end") or datetime.now(UTC),
+        )
+        return pb.RenameSkuResponse(changed=changed)
 
     async def UpsertCustomers(
         self, request: pb.UpsertCustomersRequest, context: Context

@@ -16,6 +16,7 @@ ALLOWED_ROLES: dict[str, frozenset[Role]] = {
         f"/ordergate.v1.CatalogService/{name}": frozenset({Role.ADMIN})
         for name in (
             "UpsertLocations",
+            "RenameSku",
             "UpsertProducts",
             "UpsertCustomers",
             "UpsertPriceLists",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .countries import ISO_3166_ALPHA2
 from .model import Customer, HoldCode, HoldReason, OrderDraft, Product
@@ -28,6 +28,8 @@ class CatalogFacts:
     products: Mapping[tuple[str, bool], Product]
     customer: Customer | None
     ordering_client_id: int | None = None  # the API client submitting the order
+    # Old SKUs whose rename window has ended: old code -> the SKU to order instead.
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
 
 def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
@@ -146,6 +148,15 @@ def _line_reasons(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
                     HoldCode.SKU_MISSING,
                     f"{path}.sku",
                     f"Line {line.line_number} names no SKU or barcode.",
+                )
+            )
+        elif not line.code_is_barcode and line.code in facts.renamed:
+            reasons.append(
+                HoldReason(
+                    HoldCode.SKU_RENAMED,
+                    f"{path}.sku",
+                    f"Line {line.line_number}: SKU {line.code!r} was renamed to "
+                    f"{facts.renamed[line.code]!r}; the old code is no longer accepted.",
                 )
             )
         elif line.catalog_key not in facts.products:

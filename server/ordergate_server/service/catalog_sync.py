@@ -284,3 +284,50 @@ def upsert_credit_notes(
     )
     store.write_credit_notes(tx, _pick(specs, lambda s: s.id, changed))
     return counts
+
+
+def rename_sku(
+    tx: Connection, principal: Principal, old: str, new: str, transition_end: datetime
+) -> bool:
+    """Rename product `old` to `new` (which must exist): both codes name one stock until
+    `transition_end`, after which orders with the old code are held (SKU_RENAMED).
+    Returns False when this rename was already done with this window (nothing changed)."""
+    problems = _Problems()
+    problems.code("old_sku", old)
+    problems.code("new_sku", new)
+    if old == new:
+        problems.add("new_sku", "must differ from old_sku")
+    problems.raise_if_any()
+    if not store.existing_skus(tx, [new]):
+        problems.add("new_sku", f"no product {new!r}: push it with UpsertProducts first")
+    already = store.renamed_to(tx, old)
+    if already is not None and already != new:
+        problems.add("old_sku", f"{old!r} was already renamed to {already!r}")
+    if already is None and not store.existing_skus(tx, [old]):
+        problems.add("old_sku", f"no product {old!r}")
+    problems.raise_if_any()
+    before = {"old_sku": old, "new_sku": new}
+    after = {**before, "transition_end": transition_end.isoformat()}
+    if already == new:
+        current = store.code_valid_until(tx, old)
+        if current == transition_end:
+            return False
+        store.set_code_valid_until(tx, old, transition_end)
+        moved: dict[str, int] = {}
+    else:
+        moved = store.rename_product(tx, old, new, transition_end)
+    audit.record(
+        tx,
+        [
+            audit.AuditEntry(
+                at=datetime.now(UTC),
+                actor=principal.client_name,
+                role=principal.role.value,
+                action="product.rename",
+                subject=f"product/{old}",
+                before=before,
+                after={**after, "moved": moved},
+            )
+        ],
+    )
+    return True

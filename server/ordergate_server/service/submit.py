@@ -146,12 +146,15 @@ def _evaluate(
     """Rules and allocation choice for a document (nothing written)."""
     if isinstance(document, UnreadableOrder):
         return _Evaluation(document.reasons, (), "", {})
+    products = catalog.resolve_products(conn, (line.catalog_key for line in document.lines))
+    unresolved = {ln.code for ln in document.lines if ln.catalog_key not in products}
     facts = CatalogFacts(
-        products=catalog.resolve_products(conn, (line.catalog_key for line in document.lines)),
+        products=products,
         customer=catalog.get_customer(conn, document.customer_account)
         if document.customer_account
         else None,
         ordering_client_id=principal.client_id,
+        renamed=catalog.expired_renames(conn, unresolved, datetime.now(UTC)) if unresolved else {},
     )
     reasons = check_order(document, facts)
     lines = []

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
 
 from ..domain.model import Customer, Product
 from . import tables as t
 from .upsert import upsert
 
 
+def _current(at: datetime) -> ColumnElement[bool]:
+    """A code that still resolves at `at` (renamed SKUs stop at the end of their window)."""
+    c = t.product_codes.c
+    return or_(c.valid_until.is_(None), c.valid_until > at)
+
+
 def resolve_products(
-    conn: Connection, keys: Iterable[tuple[str, bool]]
+    conn: Connection, keys: Iterable[tuple[str, bool]], at: datetime | None = None
 ) -> dict[tuple[str, bool], Product]:
     """Resolve line catalog keys (code, is_barcode) to products in at most two statements.
 
@@ -42,7 +49,7 @@ def resolve_products(
                 t.products.c.requires_special_handling,
             )
             .join(t.products, t.products.c.sku == t.product_codes.c.sku)
-            .where(t.product_codes.c.code.in_(other_codes))
+            .where(t.product_codes.c.code.in_(other_codes), _current(at or datetime.now(UTC)))
         )
         for code, kind, sku, special in code_rows:
             key = (code, kind == "barcode")
@@ -146,6 +153,17 @@ def set_stock(conn: Connection, rows: list[dict[str, object]]) -> None:
 # --- reading stock (InventoryService) ------------------------------------------------------
 
 
+def expired_renames(conn: Connection, codes: Iterable[str], at: datetime) -> dict[str, str]:
+    """Old SKUs among `codes` whose rename window has ended: old code -> the new SKU."""
+    c = t.product_codes.c
+    rows = conn.execute(
+        select(c.code, c.sku).where(
+            c.code.in_(set(codes)), c.kind == "renamed", c.valid_until <= at
+        )
+    )
+    return {code: sku for code, sku in rows}
+
+
 def resolve_any_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
     """Canonical SKU per code, for codes that are a SKU, an alias or a barcode (a SKU wins)."""
     codes = set(codes)
@@ -157,7 +175,7 @@ def resolve_any_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
     if rest:
         rows = conn.execute(
             select(t.product_codes.c.code, t.product_codes.c.sku).where(
-                t.product_codes.c.code.in_(rest)
+                t.product_codes.c.code.in_(rest), _current(datetime.now(UTC))
             )
         )
         found.update({code: sku for code, sku in rows})

@@ -92,7 +92,9 @@ def product_snapshots(conn: Connection, skus: Sequence[str]) -> dict[str, Snapsh
                 "list_price": row.list_price,
                 "list_currency": row.list_currency,
             }
-        codes = select(t.product_codes).where(t.product_codes.c.sku.in_(chunk))
+        codes = select(t.product_codes).where(
+            t.product_codes.c.sku.in_(chunk), t.product_codes.c.kind != "renamed"
+        )
         for row in conn.execute(codes.order_by(t.product_codes.c.code)):
             kind = "barcodes" if row.kind == "barcode" else "aliases"
             found[row.sku][kind].append(row.code)
@@ -133,7 +135,11 @@ def write_products(conn: Connection, specs: Sequence[ProductSpec]) -> None:
     )
     skus = [s.sku for s in specs]
     for chunk in _chunks(skus):
-        conn.execute(t.product_codes.delete().where(t.product_codes.c.sku.in_(chunk)))
+        conn.execute(
+            t.product_codes.delete().where(
+                t.product_codes.c.sku.in_(chunk), t.product_codes.c.kind != "renamed"
+            )
+        )
         conn.execute(
             t.bundle_components.delete().where(t.bundle_components.c.bundle_sku.in_(chunk))
         )
@@ -397,3 +403,68 @@ def code_owners(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
         )
         owners.update({code: sku for code, sku in rows})
     return owners
+
+
+def rename_product(conn: Connection, old: str, new: str, valid_until: datetime) -> dict[str, int]:
+    """Fold product `old` into `new`: its stock (on hand and allocated, per location), codes,
+    bundle memberships, prices and order lines move to `new`; `old` stays a code of `new`
+    (kind 'renamed') until `valid_until`. Prices `new` already has win over `old`'s.
+    Returns what moved, for the audit log."""
+    moved = {"stock_records": 0, "codes": 0, "order_lines": 0}
+    s = t.stock.c
+    for row in conn.execute(select(t.stock).where(s.sku == old)).all():
+        target = conn.execute(
+            select(t.stock).where(s.sku == new, s.location == row.location).with_for_update()
+        ).first()
+        if target is None:
+            conn.execute(
+                t.stock.insert().values(sku=new, location=row.location, on_hand=0, allocated=0)
+            )
+        conn.execute(
+            t.stock.update()
+            .where(s.sku == new, s.location == row.location)
+            .values(on_hand=s.on_hand + row.on_hand, allocated=s.allocated + row.allocated)
+        )
+        moved["stock_records"] += 1
+    conn.execute(t.stock.delete().where(s.sku == old))
+    moved["codes"] = conn.execute(
+        t.product_codes.update().where(t.product_codes.c.sku == old).values(sku=new)
+    ).rowcount
+    b = t.bundle_components.c
+    conn.execute(
+        t.bundle_components.update().where(b.component_sku == old).values(component_sku=new)
+    )
+    conn.execute(t.bundle_components.update().where(b.bundle_sku == old).values(bundle_sku=new))
+    for table in (t.price_list_entries, t.contract_prices):
+        if conn.execute(select(table.c.sku).where(table.c.sku == new).limit(1)).first():
+            conn.execute(table.delete().where(table.c.sku == old))
+        else:
+            conn.execute(table.update().where(table.c.sku == old).values(sku=new))
+    moved["order_lines"] = conn.execute(
+        t.order_lines.update().where(t.order_lines.c.sku == old).values(sku=new)
+    ).rowcount
+    conn.execute(t.products.delete().where(t.products.c.sku == old))
+    upsert(
+        conn,
+        t.product_codes,
+        [{"code": old, "kind": "renamed", "sku": new, "valid_until": valid_until}],
+        ["code"],
+    )
+    return moved
+
+
+def renamed_to(conn: Connection, code: str) -> str | None:
+    c = t.product_codes.c
+    row = conn.execute(select(c.sku).where(c.code == code, c.kind == "renamed")).first()
+    return row.sku if row else None
+
+
+def code_valid_until(conn: Connection, code: str) -> datetime | None:
+    c = t.product_codes.c
+    row = conn.execute(select(c.valid_until).where(c.code == code)).first()
+    return row.valid_until if row else None
+
+
+def set_code_valid_until(conn: Connection, code: str, valid_until: datetime) -> None:
+    c = t.product_codes.c
+    conn.execute(t.product_codes.update().where(c.code == code).values(valid_until=valid_until))

@@ -105,14 +105,17 @@ bundle_components = Table(
     Column("quantity", Integer, nullable=False),
 )
 
-# Other codes that name a product: aliases (kind 'alias', matched against <Sku>) and barcodes
-# (kind 'barcode', matched against <Barcode>). Each code names exactly one product.
+# Other codes that name a product: aliases (kind 'alias', matched against <Sku>), barcodes
+# (kind 'barcode', matched against <Barcode>) and old SKUs after a rename (kind 'renamed',
+# matched like aliases until valid_until). Each code names exactly one product.
 product_codes = Table(
     "product_codes",
     metadata,
     Column("code", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),
     Column("sku", ForeignKey("products.sku"), nullable=False, index=True),
+    # For kind 'renamed' (an old SKU): it resolves until this moment, and is refused after.
+    Column("valid_until", UtcDateTime, nullable=True),
 )
 
 customers = Table(

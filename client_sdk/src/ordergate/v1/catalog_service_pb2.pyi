@@ -445,6 +445,60 @@ class UpsertProductsResponse(_message.Message):
 Global___UpsertProductsResponse: _TypeAlias = UpsertProductsResponse  # noqa: Y015
 
 @_typing.final
+class RenameSkuRequest(_message.Message):
+    """Request for CatalogService.RenameSku."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SKU_FIELD_NUMBER: _builtins.int
+    NEW_SKU_FIELD_NUMBER: _builtins.int
+    TRANSITION_END_FIELD_NUMBER: _builtins.int
+    old_sku: _builtins.str
+    """The SKU being retired."""
+    new_sku: _builtins.str
+    """The SKU that replaces it (an existing product)."""
+    @_builtins.property
+    def transition_end(self) -> _timestamp_pb2.Timestamp:
+        """Until when the old SKU is still accepted; unset: it is refused at once."""
+
+    def __init__(
+        self,
+        *,
+        old_sku: _builtins.str = ...,
+        new_sku: _builtins.str = ...,
+        transition_end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transition_end", b"transition_end"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_sku", b"new_sku", "old_sku", b"old_sku", "transition_end", b"transition_end"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenameSkuRequest: _TypeAlias = RenameSkuRequest  # noqa: Y015
+
+@_typing.final
+class RenameSkuResponse(_message.Message):
+    """Response for CatalogService.RenameSku."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """False when the rename was already in place exactly so (nothing changed)."""
+    def __init__(
+        self,
+        *,
+        changed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenameSkuResponse: _TypeAlias = RenameSkuResponse  # noqa: Y015
+
+@_typing.final
 class UpsertCustomersRequest(_message.Message):
     """Request for CatalogService.UpsertCustomers."""
 

@@ -48,6 +48,11 @@ class CatalogServiceStub:
                 request_serializer=ordergate_dot_v1_dot_catalog__service__pb2.UpsertProductsRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_catalog__service__pb2.UpsertProductsResponse.FromString,
                 _registered_method=True)
+        self.RenameSku = channel.unary_unary(
+                '/ordergate.v1.CatalogService/RenameSku',
+                request_serializer=ordergate_dot_v1_dot_catalog__service__pb2.RenameSkuRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_catalog__service__pb2.RenameSkuResponse.FromString,
+                _registered_method=True)
         self.UpsertCustomers = channel.unary_unary(
                 '/ordergate.v1.CatalogService/UpsertCustomers',
                 request_serializer=ordergate_dot_v1_dot_catalog__service__pb2.UpsertCustomersRequest.SerializeToString,
@@ -87,6 +92,17 @@ class CatalogServiceServicer:
     def UpsertProducts(self, request_iterator, context):
         """Creates or updates products, in batches over a client stream: 10,000 products in one call
         are fine. The whole call is one transaction: all of it is applied, or none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameSku(self, request, context):
+        """Renames a product: `new_sku` (pushed before with UpsertProducts) takes over the old
+        product's stock, codes, bundle memberships and prices, and the old SKU keeps naming it
+        until `transition_end`: during the window both codes resolve to one stock; after it, orders
+        with the old code are held with SKU_RENAMED, naming the new one. Repeating the call
+        changes nothing; repeating it with another transition_end moves the end.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +148,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.UpsertProducts,
                     request_deserializer=ordergate_dot_v1_dot_catalog__service__pb2.UpsertProductsRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_catalog__service__pb2.UpsertProductsResponse.SerializeToString,
+            ),
+            'RenameSku': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameSku,
+                    request_deserializer=ordergate_dot_v1_dot_catalog__service__pb2.RenameSkuRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_catalog__service__pb2.RenameSkuResponse.SerializeToString,
             ),
             'UpsertCustomers': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertCustomers,
@@ -212,6 +233,33 @@ class CatalogService:
             '/ordergate.v1.CatalogService/UpsertProducts',
             ordergate_dot_v1_dot_catalog__service__pb2.UpsertProductsRequest.SerializeToString,
             ordergate_dot_v1_dot_catalog__service__pb2.UpsertProductsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameSku(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.CatalogService/RenameSku',
+            ordergate_dot_v1_dot_catalog__service__pb2.RenameSkuRequest.SerializeToString,
+            ordergate_dot_v1_dot_catalog__service__pb2.RenameSkuResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,13 @@ class CatalogServiceStub:
     """Creates or updates products, in batches over a client stream: 10,000 products in one call
     are fine. The whole call is one transaction: all of it is applied, or none.
     """
+    RenameSku: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.RenameSkuRequest, _catalog_service_pb2.RenameSkuResponse]
+    """Renames a product: `new_sku` (pushed before with UpsertProducts) takes over the old
+    product's stock, codes, bundle memberships and prices, and the old SKU keeps naming it
+    until `transition_end`: during the window both codes resolve to one stock; after it, orders
+    with the old code are held with SKU_RENAMED, naming the new one. Repeating the call
+    changes nothing; repeating it with another transition_end moves the end.
+    """
     UpsertCustomers: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.UpsertCustomersRequest, _catalog_service_pb2.UpsertCustomersResponse]
     """Creates or updates customers."""
     UpsertPriceLists: _grpc.UnaryUnaryMultiCallable[_catalog_service_pb2.UpsertPriceListsRequest, _catalog_service_pb2.UpsertPriceListsResponse]
@@ -66,6 +73,13 @@ class CatalogServiceAsyncStub(CatalogServiceStub):
     UpsertProducts: _aio.StreamUnaryMultiCallable[_catalog_service_pb2.UpsertProductsRequest, _catalog_service_pb2.UpsertProductsResponse]  # type: ignore[assignment]
     """Creates or updates products, in batches over a client stream: 10,000 products in one call
     are fine. The whole call is one transaction: all of it is applied, or none.
+    """
+    RenameSku: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.RenameSkuRequest, _catalog_service_pb2.RenameSkuResponse]  # type: ignore[assignment]
+    """Renames a product: `new_sku` (pushed before with UpsertProducts) takes over the old
+    product's stock, codes, bundle memberships and prices, and the old SKU keeps naming it
+    until `transition_end`: during the window both codes resolve to one stock; after it, orders
+    with the old code are held with SKU_RENAMED, naming the new one. Repeating the call
+    changes nothing; repeating it with another transition_end moves the end.
     """
     UpsertCustomers: _aio.UnaryUnaryMultiCallable[_catalog_service_pb2.UpsertCustomersRequest, _catalog_service_pb2.UpsertCustomersResponse]  # type: ignore[assignment]
     """Creates or updates customers."""
@@ -99,6 +113,19 @@ class CatalogServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_catalog_service_pb2.UpsertProductsResponse, _abc.Awaitable[_catalog_service_pb2.UpsertProductsResponse]]:
         """Creates or updates products, in batches over a client stream: 10,000 products in one call
         are fine. The whole call is one transaction: all of it is applied, or none.
+        """
+
+    @_abc_1.abstractmethod
+    def RenameSku(
+        self,
+        request: _catalog_service_pb2.RenameSkuRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_catalog_service_pb2.RenameSkuResponse, _abc.Awaitable[_catalog_service_pb2.RenameSkuResponse]]:
+        """Renames a product: `new_sku` (pushed before with UpsertProducts) takes over the old
+        product's stock, codes, bundle memberships and prices, and the old SKU keeps naming it
+        until `transition_end`: during the window both codes resolve to one stock; after it, orders
+        with the old code are held with SKU_RENAMED, naming the new one. Repeating the call
+        changes nothing; repeating it with another transition_end moves the end.
         """
 
     @_abc_1.abstractmethod

@@ -1,4 +1,4 @@
-"""stock change log and alerts
+"""stock change log, alerts, renamed SKUs
 
 Revision ID: 0003
 Revises: 0002
@@ -17,6 +17,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("product_codes") as batch:
+        batch.add_column(sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "stock_changes",
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
@@ -56,3 +58,5 @@ def downgrade() -> None:
     op.drop_table("alerts")
     op.drop_index(op.f("ix_stock_changes_sku_seq"), table_name="stock_changes")
     op.drop_table("stock_changes")
+    with op.batch_alter_table("product_codes") as batch:
+        batch.drop_column("valid_until")
