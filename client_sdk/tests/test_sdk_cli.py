@@ -113,3 +113,31 @@ def test_prices_prints_each_item_and_flags_missing_ones(demo: DemoServer) -> Non
     assert missing.returncode == 1
     assert "NOPE x1: unknown" in missing.stdout
     assert run(demo, "prices", "C-1001", "SKU-1001").returncode == 2
+
+
+def test_watch_prints_the_snapshot_and_a_change(demo: DemoServer, tmp_path: Path) -> None:
+    watcher = subprocess.Popen(
+        [
+            CLI,
+            "--target",
+            demo.target,
+            "--api-key",
+            demo.key,
+            "watch",
+            "SKU-1004",
+            "--max-changes",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watcher.stdout is not None
+    lines = [watcher.stdout.readline(), watcher.stdout.readline()]
+    assert lines[0].startswith("SKU-1004: available ")
+    assert lines[1].startswith("-- watching after change ")
+    order = write(tmp_path, "w.xml", order_xml(f"CLI-W-{uuid.uuid4().hex[:6]}", quantity=2))
+    assert run(demo, "submit", order).returncode == 0
+    rest, _ = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0
+    assert "SKU-1004@WH-MAIN ALLOCATION" in rest

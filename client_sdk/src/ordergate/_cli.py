@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     prices.add_argument("customer")
     prices.add_argument("items", nargs="+", metavar="CODE=QUANTITY")
 
+    watch = commands.add_parser("watch", help="stream live stock changes (Ctrl-C to stop)")
+    watch.add_argument("codes", nargs="+")
+    watch.add_argument("--location", action="append", default=[], help="only this location")
+    watch.add_argument("--after", type=int, default=0, help="resume after this change id")
+    watch.add_argument("--max-changes", type=int, default=0, help="stop after this many")
+
     stock = commands.add_parser("stock", help="live stock of SKUs, aliases or barcodes")
     stock.add_argument("codes", nargs="+")
     stock.add_argument("--location", action="append", default=[], help="only this location")
@@ -105,6 +111,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         return _submit(client, args)
     if args.command == "prices":
         return _prices(client, args)
+    if args.command == "watch":
+        return _watch(client, args)
     if args.command == "stock":
         return _stock(client, args)
     if args.command == "get":
@@ -160,6 +168,39 @@ def _prices(client: Client, args: argparse.Namespace) -> int:
             missing = "no price" if price.found else "unknown"
             print(f"{price.requested_code} x{price.quantity}: {missing}")
     return EXIT_OK if all(price.priced for price in reply.items) else EXIT_HELD
+
+
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    """Print the snapshot and then each change as it comes; resumes by itself on a dropped
+    connection. --after resumes where an earlier run stopped (its last change id)."""
+    seen = 0
+    stream = client.watch_stock_levels(
+        args.codes, location_codes=args.location, after_change_id=args.after
+    )
+    try:
+        for message in stream:
+            if args.json:
+                print(json.dumps(_dict(message)), flush=True)
+            elif message.WhichOneof("event") == "snapshot":
+                for item in message.snapshot.items:
+                    state = f"available {item.total.available}" if item.found else "unknown"
+                    print(f"{item.requested_code}: {state}", flush=True)
+                print(f"-- watching after change {message.snapshot.change_id}", flush=True)
+            else:
+                c = message.change
+                print(
+                    f"#{c.change_id} {c.sku}@{c.level.location_code} {c.kind}: "
+                    f"available {c.level.available} (on hand {c.level.on_hand}, "
+                    f"allocated {c.level.allocated})",
+                    flush=True,
+                )
+            if message.WhichOneof("event") == "change":
+                seen += 1
+                if args.max_changes and seen >= args.max_changes:
+                    return EXIT_OK
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
 
 
 def _stock(client: Client, args: argparse.Namespace) -> int:
