@@ -57,6 +57,7 @@ class Keys:
     other_shop: str  # website "shop-b"
     admin: str
     manager: str
+    warehouse: str
 
 
 def seed_demo(db: Database) -> Keys:
@@ -67,6 +68,7 @@ def seed_demo(db: Database) -> Keys:
         other_shop=create_api_key(db, "shop-b", Role.WEBSITE),
         admin=create_api_key(db, "ops-admin", Role.ADMIN),
         manager=create_api_key(db, "floor-manager", Role.MANAGER),
+        warehouse=create_api_key(db, "dc-scanner", Role.WAREHOUSE),
     )
     data = read_catalog_file(DEMO_CATALOG)
     for customer in data["customers"]:

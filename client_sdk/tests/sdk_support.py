@@ -47,6 +47,7 @@ class DemoServer:
     key: str  # website role, printed by --demo
     admin_key: str  # made with `ordergate keys create` on the demo database
     manager_key: str
+    warehouse_key: str
 
     def stop(self) -> None:
         self.process.terminate()
@@ -87,7 +88,12 @@ def start_demo_server(folder: Path) -> DemoServer:
         ).stdout.strip()
 
     return DemoServer(
-        process, target, key, make_key("sdk-admin", "admin"), make_key("sdk-manager", "manager")
+        process,
+        target,
+        key,
+        make_key("sdk-admin", "admin"),
+        make_key("sdk-manager", "manager"),
+        make_key("sdk-warehouse", "warehouse"),
     )
 
 

@@ -347,3 +347,25 @@ def test_the_stock_watch_helper_resumes_after_a_dropped_connection(demo: DemoSer
     assert allocated == [allocated[0], allocated[0] + 1, allocated[0] + 2]
     assert snapshot.change_id < first.change_id < missed[0].change_id < missed[1].change_id
     assert proxy.accepted >= 2  # it reconnected
+
+
+def test_warehouse_transitions_and_cancel(demo: DemoServer, client: Client) -> None:
+    from datetime import UTC, datetime
+
+    order = client.submit_order(order_xml(unique("FL"))).order
+    with Client(target=demo.target, api_key=demo.warehouse_key) as warehouse:
+        for state in ("PICKING", "PICKED", "PACKED"):
+            warehouse.transition_order(order.id, state)
+        with pytest.raises(errors.InvalidArgumentError) as caught:
+            warehouse.transition_order(order.id, "DISPATCHED", carrier="DHL")
+        assert caught.value.reason == "EVIDENCE_MISSING"
+        warehouse.transition_order(order.id, "DISPATCHED", carrier="DHL", tracking_number="1Z9")
+        done = warehouse.transition_order(order.id, "DELIVERED", delivery_time=datetime.now(UTC))
+    assert done.state == order_pb2.ORDER_STATE_DELIVERED
+    other = client.submit_order(order_xml(unique("CX"))).order
+    assert client.cancel_order(other.id, "customer changed their mind").state == (
+        order_pb2.ORDER_STATE_CANCELLED
+    )
+    with pytest.raises(errors.FailedPreconditionError) as refused:
+        client.cancel_order(order.id, "too late")
+    assert refused.value.reason == "ILLEGAL_TRANSITION"

@@ -14,10 +14,13 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import select
 
 from ordergate.v1 import catalog_service_pb2 as catalog_pb
+from ordergate.v1 import fulfillment_service_pb2 as fulfillment_pb
 from ordergate.v1 import inventory_service_pb2 as inventory_pb
+from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
 from ordergate.v1.catalog_service_pb2_grpc import CatalogServiceStub
+from ordergate.v1.fulfillment_service_pb2_grpc import FulfillmentServiceStub
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate.v1.pricing_service_pb2_grpc import PricingServiceStub
 from ordergate_server.api.permissions import ALLOWED_ROLES
@@ -97,6 +100,15 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
     "ListCreditNotes": lambda api, md: PricingServiceStub(api.channel).ListCreditNotes(
         pricing_pb.ListCreditNotesRequest(customer_account="C-1001"), metadata=md
     ),
+    "CancelOrder": lambda api, md: api.orders.CancelOrder(
+        pb.CancelOrderRequest(id=str(uuid.uuid4()), reason="test"), metadata=md
+    ),
+    "TransitionOrder": lambda api, md: FulfillmentServiceStub(api.channel).TransitionOrder(
+        fulfillment_pb.TransitionOrderRequest(
+            id=str(uuid.uuid4()), state=order_pb2.ORDER_STATE_PICKING
+        ),
+        metadata=md,
+    ),
     "GetOrder": lambda api, md: api.orders.GetOrder(
         pb.GetOrderRequest(client_order_id="T-1"), metadata=md
     ),
@@ -109,6 +121,7 @@ SERVICES = [
     inventory_pb.DESCRIPTOR.services_by_name["InventoryService"],
     catalog_pb.DESCRIPTOR.services_by_name["CatalogService"],
     pricing_pb.DESCRIPTOR.services_by_name["PricingService"],
+    fulfillment_pb.DESCRIPTOR.services_by_name["FulfillmentService"],
 ]
 METHODS = {f"/{s.full_name}/{m.name}": m.name for s in SERVICES for m in s.methods}
 
@@ -140,9 +153,14 @@ def test_missing_or_bad_keys_are_unauthenticated(
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))
-@pytest.mark.parametrize("role", ["website", "admin", "manager"])
+@pytest.mark.parametrize("role", ["website", "admin", "manager", "warehouse"])
 def test_roles_are_allowed_or_refused_per_rpc(api: Api, keys: Keys, method: str, role: str) -> None:
-    key = {"website": keys.shop, "admin": keys.admin, "manager": keys.manager}[role]
+    key = {
+        "website": keys.shop,
+        "admin": keys.admin,
+        "manager": keys.manager,
+        "warehouse": keys.warehouse,
+    }[role]
     full_name = next(name for name, short in METHODS.items() if short == method)
     allowed = role in {r.value for r in ALLOWED_ROLES[full_name]}
     try:
@@ -170,7 +188,7 @@ def test_keys_are_stored_hashed(keys: Keys, db: Database) -> None:
         rows = conn.execute(select(t.api_keys.c.id, t.api_keys.c.secret_sha256)).all()
     secret = keys.shop.split("_", 2)[2]
     assert all(secret not in (row.id + row.secret_sha256) for row in rows)
-    assert len(rows) == 4
+    assert len(rows) == 5
 
 
 def test_health_and_reflection_need_no_key(api: Api) -> None:

@@ -36,6 +36,8 @@ from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
 from .v1 import (
     catalog_service_pb2,
     catalog_service_pb2_grpc,
+    fulfillment_service_pb2,
+    fulfillment_service_pb2_grpc,
     inventory_service_pb2,
     inventory_service_pb2_grpc,
     order_pb2,
@@ -75,6 +77,7 @@ class AsyncClient:
         self._inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._channel)
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(self._channel)
         self._pricing = pricing_service_pb2_grpc.PricingServiceStub(self._channel)
+        self._fulfillment = fulfillment_service_pb2_grpc.FulfillmentServiceStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -175,6 +178,52 @@ class AsyncClient:
             else order_service_pb2.GetOrderRequest(client_order_id=client_order_id)
         )
         reply = await self._unary(self._orders.GetOrder, request, timeout, metadata, retry)
+        return reply.order
+
+    async def cancel_order(
+        self,
+        id: str,
+        reason: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """Cancel an order that is ON_HOLD or ACCEPTED (its stock is released). Cancelling
+        twice changes nothing, so this is retried like a read."""
+        request = order_service_pb2.CancelOrderRequest(id=id, reason=reason)
+        reply = await self._unary(self._orders.CancelOrder, request, timeout, metadata, retry)
+        return reply.order
+
+    # --- FulfillmentService (warehouse) -----------------------------------------------------
+
+    async def transition_order(
+        self,
+        id: str,
+        state: str | int,
+        *,
+        carrier: str = "",
+        tracking_number: str = "",
+        delivery_time: datetime | None = None,
+        note: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """Move an order on: PICKING, PICKED, PACKED, DISPATCHED (carrier and tracking number
+        required) or DELIVERED (delivery_time required). Repeating a step changes nothing."""
+        request = fulfillment_service_pb2.TransitionOrderRequest(
+            id=id,
+            state=state_value(state),  # type: ignore[arg-type]
+            carrier=carrier,
+            tracking_number=tracking_number,
+            note=note,
+        )
+        if delivery_time is not None:
+            request.delivery_time.FromDatetime(delivery_time)
+        reply = await self._unary(
+            self._fulfillment.TransitionOrder, request, timeout, metadata, retry
+        )
         return reply.order
 
     async def list_orders(

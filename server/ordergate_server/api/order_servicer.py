@@ -10,6 +10,8 @@ import grpc
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
 
+from ..domain.model import OrderState
+from ..service import lifecycle
 from ..service import orders as order_queries
 from ..service.errors import ServiceError
 from ..service.submit import SubmitLimits, submit_order
@@ -80,6 +82,19 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             client_order_id=request.client_order_id,
         )
         return pb.GetOrderResponse(order=order_to_proto(order))
+
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: Context
+    ) -> pb.CancelOrderResponse:
+        order = await self._run(
+            lifecycle.transition,
+            self._db,
+            current_principal(),
+            request.id,
+            OrderState.CANCELLED,
+            lifecycle.Evidence(reason=request.reason),
+        )
+        return pb.CancelOrderResponse(order=order_to_proto(order))
 
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context

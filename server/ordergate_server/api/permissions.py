@@ -12,6 +12,8 @@ ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     "/ordergate.v1.OrderService/SubmitOrders": frozenset({Role.WEBSITE}),
     "/ordergate.v1.OrderService/GetOrder": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.OrderService/ListOrders": frozenset({Role.WEBSITE, Role.ADMIN}),
+    "/ordergate.v1.OrderService/CancelOrder": frozenset({Role.WEBSITE, Role.MANAGER}),
+    "/ordergate.v1.FulfillmentService/TransitionOrder": frozenset({Role.WAREHOUSE}),
     **{
         f"/ordergate.v1.CatalogService/{name}": frozenset({Role.ADMIN})
         for name in (

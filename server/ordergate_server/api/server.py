@@ -17,6 +17,8 @@ from grpc_reflection.v1alpha import reflection
 from ordergate.v1 import (
     catalog_service_pb2,
     catalog_service_pb2_grpc,
+    fulfillment_service_pb2,
+    fulfillment_service_pb2_grpc,
     inventory_service_pb2,
     inventory_service_pb2_grpc,
     order_service_pb2,
@@ -31,6 +33,7 @@ from ..service.auth import Authenticator
 from ..service.submit import SubmitLimits
 from ..storage import Database
 from .catalog_servicer import CatalogServicer
+from .fulfillment_servicer import FulfillmentServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor
 from .inventory_servicer import InventoryServicer
 from .order_servicer import OrderServicer
@@ -44,6 +47,7 @@ SERVICE_NAMES = (
     inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
     catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name,
+    fulfillment_service_pb2.DESCRIPTOR.services_by_name["FulfillmentService"].full_name,
 )
 # Room above the order limit for the rest of the request, so an oversize order gets our own
 # clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
@@ -92,6 +96,9 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     )
     catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(db, run), server)
     pricing_service_pb2_grpc.add_PricingServiceServicer_to_server(PricingServicer(db, run), server)
+    fulfillment_service_pb2_grpc.add_FulfillmentServiceServicer_to_server(
+        FulfillmentServicer(db, run), server
+    )
 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -11,7 +11,8 @@ class Role(enum.StrEnum):
 
     WEBSITE = "website"  # submits its own orders and reads only its own
     ADMIN = "admin"  # reads everything; manages the catalog and keys
-    MANAGER = "manager"  # stock corrections (and, later, exception-queue decisions)
+    MANAGER = "manager"  # stock corrections, cancellations (later: exception-queue decisions)
+    WAREHOUSE = "warehouse"  # fulfilment transitions: picking, packing, dispatch, delivery
 
 
 @dataclass(frozen=True)

@@ -323,3 +323,12 @@ def holding_stock(conn: Connection, sku: str, location: str) -> list[AllocatedOr
             row.seq, row.id, OrderState(row.state), pieces + (previous.quantity if previous else 0)
         )
     return list(held.values())
+
+
+def seq_of(conn: Connection, order_id: str, *, lock: bool = False) -> int | None:
+    """The row number of an order; with `lock`, the order row stays locked (PostgreSQL)."""
+    query = select(t.orders.c.seq).where(t.orders.c.id == order_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return int(row.seq) if row else None

@@ -53,6 +53,11 @@ class OrderServiceStub:
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderResponse.FromString,
                 _registered_method=True)
+        self.CancelOrder = channel.unary_unary(
+                '/ordergate.v1.OrderService/CancelOrder',
+                request_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
+                _registered_method=True)
         self.ListOrders = channel.unary_unary(
                 '/ordergate.v1.OrderService/ListOrders',
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.ListOrdersRequest.SerializeToString,
@@ -100,6 +105,15 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelOrder(self, request, context):
+        """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
+        (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
+        order again answers with it unchanged. Roles: website (own orders), manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListOrders(self, request, context):
         """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin.
         """
@@ -124,6 +138,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.GetOrder,
                     request_deserializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderResponse.SerializeToString,
+            ),
+            'CancelOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrder,
+                    request_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.SerializeToString,
             ),
             'ListOrders': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOrders,
@@ -216,6 +235,33 @@ class OrderService:
             '/ordergate.v1.OrderService/GetOrder',
             ordergate_dot_v1_dot_order__service__pb2.GetOrderRequest.SerializeToString,
             ordergate_dot_v1_dot_order__service__pb2.GetOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.OrderService/CancelOrder',
+            ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
+            ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
             options,
             channel_credentials,
             insecure,

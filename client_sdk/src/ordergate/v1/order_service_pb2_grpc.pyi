@@ -58,6 +58,11 @@ class OrderServiceStub:
     """Returns one order with its lines, hold reasons and events. A website sees only its own
     orders (others are NOT_FOUND). Roles: website, admin.
     """
+    CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]
+    """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
+    (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
+    order again answers with it unchanged. Roles: website (own orders), manager.
+    """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]
     """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin."""
 
@@ -90,6 +95,11 @@ class OrderServiceAsyncStub(OrderServiceStub):
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
     orders (others are NOT_FOUND). Roles: website, admin.
+    """
+    CancelOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]  # type: ignore[assignment]
+    """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
+    (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
+    order again answers with it unchanged. Roles: website (own orders), manager.
     """
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin."""
@@ -138,6 +148,17 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_order_service_pb2.GetOrderResponse, _abc.Awaitable[_order_service_pb2.GetOrderResponse]]:
         """Returns one order with its lines, hold reasons and events. A website sees only its own
         orders (others are NOT_FOUND). Roles: website, admin.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelOrder(
+        self,
+        request: _order_service_pb2.CancelOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_service_pb2.CancelOrderResponse, _abc.Awaitable[_order_service_pb2.CancelOrderResponse]]:
+        """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
+        (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
+        order again answers with it unchanged. Roles: website (own orders), manager.
         """
 
     @_abc_1.abstractmethod
