@@ -369,3 +369,22 @@ def test_warehouse_transitions_and_cancel(demo: DemoServer, client: Client) -> N
     with pytest.raises(errors.FailedPreconditionError) as refused:
         client.cancel_order(order.id, "too late")
     assert refused.value.reason == "ILLEGAL_TRANSITION"
+
+
+def test_the_order_event_watch_resumes_after_a_dropped_connection(demo: DemoServer) -> None:
+    proxy = FlakyProxy(demo.target)
+    try:
+        with (
+            Client(target=proxy.target, api_key=demo.key) as watcher,
+            Client(target=demo.target, api_key=demo.key) as shop,
+        ):
+            start = shop.submit_order(order_xml(unique("EV0"))).order.events[-1].id
+            stream = watcher.watch_order_events(after_event_id=start)
+            first_id = shop.submit_order(order_xml(unique("EV1"))).order.id
+            assert next(stream).order_id == first_id
+            proxy.drop_all()
+            later = [shop.submit_order(order_xml(unique(f"EV{i}"))).order.id for i in (2, 3)]
+            assert [next(stream).order_id for _ in later] == later
+    finally:
+        proxy.close()
+    assert proxy.accepted >= 2

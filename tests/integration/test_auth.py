@@ -100,6 +100,11 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
     "ListCreditNotes": lambda api, md: PricingServiceStub(api.channel).ListCreditNotes(
         pricing_pb.ListCreditNotesRequest(customer_account="C-1001"), metadata=md
     ),
+    "WatchOrderEvents": lambda api, md: next(  # type: ignore[call-overload]
+        api.orders.WatchOrderEvents(
+            pb.WatchOrderEventsRequest(after_event_id="no-such-event"), metadata=md, timeout=10
+        )
+    ),
     "CancelOrder": lambda api, md: api.orders.CancelOrder(
         pb.CancelOrderRequest(id=str(uuid.uuid4()), reason="test"), metadata=md
     ),

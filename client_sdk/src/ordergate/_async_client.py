@@ -180,6 +180,32 @@ class AsyncClient:
         reply = await self._unary(self._orders.GetOrder, request, timeout, metadata, retry)
         return reply.order
 
+    async def watch_order_events(
+        self,
+        *,
+        after_event_id: str = "",
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> AsyncIterator[order_service_pb2.WatchOrderEventsResponse]:
+        """Order events as they happen, for as long as you iterate; after a dropped connection
+        it resumes after the last event it delivered. Without `after_event_id` it starts with
+        the next new event."""
+        policy = self._base._policy(retry, safe=True)
+        md = self._base._metadata(metadata)
+        last = after_event_id
+        backoffs = policy.backoffs()
+        while True:
+            request = order_service_pb2.WatchOrderEventsRequest(after_event_id=last)
+            try:
+                async for message in self._orders.WatchOrderEvents(request, metadata=md):
+                    backoffs = policy.backoffs()  # a working stream resets the budget
+                    last = message.event.id
+                    yield message
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            await _sleep_or_raise(error, policy, backoffs, None)
+
     async def cancel_order(
         self,
         id: str,

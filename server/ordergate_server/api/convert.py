@@ -9,7 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ordergate.v1 import order_pb2
 
 from ..domain.model import OrderState
-from ..domain.records import OrderRecord
+from ..domain.records import EventRecord, OrderRecord
 
 _STATE_TO_PROTO = {
     state: order_pb2.OrderState.Value(f"ORDER_STATE_{state.value}") for state in OrderState
@@ -80,16 +80,17 @@ def order_to_proto(order: OrderRecord) -> order_pb2.Order:
         notes=order.notes,
         allocation_location=order.allocation_location,
         problem_submission=order.problem_submission,
-        events=[
-            order_pb2.OrderEvent(
-                id=e.id,
-                create_time=_timestamp(e.created_at),
-                actor=e.actor,
-                type=e.type,
-                old_state=state_to_proto(e.old_state),
-                new_state=state_to_proto(e.new_state),
-                detail=e.detail,
-            )
-            for e in order.events
-        ],
+        events=[event_to_proto(e) for e in order.events],
+    )
+
+
+def event_to_proto(event: EventRecord) -> order_pb2.OrderEvent:
+    return order_pb2.OrderEvent(
+        id=event.id,
+        create_time=_timestamp(event.created_at),
+        actor=event.actor,
+        type=event.type,
+        old_state=state_to_proto(event.old_state),
+        new_state=state_to_proto(event.new_state),
+        detail=event.detail,
     )

@@ -13,6 +13,7 @@ from ordergate.v1 import inventory_service_pb2 as pb
 from ordergate.v1 import inventory_service_pb2_grpc
 
 from ..service import stock, stock_corrections, stock_watch
+from ..service.ordered_feed import InOrder
 from ..storage import Database, stock_log
 from .interceptors import current_principal
 from .runner import Runner
@@ -83,7 +84,7 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
             yield pb.WatchStockLevelsResponse(
                 snapshot=pb.StockSnapshot(items=[_product(i) for i in items], change_id=cursor)
             )
-        in_order = stock_watch.InOrder(cursor)
+        in_order: InOrder[stock_log.StockChange] = InOrder(cursor)
         loop = asyncio.get_running_loop()
         while True:
             changes = await self._run(stock_watch.poll, self._db, in_order.cursor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -11,12 +12,14 @@ from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
 
 from ..domain.model import OrderState
-from ..service import lifecycle
+from ..service import lifecycle, order_events
 from ..service import orders as order_queries
 from ..service.errors import ServiceError
+from ..service.ordered_feed import InOrder
 from ..service.submit import SubmitLimits, submit_order
 from ..storage import Database
-from .convert import order_to_proto, state_from_proto
+from ..storage.orders import LoggedEvent
+from .convert import event_to_proto, order_to_proto, state_from_proto
 from .errors import item_error
 from .interceptors import current_principal
 from .runner import Runner
@@ -82,6 +85,25 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             client_order_id=request.client_order_id,
         )
         return pb.GetOrderResponse(order=order_to_proto(order))
+
+    async def WatchOrderEvents(
+        self, request: pb.WatchOrderEventsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchOrderEventsResponse]:
+        principal = current_principal()
+        cursor = await self._run(order_events.start_after, self._db, request.after_event_id)
+        feed: InOrder[LoggedEvent] = InOrder(cursor)
+        loop = asyncio.get_running_loop()
+        while True:
+            logged = await self._run(order_events.poll, self._db, feed.cursor)
+            for item in feed.ready(logged, loop.time()):
+                if order_events.visible(principal, item):
+                    yield pb.WatchOrderEventsResponse(
+                        order_id=item.order_id,
+                        client_order_id=item.client_order_id,
+                        client=item.client,
+                        event=event_to_proto(item.event),
+                    )
+            await asyncio.sleep(order_events.POLL_SECONDS)
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: Context

@@ -12,6 +12,9 @@ ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     "/ordergate.v1.OrderService/SubmitOrders": frozenset({Role.WEBSITE}),
     "/ordergate.v1.OrderService/GetOrder": frozenset({Role.WEBSITE, Role.ADMIN}),
     "/ordergate.v1.OrderService/ListOrders": frozenset({Role.WEBSITE, Role.ADMIN}),
+    "/ordergate.v1.OrderService/WatchOrderEvents": frozenset(
+        {Role.WEBSITE, Role.ADMIN, Role.MANAGER}
+    ),
     "/ordergate.v1.OrderService/CancelOrder": frozenset({Role.WEBSITE, Role.MANAGER}),
     "/ordergate.v1.FulfillmentService/TransitionOrder": frozenset({Role.WAREHOUSE}),
     **{

@@ -1,21 +1,13 @@
-"""Watching stock: a snapshot, then the stock change log in order, without gaps.
-
-Change ids come from the database in the order transactions *took* them, not the order they
-committed: on PostgreSQL, change 41 may become visible after change 42. A watcher that moved
-its cursor past 41 on seeing 42 would miss 41 for ever. So changes are delivered strictly in id
-order: a missing id holds back the ones after it until it appears, or until GAP_WAIT_SECONDS
-have passed (then it belonged to a transaction that rolled back, and is skipped).
-"""
+"""Watching stock: a snapshot, then the stock change log in id order (see ordered_feed)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..storage import Database, catalog, stock_log
 from . import stock
 
-GAP_WAIT_SECONDS = 0.5
 POLL_SECONDS = 0.1
 
 
@@ -66,34 +58,3 @@ def bundles_containing(db: Database, watch: WatchPlan, sku: str) -> list[stock.P
         for code in watch.bundles[bundle][:1]
     ]
     return stock.get_stock_levels(db, codes, watch.locations) if codes else []
-
-
-@dataclass
-class InOrder:
-    """Releases changes strictly in id order, waiting a little for ids that are missing."""
-
-    cursor: int
-    held: dict[int, stock_log.StockChange] = field(default_factory=dict)
-    gap_since: float | None = None
-
-    def ready(
-        self, changes: Sequence[stock_log.StockChange], now: float
-    ) -> list[stock_log.StockChange]:
-        for change in changes:
-            if change.seq > self.cursor:
-                self.held[change.seq] = change
-        released = []
-        while self.held:
-            following = self.cursor + 1
-            if following in self.held:
-                released.append(self.held.pop(following))
-                self.cursor = following
-                self.gap_since = None
-                continue
-            if self.gap_since is None:
-                self.gap_since = now
-            if now - self.gap_since < GAP_WAIT_SECONDS:
-                break
-            self.cursor = min(self.held) - 1  # the missing ids were rolled back
-            self.gap_since = None
-        return released

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, select
+from sqlalchemy import Connection, Row, Select, and_, func, select
 
 from ..domain.model import Address, Delivery, HoldCode, HoldReason, OrderState
 from ..domain.records import EventRecord, LineRecord, OrderRecord
@@ -332,3 +332,60 @@ def seq_of(conn: Connection, order_id: str, *, lock: bool = False) -> int | None
         query = query.with_for_update()
     row = conn.execute(query).first()
     return int(row.seq) if row else None
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    seq: int
+    order_id: str
+    client_order_id: str
+    client_id: int
+    client: str
+    event: EventRecord
+
+
+def event_seq(conn: Connection, event_id: str) -> int | None:
+    row = conn.execute(select(t.order_events.c.seq).where(t.order_events.c.id == event_id)).first()
+    return int(row.seq) if row else None
+
+
+def last_event_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(t.order_events.c.seq), 0))).scalar_one())
+
+
+def events_after(conn: Connection, seq: int, *, limit: int = 1000) -> list[LoggedEvent]:
+    """Every order event after `seq`, oldest first, with its order and client."""
+    e, o = t.order_events.c, t.orders.c
+    rows = conn.execute(
+        select(
+            t.order_events,
+            o.id.label("order_id"),
+            o.client_order_id,
+            o.client_id,
+            t.clients.c.name.label("client_name"),
+        )
+        .join(t.orders, o.seq == e.order_seq)
+        .join(t.clients, t.clients.c.id == o.client_id)
+        .where(e.seq > seq)
+        .order_by(e.seq)
+        .limit(limit)
+    )
+    return [
+        LoggedEvent(
+            row.seq,
+            row.order_id,
+            row.client_order_id or "",
+            row.client_id,
+            row.client_name,
+            EventRecord(
+                id=row.id,
+                created_at=row.created_at,
+                actor=row.actor,
+                type=row.type,
+                old_state=OrderState(row.old_state) if row.old_state else None,
+                new_state=OrderState(row.new_state),
+                detail=row.detail,
+            ),
+        )
+        for row in rows
+    ]

@@ -314,6 +314,64 @@ class CancelOrderResponse(_message.Message):
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
 
 @_typing.final
+class WatchOrderEventsRequest(_message.Message):
+    """Request for OrderService.WatchOrderEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    after_event_id: _builtins.str
+    """Resume after this event; empty to start with the next new event."""
+    def __init__(
+        self,
+        *,
+        after_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchOrderEventsRequest: _TypeAlias = WatchOrderEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchOrderEventsResponse(_message.Message):
+    """One event of an OrderService.WatchOrderEvents stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order's server-assigned id."""
+    client_order_id: _builtins.str
+    """The client's own order id."""
+    client: _builtins.str
+    """The API client the order belongs to."""
+    @_builtins.property
+    def event(self) -> _order_pb2.OrderEvent:
+        """The event."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        client_order_id: _builtins.str = ...,
+        client: _builtins.str = ...,
+        event: _order_pb2.OrderEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "client_order_id", b"client_order_id", "event", b"event", "order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchOrderEventsResponse: _TypeAlias = WatchOrderEventsResponse  # noqa: Y015
+
+@_typing.final
 class ListOrdersRequest(_message.Message):
     """Request for OrderService.ListOrders."""
 

@@ -58,6 +58,11 @@ class OrderServiceStub:
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
                 _registered_method=True)
+        self.WatchOrderEvents = channel.unary_stream(
+                '/ordergate.v1.OrderService/WatchOrderEvents',
+                request_serializer=ordergate_dot_v1_dot_order__service__pb2.WatchOrderEventsRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_order__service__pb2.WatchOrderEventsResponse.FromString,
+                _registered_method=True)
         self.ListOrders = channel.unary_unary(
                 '/ordergate.v1.OrderService/ListOrders',
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.ListOrdersRequest.SerializeToString,
@@ -114,6 +119,16 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchOrderEvents(self, request, context):
+        """Every order event as it is committed (submissions, state changes, alerts), in order, at
+        least once, each with its id and time. A website sees only its own orders' events.
+        Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
+        it the stream starts with the next new event. Roles: website, admin, manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListOrders(self, request, context):
         """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin.
         """
@@ -143,6 +158,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.CancelOrder,
                     request_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'WatchOrderEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchOrderEvents,
+                    request_deserializer=ordergate_dot_v1_dot_order__service__pb2.WatchOrderEventsRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_order__service__pb2.WatchOrderEventsResponse.SerializeToString,
             ),
             'ListOrders': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOrders,
@@ -262,6 +282,33 @@ class OrderService:
             '/ordergate.v1.OrderService/CancelOrder',
             ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
             ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchOrderEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ordergate.v1.OrderService/WatchOrderEvents',
+            ordergate_dot_v1_dot_order__service__pb2.WatchOrderEventsRequest.SerializeToString,
+            ordergate_dot_v1_dot_order__service__pb2.WatchOrderEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -63,6 +63,12 @@ class OrderServiceStub:
     (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
     order again answers with it unchanged. Roles: website (own orders), manager.
     """
+    WatchOrderEvents: _grpc.UnaryStreamMultiCallable[_order_service_pb2.WatchOrderEventsRequest, _order_service_pb2.WatchOrderEventsResponse]
+    """Every order event as it is committed (submissions, state changes, alerts), in order, at
+    least once, each with its id and time. A website sees only its own orders' events.
+    Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
+    it the stream starts with the next new event. Roles: website, admin, manager.
+    """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]
     """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin."""
 
@@ -100,6 +106,12 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
     (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
     order again answers with it unchanged. Roles: website (own orders), manager.
+    """
+    WatchOrderEvents: _aio.UnaryStreamMultiCallable[_order_service_pb2.WatchOrderEventsRequest, _order_service_pb2.WatchOrderEventsResponse]  # type: ignore[assignment]
+    """Every order event as it is committed (submissions, state changes, alerts), in order, at
+    least once, each with its id and time. A website sees only its own orders' events.
+    Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
+    it the stream starts with the next new event. Roles: website, admin, manager.
     """
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]  # type: ignore[assignment]
     """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin."""
@@ -159,6 +171,18 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
         (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
         order again answers with it unchanged. Roles: website (own orders), manager.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchOrderEvents(
+        self,
+        request: _order_service_pb2.WatchOrderEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_order_service_pb2.WatchOrderEventsResponse], _abc.AsyncIterator[_order_service_pb2.WatchOrderEventsResponse]]:
+        """Every order event as it is committed (submissions, state changes, alerts), in order, at
+        least once, each with its id and time. A website sees only its own orders' events.
+        Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
+        it the stream starts with the next new event. Roles: website, admin, manager.
         """
 
     @_abc_1.abstractmethod
