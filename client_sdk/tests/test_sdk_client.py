@@ -95,7 +95,7 @@ def test_get_and_iterate_orders(client: Client) -> None:
     assert got.state == ON_HOLD
     listed = {o.id for o in client.iter_orders(state="ON_HOLD", page_size=2)}
     assert held_ids <= listed
-    assert held_ids <= {o.id for o in client.list_held_orders()}
+    assert held_ids <= {o.id for o in client.iter_orders(state="ON_HOLD")}
 
 
 def test_validate_only_stores_nothing(client: Client) -> None:
@@ -388,3 +388,19 @@ def test_the_order_event_watch_resumes_after_a_dropped_connection(demo: DemoServ
     finally:
         proxy.close()
     assert proxy.accepted >= 2
+
+
+def test_the_exception_queue_for_a_manager(demo: DemoServer, client: Client) -> None:
+    order_id = unique("EQ")
+    held = client.submit_order(order_xml(order_id, sku="NOPE")).order
+    with Client(target=demo.target, api_key=demo.manager_key) as manager:
+        page = manager.list_held_orders(reason_code="SKU_UNKNOWN", page_size=500)
+        assert held.id in [o.id for o in page.orders]
+        fixed = manager.correct_order(held.id, order_xml(order_id))
+        assert fixed.order.state == ACCEPTED
+        other = client.submit_order(order_xml(unique("EQP")).replace("+49 40 1234567", "n/a")).order
+        released = manager.release_order(other.id, "number confirmed by phone")
+        assert released.state == ACCEPTED
+        with pytest.raises(errors.FailedPreconditionError) as caught:
+            manager.release_order(other.id, "again")
+        assert caught.value.reason == "NOT_ON_HOLD"

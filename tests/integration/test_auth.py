@@ -14,12 +14,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import select
 
 from ordergate.v1 import catalog_service_pb2 as catalog_pb
+from ordergate.v1 import exception_queue_service_pb2 as queue_pb
 from ordergate.v1 import fulfillment_service_pb2 as fulfillment_pb
 from ordergate.v1 import inventory_service_pb2 as inventory_pb
 from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
 from ordergate.v1.catalog_service_pb2_grpc import CatalogServiceStub
+from ordergate.v1.exception_queue_service_pb2_grpc import ExceptionQueueServiceStub
 from ordergate.v1.fulfillment_service_pb2_grpc import FulfillmentServiceStub
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate.v1.pricing_service_pb2_grpc import PricingServiceStub
@@ -105,6 +107,15 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
             pb.WatchOrderEventsRequest(after_event_id="no-such-event"), metadata=md, timeout=10
         )
     ),
+    "ListHeldOrders": lambda api, md: ExceptionQueueServiceStub(api.channel).ListHeldOrders(
+        queue_pb.ListHeldOrdersRequest(), metadata=md
+    ),
+    "CorrectOrder": lambda api, md: ExceptionQueueServiceStub(api.channel).CorrectOrder(
+        queue_pb.CorrectOrderRequest(id=str(uuid.uuid4())), metadata=md
+    ),
+    "ReleaseOrder": lambda api, md: ExceptionQueueServiceStub(api.channel).ReleaseOrder(
+        queue_pb.ReleaseOrderRequest(id=str(uuid.uuid4()), reason="x"), metadata=md
+    ),
     "CancelOrder": lambda api, md: api.orders.CancelOrder(
         pb.CancelOrderRequest(id=str(uuid.uuid4()), reason="test"), metadata=md
     ),
@@ -127,6 +138,7 @@ SERVICES = [
     catalog_pb.DESCRIPTOR.services_by_name["CatalogService"],
     pricing_pb.DESCRIPTOR.services_by_name["PricingService"],
     fulfillment_pb.DESCRIPTOR.services_by_name["FulfillmentService"],
+    queue_pb.DESCRIPTOR.services_by_name["ExceptionQueueService"],
 ]
 METHODS = {f"/{s.full_name}/{m.name}": m.name for s in SERVICES for m in s.methods}
 

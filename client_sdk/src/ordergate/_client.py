@@ -7,7 +7,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TypeVar
 
@@ -27,6 +27,8 @@ from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
 from .v1 import (
     catalog_service_pb2,
     catalog_service_pb2_grpc,
+    exception_queue_service_pb2,
+    exception_queue_service_pb2_grpc,
     fulfillment_service_pb2,
     fulfillment_service_pb2_grpc,
     inventory_service_pb2,
@@ -77,6 +79,7 @@ class Client:
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(self._channel)
         self._pricing = pricing_service_pb2_grpc.PricingServiceStub(self._channel)
         self._fulfillment = fulfillment_service_pb2_grpc.FulfillmentServiceStub(self._channel)
+        self._queue = exception_queue_service_pb2_grpc.ExceptionQueueServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -174,6 +177,66 @@ class Client:
                 error = from_rpc_error(exc)
             _sleep_or_raise(error, policy, backoffs, None)
 
+    # --- ExceptionQueueService (manager) ----------------------------------------------------
+
+    def list_held_orders(
+        self,
+        *,
+        reason_code: str = "",
+        customer_account: str = "",
+        min_age: timedelta | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> exception_queue_service_pb2.ListHeldOrdersResponse:
+        """One page of the exception queue, oldest first (manager and admin keys; a website
+        lists its own held orders with iter_orders(state="ON_HOLD"))."""
+        request = exception_queue_service_pb2.ListHeldOrdersRequest(
+            reason_code=reason_code,
+            customer_account=customer_account,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        if min_age is not None:
+            request.min_age.FromTimedelta(min_age)
+        return self._unary(self._queue.ListHeldOrders, request, timeout, metadata, retry, safe=True)
+
+    def correct_order(
+        self,
+        id: str,
+        order: OrderDocument,
+        *,
+        request_id: str | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_service_pb2.SubmitOrderResponse:
+        """New XML for a held order (same order id), judged afresh; retried safely (the
+        request_id is derived from the document unless given)."""
+        submitted = self._base._submit_request(order, request_id, False)
+        request = exception_queue_service_pb2.CorrectOrderRequest(
+            id=id, order_xml=submitted.order_xml, request_id=submitted.request_id
+        )
+        reply = self._unary(self._queue.CorrectOrder, request, timeout, metadata, retry, safe=True)
+        return reply.result
+
+    def release_order(
+        self,
+        id: str,
+        reason: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """Accept a held order against overridable holds, with a reason (manager key). Never
+        retried: a release that went through would be refused as NOT_ON_HOLD on a retry."""
+        request = exception_queue_service_pb2.ReleaseOrderRequest(id=id, reason=reason)
+        reply = self._unary(self._queue.ReleaseOrder, request, timeout, metadata, retry, safe=False)
+        return reply.order
+
     def cancel_order(
         self,
         id: str,
@@ -268,10 +331,6 @@ class Client:
             token = page.next_page_token
             if not token:
                 return
-
-    def list_held_orders(self, **filters: object) -> Iterator[order_pb2.Order]:
-        """Orders waiting in the exception queue (state ON_HOLD), oldest first."""
-        return self.iter_orders(state="ON_HOLD", **filters)  # type: ignore[arg-type]
 
     # --- InventoryService -------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ ALLOWED_ROLES: dict[str, frozenset[Role]] = {
     ),
     "/ordergate.v1.OrderService/CancelOrder": frozenset({Role.WEBSITE, Role.MANAGER}),
     "/ordergate.v1.FulfillmentService/TransitionOrder": frozenset({Role.WAREHOUSE}),
+    "/ordergate.v1.ExceptionQueueService/ListHeldOrders": frozenset({Role.MANAGER, Role.ADMIN}),
+    "/ordergate.v1.ExceptionQueueService/CorrectOrder": frozenset({Role.MANAGER}),
+    "/ordergate.v1.ExceptionQueueService/ReleaseOrder": frozenset({Role.MANAGER}),
     **{
         f"/ordergate.v1.CatalogService/{name}": frozenset({Role.ADMIN})
         for name in (

@@ -17,6 +17,8 @@ from grpc_reflection.v1alpha import reflection
 from ordergate.v1 import (
     catalog_service_pb2,
     catalog_service_pb2_grpc,
+    exception_queue_service_pb2,
+    exception_queue_service_pb2_grpc,
     fulfillment_service_pb2,
     fulfillment_service_pb2_grpc,
     inventory_service_pb2,
@@ -33,6 +35,7 @@ from ..service.auth import Authenticator
 from ..service.submit import SubmitLimits
 from ..storage import Database
 from .catalog_servicer import CatalogServicer
+from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor
 from .inventory_servicer import InventoryServicer
@@ -48,6 +51,7 @@ SERVICE_NAMES = (
     catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name,
     fulfillment_service_pb2.DESCRIPTOR.services_by_name["FulfillmentService"].full_name,
+    exception_queue_service_pb2.DESCRIPTOR.services_by_name["ExceptionQueueService"].full_name,
 )
 # Room above the order limit for the rest of the request, so an oversize order gets our own
 # clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
@@ -98,6 +102,9 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     pricing_service_pb2_grpc.add_PricingServiceServicer_to_server(PricingServicer(db, run), server)
     fulfillment_service_pb2_grpc.add_FulfillmentServiceServicer_to_server(
         FulfillmentServicer(db, run), server
+    )
+    exception_queue_service_pb2_grpc.add_ExceptionQueueServiceServicer_to_server(
+        ExceptionQueueServicer(db, run), server
     )
 
     health_servicer = health_aio.HealthServicer()

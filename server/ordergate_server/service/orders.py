@@ -81,7 +81,7 @@ def list_orders(
     filter_digest = hashlib.sha256(
         json.dumps([state.value if state else "", customer_account, client]).encode()
     ).hexdigest()[:16]
-    after_seq = _decode_token(page_token, filter_digest) if page_token else 0
+    after_seq = decode_page_token(page_token, filter_digest) if page_token else 0
 
     with db.reader() as conn:
         client_id: int | None = None
@@ -97,16 +97,16 @@ def list_orders(
             after_seq=after_seq,
             limit=size + 1,
         )
-    next_token = _encode_token(page[size - 1][0], filter_digest) if len(page) > size else ""
+    next_token = encode_page_token(page[size - 1][0], filter_digest) if len(page) > size else ""
     return OrderPage([order for _, order in page[:size]], next_token)
 
 
-def _encode_token(after_seq: int, filter_digest: str) -> str:
+def encode_page_token(after_seq: int, filter_digest: str) -> str:
     raw = json.dumps({"after": after_seq, "filter": filter_digest}).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _decode_token(token: str, filter_digest: str) -> int:
+def decode_page_token(token: str, filter_digest: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         after = int(data["after"])

@@ -21,7 +21,7 @@ from ..domain.model import Delivery, HoldReason, OrderDraft, OrderState
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
 from ..formats import DocumentLimits, UnreadableOrder, read_order
-from ..storage import Database, catalog, orders, stock_log, submissions
+from ..storage import Database, audit, catalog, orders, stock_log, submissions
 from .errors import ErrorKind, FieldViolation, ServiceError
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,12 @@ def submit_order(
     payload: bytes,
     validate_only: bool = False,
     limits: SubmitLimits = SubmitLimits(),
+    acting: Principal | None = None,
 ) -> SubmitResult:
     """Take one order submission and answer it: ACCEPTED with stock allocated, or ON_HOLD.
+
+    `acting` is who acts when it is not the client itself (a manager correcting a held order
+    on the client's behalf): the order's history names them, and the audit log records it.
 
     Raises ServiceError for a request that cannot be taken at all (too large, bad request_id,
     request_id reused for other content, an order id already past ON_HOLD with other content).
@@ -84,7 +88,14 @@ def submit_order(
         try:
             with db.transaction() as tx:
                 outcome = _submit_in_transaction(
-                    tx, principal, request_id, payload, payload_sha256, document, now
+                    tx,
+                    principal,
+                    request_id,
+                    payload,
+                    payload_sha256,
+                    document,
+                    now,
+                    acting,
                 )
             break
         except IntegrityError:
@@ -171,7 +182,11 @@ def _evaluate(
         )
     if reasons:
         return _Evaluation(tuple(reasons), tuple(lines), "", {})
+    return plan_allocation(conn, tuple(lines), lock=lock)
 
+
+def plan_allocation(conn: Connection, lines: tuple[LineRecord, ...], *, lock: bool) -> _Evaluation:
+    """Where resolved `lines` can be allocated from (one location), or why they cannot."""
     # A bundle line asks for its components; a bundle has no stock of its own.
     kits = catalog.bundle_components(conn, {line.sku for line in lines})
     demand_lines = [
@@ -199,7 +214,9 @@ def _submit_in_transaction(
     payload_sha256: str,
     document: OrderDraft | UnreadableOrder,
     now: datetime,
+    acting: Principal | None,
 ) -> SubmitResult | ServiceError:
+    actor = (acting or principal).client_name
     client_id = principal.client_id
     previous = submissions.find(tx, client_id, request_id)
     if previous is not None:
@@ -242,25 +259,40 @@ def _submit_in_transaction(
     order_id = existing.id if existing is not None else str(uuid.uuid4())
     if evaluation.location:
         catalog.allocate(tx, evaluation.location, evaluation.demand)
-        stock_log.record(tx, _allocations(evaluation, principal, order_id, now))
+        stock_log.record(tx, allocation_changes(evaluation, principal, order_id, now))
 
     if existing is None:
         order = _order_record(order_id, principal, document, evaluation, payload_sha256, now)
-        order = replace(order, events=(_event(principal, "SUBMITTED", None, order, now),))
+        order = replace(order, events=(_event(actor, "SUBMITTED", None, order, now),))
         orders.insert_order(tx, client_id, order)
     else:  # a held order resubmitted: the new content replaces it and is judged afresh
         order = _order_record(existing.id, principal, document, evaluation, payload_sha256, now)
         order = replace(order, created_at=existing.created_at)
         orders.replace_order(tx, existing.seq, order)
         orders.insert_events(
-            tx, existing.seq, [_event(principal, "RESUBMITTED", OrderState.ON_HOLD, order, now)]
+            tx, existing.seq, [_event(actor, "RESUBMITTED", OrderState.ON_HOLD, order, now)]
         )
         order = _get(tx, order.id)
     record_submission(order.id, OUTCOME_ORDER)
+    if acting is not None:
+        audit.record(
+            tx,
+            [
+                audit.AuditEntry(
+                    at=now,
+                    actor=acting.client_name,
+                    role=acting.role.value,
+                    action="order.correct",
+                    subject=f"order/{order.id}",
+                    before={"state": OrderState.ON_HOLD.value},
+                    after={"state": order.state.value},
+                )
+            ],
+        )
     return SubmitResult(order, replayed=False)
 
 
-def _allocations(
+def allocation_changes(
     evaluation: _Evaluation, principal: Principal, order_id: str, now: datetime
 ) -> list[stock_log.StockChange]:
     changes = []
@@ -358,12 +390,10 @@ def _order_record(
 
 
 def _event(
-    principal: Principal, kind: str, old: OrderState | None, order: OrderRecord, now: datetime
+    actor: str, kind: str, old: OrderState | None, order: OrderRecord, now: datetime
 ) -> EventRecord:
     if order.state is OrderState.ACCEPTED:
         detail = f"allocated from {order.allocation_location}"
     else:
         detail = "held: " + ", ".join(sorted({r.code.value for r in order.hold_reasons}))
-    return EventRecord(
-        str(uuid.uuid4()), now, principal.client_name, kind, old, order.state, detail
-    )
+    return EventRecord(str(uuid.uuid4()), now, actor, kind, old, order.state, detail)

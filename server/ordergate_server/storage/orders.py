@@ -105,6 +105,7 @@ class OrderFilter:
     client_id: int | None = None
     state: OrderState | None = None
     customer_account: str = ""
+    created_before: datetime | None = None
 
 
 def list_orders(
@@ -119,6 +120,8 @@ def list_orders(
         query = query.where(o.state == where.state.value)
     if where.customer_account:
         query = query.where(o.customer_account == where.customer_account)
+    if where.created_before is not None:
+        query = query.where(o.created_at <= where.created_before)
     rows = conn.execute(query.order_by(o.seq).limit(limit)).all()
     return _assemble(conn, rows)
 

@@ -1,0 +1,66 @@
+"""ExceptionQueueService: proto in -> service call -> proto out."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import grpc
+
+from ordergate.v1 import exception_queue_service_pb2 as pb
+from ordergate.v1 import exception_queue_service_pb2_grpc, order_service_pb2
+
+from ..service import exception_queue
+from ..storage import Database
+from .convert import order_to_proto
+from .interceptors import current_principal
+from .runner import Runner
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+class ExceptionQueueServicer(exception_queue_service_pb2_grpc.ExceptionQueueServiceServicer):
+    def __init__(self, db: Database, run: Runner) -> None:
+        self._db = db
+        self._run = run
+
+    async def ListHeldOrders(
+        self, request: pb.ListHeldOrdersRequest, context: Context
+    ) -> pb.ListHeldOrdersResponse:
+        held, token = await self._run(
+            exception_queue.list_held_orders,
+            self._db,
+            current_principal(),
+            reason_code=request.reason_code,
+            customer_account=request.customer_account,
+            min_age=request.min_age.ToTimedelta() if request.HasField("min_age") else None,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListHeldOrdersResponse(
+            orders=[order_to_proto(o) for o in held], next_page_token=token
+        )
+
+    async def CorrectOrder(
+        self, request: pb.CorrectOrderRequest, context: Context
+    ) -> pb.CorrectOrderResponse:
+        result = await self._run(
+            exception_queue.correct_order,
+            self._db,
+            current_principal(),
+            request.id,
+            request.order_xml,
+            request.request_id,
+        )
+        return pb.CorrectOrderResponse(
+            result=order_service_pb2.SubmitOrderResponse(
+                order=order_to_proto(result.order), replayed=result.replayed
+            )
+        )
+
+    async def ReleaseOrder(
+        self, request: pb.ReleaseOrderRequest, context: Context
+    ) -> pb.ReleaseOrderResponse:
+        order = await self._run(
+            exception_queue.release_order, self._db, current_principal(), request.id, request.reason
+        )
+        return pb.ReleaseOrderResponse(order=order_to_proto(order))
