@@ -58,6 +58,8 @@ class Keys:
     admin: str
     manager: str
     warehouse: str
+    operations: str
+    finance: str
 
 
 def seed_demo(db: Database) -> Keys:
@@ -69,6 +71,8 @@ def seed_demo(db: Database) -> Keys:
         admin=create_api_key(db, "ops-admin", Role.ADMIN),
         manager=create_api_key(db, "floor-manager", Role.MANAGER),
         warehouse=create_api_key(db, "dc-scanner", Role.WAREHOUSE),
+        operations=create_api_key(db, "ops-desk", Role.OPERATIONS),
+        finance=create_api_key(db, "finance-team", Role.FINANCE),
     )
     data = read_catalog_file(DEMO_CATALOG)
     for customer in data["customers"]:

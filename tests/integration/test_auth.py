@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import select
 
+from ordergate.v1 import audit_service_pb2 as audit_pb
 from ordergate.v1 import catalog_service_pb2 as catalog_pb
 from ordergate.v1 import exception_queue_service_pb2 as queue_pb
 from ordergate.v1 import fulfillment_service_pb2 as fulfillment_pb
@@ -20,6 +21,7 @@ from ordergate.v1 import inventory_service_pb2 as inventory_pb
 from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
+from ordergate.v1.audit_service_pb2_grpc import AuditServiceStub
 from ordergate.v1.catalog_service_pb2_grpc import CatalogServiceStub
 from ordergate.v1.exception_queue_service_pb2_grpc import ExceptionQueueServiceStub
 from ordergate.v1.fulfillment_service_pb2_grpc import FulfillmentServiceStub
@@ -116,6 +118,9 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
     "ReleaseOrder": lambda api, md: ExceptionQueueServiceStub(api.channel).ReleaseOrder(
         queue_pb.ReleaseOrderRequest(id=str(uuid.uuid4()), reason="x"), metadata=md
     ),
+    "ListAuditEntries": lambda api, md: AuditServiceStub(api.channel).ListAuditEntries(
+        audit_pb.ListAuditEntriesRequest(), metadata=md
+    ),
     "CancelOrder": lambda api, md: api.orders.CancelOrder(
         pb.CancelOrderRequest(id=str(uuid.uuid4()), reason="test"), metadata=md
     ),
@@ -139,6 +144,7 @@ SERVICES = [
     pricing_pb.DESCRIPTOR.services_by_name["PricingService"],
     fulfillment_pb.DESCRIPTOR.services_by_name["FulfillmentService"],
     queue_pb.DESCRIPTOR.services_by_name["ExceptionQueueService"],
+    audit_pb.DESCRIPTOR.services_by_name["AuditService"],
 ]
 METHODS = {f"/{s.full_name}/{m.name}": m.name for s in SERVICES for m in s.methods}
 
@@ -170,13 +176,17 @@ def test_missing_or_bad_keys_are_unauthenticated(
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))
-@pytest.mark.parametrize("role", ["website", "admin", "manager", "warehouse"])
+@pytest.mark.parametrize(
+    "role", ["website", "admin", "manager", "warehouse", "operations", "finance"]
+)
 def test_roles_are_allowed_or_refused_per_rpc(api: Api, keys: Keys, method: str, role: str) -> None:
     key = {
         "website": keys.shop,
         "admin": keys.admin,
         "manager": keys.manager,
         "warehouse": keys.warehouse,
+        "operations": keys.operations,
+        "finance": keys.finance,
     }[role]
     full_name = next(name for name, short in METHODS.items() if short == method)
     allowed = role in {r.value for r in ALLOWED_ROLES[full_name]}
@@ -205,7 +215,7 @@ def test_keys_are_stored_hashed(keys: Keys, db: Database) -> None:
         rows = conn.execute(select(t.api_keys.c.id, t.api_keys.c.secret_sha256)).all()
     secret = keys.shop.split("_", 2)[2]
     assert all(secret not in (row.id + row.secret_sha256) for row in rows)
-    assert len(rows) == 5
+    assert len(rows) == 7
 
 
 def test_health_and_reflection_need_no_key(api: Api) -> None:

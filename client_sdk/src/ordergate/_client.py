@@ -25,6 +25,8 @@ from ._config import ConnectionConfig
 from ._errors import OrdergateError, from_rpc_error
 from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
 from .v1 import (
+    audit_service_pb2,
+    audit_service_pb2_grpc,
     catalog_service_pb2,
     catalog_service_pb2_grpc,
     exception_queue_service_pb2,
@@ -80,6 +82,7 @@ class Client:
         self._pricing = pricing_service_pb2_grpc.PricingServiceStub(self._channel)
         self._fulfillment = fulfillment_service_pb2_grpc.FulfillmentServiceStub(self._channel)
         self._queue = exception_queue_service_pb2_grpc.ExceptionQueueServiceStub(self._channel)
+        self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
 
     def close(self) -> None:
         self._channel.close()
@@ -236,6 +239,36 @@ class Client:
         request = exception_queue_service_pb2.ReleaseOrderRequest(id=id, reason=reason)
         reply = self._unary(self._queue.ReleaseOrder, request, timeout, metadata, retry, safe=False)
         return reply.order
+
+    def list_audit_entries(
+        self,
+        *,
+        order_id: str = "",
+        subject: str = "",
+        actor: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> audit_service_pb2.ListAuditEntriesResponse:
+        """One page of the audit log, oldest first (manager, admin and operations keys)."""
+        request = audit_service_pb2.ListAuditEntriesRequest(
+            order_id=order_id,
+            subject=subject,
+            actor=actor,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        if start_time is not None:
+            request.start_time.FromDatetime(start_time)
+        if end_time is not None:
+            request.end_time.FromDatetime(end_time)
+        return self._unary(
+            self._audit.ListAuditEntries, request, timeout, metadata, retry, safe=True
+        )
 
     def cancel_order(
         self,

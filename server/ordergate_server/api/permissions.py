@@ -1,44 +1,60 @@
-"""Which roles may call which RPC. An RPC of ours that is missing here is refused to everyone."""
+"""Which roles may call which RPC. An RPC of ours that is missing here is refused to everyone.
+
+website     submits and reads its own orders, customers, prices; reads stock
+admin       catalog sync and reading everything
+manager     exception queue, stock corrections, cancellations; reads orders, stock, audit
+warehouse   fulfilment transitions
+operations  reads everything, changes nothing
+finance     reads orders, stock and prices
+"""
 
 from __future__ import annotations
 
 from ..domain.access import Role
 
+# One letter each, so the table below reads as a matrix.
+W, A, M, H, OPS, F = (
+    Role.WEBSITE,
+    Role.ADMIN,
+    Role.MANAGER,
+    Role.WAREHOUSE,
+    Role.OPERATIONS,
+    Role.FINANCE,
+)
+
 # Services that need no key at all (standard infrastructure).
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
+_TABLE: dict[str, set[Role]] = {
+    "OrderService/SubmitOrder": {W},
+    "OrderService/SubmitOrders": {W},
+    "OrderService/GetOrder": {W, A, M, H, OPS, F},
+    "OrderService/ListOrders": {W, A, M, H, OPS, F},
+    "OrderService/WatchOrderEvents": {W, A, M, OPS},
+    "OrderService/CancelOrder": {W, M},
+    "FulfillmentService/TransitionOrder": {H},
+    "ExceptionQueueService/ListHeldOrders": {M, A, OPS},
+    "ExceptionQueueService/CorrectOrder": {M},
+    "ExceptionQueueService/ReleaseOrder": {M},
+    "AuditService/ListAuditEntries": {M, A, OPS},
+    "CatalogService/UpsertLocations": {A},
+    "CatalogService/UpsertProducts": {A},
+    "CatalogService/RenameSku": {A},
+    "CatalogService/UpsertCustomers": {A},
+    "CatalogService/UpsertPriceLists": {A},
+    "CatalogService/UpsertContractPrices": {A},
+    "CatalogService/UpsertCreditNotes": {A},
+    "PricingService/GetCustomerPrices": {W, A, OPS, F},
+    "PricingService/ListCreditNotes": {W, A, OPS, F},
+    "InventoryService/GetStockLevels": {W, A, M, H, OPS, F},
+    "InventoryService/WatchStockLevels": {W, A, M, OPS},
+    "InventoryService/ListLocations": {W, A, M, H, OPS, F},
+    "InventoryService/AdjustStock": {M},
+    "InventoryService/RecordStockCount": {M},
+}
+
 ALLOWED_ROLES: dict[str, frozenset[Role]] = {
-    "/ordergate.v1.OrderService/SubmitOrder": frozenset({Role.WEBSITE}),
-    "/ordergate.v1.OrderService/SubmitOrders": frozenset({Role.WEBSITE}),
-    "/ordergate.v1.OrderService/GetOrder": frozenset({Role.WEBSITE, Role.ADMIN}),
-    "/ordergate.v1.OrderService/ListOrders": frozenset({Role.WEBSITE, Role.ADMIN}),
-    "/ordergate.v1.OrderService/WatchOrderEvents": frozenset(
-        {Role.WEBSITE, Role.ADMIN, Role.MANAGER}
-    ),
-    "/ordergate.v1.OrderService/CancelOrder": frozenset({Role.WEBSITE, Role.MANAGER}),
-    "/ordergate.v1.FulfillmentService/TransitionOrder": frozenset({Role.WAREHOUSE}),
-    "/ordergate.v1.ExceptionQueueService/ListHeldOrders": frozenset({Role.MANAGER, Role.ADMIN}),
-    "/ordergate.v1.ExceptionQueueService/CorrectOrder": frozenset({Role.MANAGER}),
-    "/ordergate.v1.ExceptionQueueService/ReleaseOrder": frozenset({Role.MANAGER}),
-    **{
-        f"/ordergate.v1.CatalogService/{name}": frozenset({Role.ADMIN})
-        for name in (
-            "UpsertLocations",
-            "RenameSku",
-            "UpsertProducts",
-            "UpsertCustomers",
-            "UpsertPriceLists",
-            "UpsertContractPrices",
-            "UpsertCreditNotes",
-        )
-    },
-    "/ordergate.v1.PricingService/GetCustomerPrices": frozenset({Role.WEBSITE, Role.ADMIN}),
-    "/ordergate.v1.PricingService/ListCreditNotes": frozenset({Role.WEBSITE, Role.ADMIN}),
-    "/ordergate.v1.InventoryService/GetStockLevels": frozenset({Role.WEBSITE, Role.ADMIN}),
-    "/ordergate.v1.InventoryService/WatchStockLevels": frozenset({Role.WEBSITE, Role.ADMIN}),
-    "/ordergate.v1.InventoryService/AdjustStock": frozenset({Role.MANAGER}),
-    "/ordergate.v1.InventoryService/RecordStockCount": frozenset({Role.MANAGER}),
-    "/ordergate.v1.InventoryService/ListLocations": frozenset({Role.WEBSITE, Role.ADMIN}),
+    f"/ordergate.v1.{method}": frozenset(roles) for method, roles in _TABLE.items()
 }
 
 

@@ -15,6 +15,8 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from ordergate.v1 import (
+    audit_service_pb2,
+    audit_service_pb2_grpc,
     catalog_service_pb2,
     catalog_service_pb2_grpc,
     exception_queue_service_pb2,
@@ -34,6 +36,7 @@ from ..formats import DocumentLimits
 from ..service.auth import Authenticator
 from ..service.submit import SubmitLimits
 from ..storage import Database
+from .audit_servicer import AuditServicer
 from .catalog_servicer import CatalogServicer
 from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
@@ -52,6 +55,7 @@ SERVICE_NAMES = (
     pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name,
     fulfillment_service_pb2.DESCRIPTOR.services_by_name["FulfillmentService"].full_name,
     exception_queue_service_pb2.DESCRIPTOR.services_by_name["ExceptionQueueService"].full_name,
+    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
 )
 # Room above the order limit for the rest of the request, so an oversize order gets our own
 # clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
@@ -106,6 +110,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     exception_queue_service_pb2_grpc.add_ExceptionQueueServiceServicer_to_server(
         ExceptionQueueServicer(db, run), server
     )
+    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(db, run), server)
 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -13,6 +13,8 @@ class Role(enum.StrEnum):
     ADMIN = "admin"  # reads everything; manages the catalog and keys
     MANAGER = "manager"  # stock corrections, cancellations (later: exception-queue decisions)
     WAREHOUSE = "warehouse"  # fulfilment transitions: picking, packing, dispatch, delivery
+    OPERATIONS = "operations"  # reads everything, changes nothing
+    FINANCE = "finance"  # reads orders, stock and prices
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,34 @@ def record(conn: Connection, entries: Sequence[AuditEntry]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    subject: str = ""
+    actor: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def search(
+    conn: Connection, query: AuditQuery, *, after_seq: int, limit: int
+) -> list[tuple[int, AuditEntry]]:
+    """Entries matching `query` after position `after_seq`, oldest first."""
+    a = t.audit_entries.c
+    statement = select(t.audit_entries).where(a.seq > after_seq).order_by(a.seq).limit(limit)
+    if query.subject:
+        statement = statement.where(a.subject == query.subject)
+    if query.actor:
+        statement = statement.where(a.actor == query.actor)
+    if query.start is not None:
+        statement = statement.where(a.at >= query.start)
+    if query.end is not None:
+        statement = statement.where(a.at < query.end)
+    return [
+        (r.seq, AuditEntry(r.at, r.actor, r.role, r.action, r.subject, r.reason, r.before, r.after))
+        for r in conn.execute(statement)
+    ]
+
+
 def entries_for(conn: Connection, subject: str) -> list[AuditEntry]:
     a = t.audit_entries.c
     rows = conn.execute(select(t.audit_entries).where(a.subject == subject).order_by(a.seq))

@@ -1,0 +1,35 @@
+"""Reading the audit log (managers, admins, operations)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from ..storage import Database, audit
+from .orders import decode_page_token, encode_page_token
+
+
+def list_audit_entries(
+    db: Database,
+    *,
+    order_id: str = "",
+    subject: str = "",
+    actor: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    page_size: int = 0,
+    page_token: str = "",
+) -> tuple[list[tuple[int, audit.AuditEntry]], str]:
+    size = min(page_size or 100, 1000)
+    query = audit.AuditQuery(
+        subject=f"order/{order_id}" if order_id else subject, actor=actor, start=start, end=end
+    )
+    digest = hashlib.sha256(
+        json.dumps([query.subject, actor, str(start), str(end)]).encode()
+    ).hexdigest()[:16]
+    after = decode_page_token(page_token, digest) if page_token else 0
+    with db.reader() as conn:
+        found = audit.search(conn, query, after_seq=after, limit=size + 1)
+    token = encode_page_token(found[size - 1][0], digest) if len(found) > size else ""
+    return found[:size], token
