@@ -29,6 +29,14 @@ class Settings:
     db_threads: int = -1
     # Calls served at once per process; past this, calls are refused rather than queued.
     max_concurrent_rpcs: int = 256
+    # host:port of the Prometheus metrics endpoint (/metrics); empty: no endpoint.
+    metrics_listen: str = ""
+    # An order PICKING this long without a change, or DISPATCHED this long without delivery,
+    # is stuck: counted in ordergate_stuck_orders and raised as a STUCK alert.
+    stuck_picking_hours: float = 4.0
+    stuck_dispatched_hours: float = 72.0
+    # How often the stuck-order check runs, in seconds.
+    stuck_check_seconds: float = 300.0
     # Python log level.
     log_level: str = "INFO"
 

@@ -39,18 +39,28 @@ def _wrap(
     handler: Handler,
     before: Callable[[Context], Awaitable[None]],
     on_error: Callable[[Context, BaseException], Awaitable[None]],
+    after: Callable[[Context, BaseException | None], None] | None = None,
 ) -> Handler:
-    """A copy of `handler` whose behaviour first awaits `before(context)` and hands any exception
-    to `on_error(context, exc)`; works for all four streaming kinds."""
+    """A copy of `handler` whose behaviour first awaits `before(context)`, hands any exception
+    to `on_error(context, exc)`, and finally calls `after(context, exc or None)`; works for all
+    four streaming kinds."""
+
+    def finish(context: Context, error: BaseException | None) -> None:
+        if after is not None:
+            after(context, error)
 
     def unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def run(request: Any, context: Context) -> Any:
+            error: BaseException | None = None
             try:
                 await before(context)
                 return await behaviour(request, context)
             except BaseException as exc:
+                error = exc
                 await on_error(context, exc)
                 raise
+            finally:
+                finish(context, error)
 
         return run
 
@@ -58,13 +68,17 @@ def _wrap(
         behaviour: Callable[..., AsyncIterator[Any]],
     ) -> Callable[..., AsyncIterator[Any]]:
         async def run(request: Any, context: Context) -> AsyncIterator[Any]:
+            error: BaseException | None = None
             try:
                 await before(context)
                 async for item in behaviour(request, context):
                     yield item
             except BaseException as exc:
+                error = exc
                 await on_error(context, exc)
                 raise
+            finally:
+                finish(context, error)
 
         return run
 

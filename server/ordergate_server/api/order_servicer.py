@@ -22,15 +22,17 @@ from ..storage.orders import LoggedEvent
 from .convert import event_to_proto, order_to_proto, state_from_proto
 from .errors import item_error
 from .interceptors import current_principal
+from .metrics import Metrics
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
-    def __init__(self, db: Database, limits: SubmitLimits, run: Runner) -> None:
+    def __init__(self, db: Database, limits: SubmitLimits, run: Runner, metrics: Metrics) -> None:
         self._db = db
         self._limits = limits
+        self._metrics = metrics
         self._run = run  # where the blocking service calls run (api/runner.py)
 
     async def SubmitOrder(
@@ -45,6 +47,8 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             validate_only=request.validate_only,
             limits=self._limits,
         )
+        if not request.validate_only:
+            self._metrics.submitted(result.order, result.replayed)
         return pb.SubmitOrderResponse(order=order_to_proto(result.order), replayed=result.replayed)
 
     async def SubmitOrders(
@@ -69,6 +73,8 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
                     request_id=request.request_id, error=item_error(refused)
                 )
                 continue
+            if not request.validate_only:
+                self._metrics.submitted(result.order, result.replayed)
             yield pb.SubmitOrdersResponse(
                 request_id=request.request_id,
                 response=pb.SubmitOrderResponse(

@@ -33,6 +33,7 @@ from ordergate.v1 import (
 
 from ..config import Settings
 from ..formats import DocumentLimits
+from ..service import monitoring
 from ..service.auth import Authenticator
 from ..service.submit import SubmitLimits
 from ..storage import Database
@@ -42,9 +43,10 @@ from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor
 from .inventory_servicer import InventoryServicer
+from .metrics import Metrics, MetricsInterceptor
 from .order_servicer import OrderServicer
 from .pricing_servicer import PricingServicer
-from .runner import inline, thread_pool
+from .runner import Runner, inline, thread_pool
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,17 @@ class RunningServer:
     server: grpc.aio.Server
     port: int
     health: Any  # grpc_health.v1.health.aio.HealthServicer (untyped)
+    metrics: Metrics
+    metrics_port: int  # 0 when there is no metrics endpoint
+    background: list[asyncio.Task[None]]
 
     async def stop(self, grace: float) -> None:
         """Drain: NOT_SERVING first so balancers stop sending, then finish in-flight calls."""
         await self.health.enter_graceful_shutdown()
+        for task in self.background:
+            task.cancel()
         await self.server.stop(grace)
+        self.metrics.stop()
 
 
 async def start_server(settings: Settings, db: Database) -> RunningServer:
@@ -81,9 +89,12 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         document=DocumentLimits(settings.max_xml_depth, settings.max_xml_elements),
     )
     max_message = settings.max_order_bytes + _MESSAGE_OVERHEAD
+    stuck_rules = monitoring.rules(settings.stuck_picking_hours, settings.stuck_dispatched_hours)
+    metrics = Metrics(db, stuck_rules)
     server = grpc.aio.server(
         interceptors=[
             ErrorInterceptor(),
+            MetricsInterceptor(metrics),
             AuthInterceptor(Authenticator(db, settings.auth_cache_seconds)),
         ],
         options=[
@@ -97,7 +108,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         threads = 4 if db.dialect == "postgresql" else 0
     run = thread_pool(threads) if threads > 0 else inline
     order_service_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(db, limits, run), server
+        OrderServicer(db, limits, run, metrics), server
     )
     inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(db, run), server
@@ -124,7 +135,26 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     if port == 0:
         raise OSError(f"could not listen on {settings.listen}")
     await server.start()
-    return RunningServer(server, port, health_servicer)
+    metrics_port = metrics.serve(settings.metrics_listen) if settings.metrics_listen else 0
+    checker = asyncio.create_task(
+        _check_stuck_orders(db, run, stuck_rules, settings.stuck_check_seconds)
+    )
+    return RunningServer(server, port, health_servicer, metrics, metrics_port, [checker])
+
+
+async def _check_stuck_orders(
+    db: Database, run: Runner, stuck_rules: list[monitoring.StuckRule], every: float
+) -> None:
+    """Raise STUCK alerts periodically; one replica doing it twice at worst repeats nothing,
+    as an order already marked STUCK is skipped."""
+    while True:
+        try:
+            raised = await run(monitoring.raise_stuck_alerts, db, stuck_rules)
+            if raised:
+                log.warning("raised %d STUCK alert(s)", raised)
+        except Exception:  # a database hiccup must not end the checker
+            log.exception("stuck-order check failed")
+        await asyncio.sleep(every)
 
 
 async def serve_until_signalled(settings: Settings, db: Database, on_ready: object = None) -> None:

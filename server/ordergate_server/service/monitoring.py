@@ -1,0 +1,100 @@
+"""The signals integration operators watch: queue depth by reason, stuck orders and their alerts."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from ..domain.model import OrderState
+from ..domain.records import EventRecord
+from ..storage import Database, alerts, orders
+from ..storage import tables as t
+
+
+def held_reason_counts(db: Database) -> dict[str, int]:
+    """Held orders per hold reason code (an order with two reasons counts under both)."""
+    counts: Counter[str] = Counter()
+    with db.reader() as conn:
+        rows = conn.execute(
+            select(t.orders.c.hold_reasons).where(t.orders.c.state == OrderState.ON_HOLD.value)
+        )
+        for (reasons,) in rows:
+            counts.update({reason["code"] for reason in reasons})
+    return dict(counts)
+
+
+@dataclass(frozen=True)
+class StuckRule:
+    kind: str  # "picking" or "dispatched"
+    state: OrderState
+    after: timedelta
+
+
+def rules(picking_hours: float, dispatched_hours: float) -> list[StuckRule]:
+    return [
+        StuckRule("picking", OrderState.PICKING, timedelta(hours=picking_hours)),
+        StuckRule("dispatched", OrderState.DISPATCHED, timedelta(hours=dispatched_hours)),
+    ]
+
+
+def stuck_orders(
+    db: Database, stuck_rules: list[StuckRule], now: datetime
+) -> dict[str, list[tuple[int, str]]]:
+    """Per rule, the (seq, id) of orders in its state with no change for longer than allowed."""
+    o = t.orders.c
+    found: dict[str, list[tuple[int, str]]] = {}
+    with db.reader() as conn:
+        for rule in stuck_rules:
+            rows = conn.execute(
+                select(o.seq, o.id).where(
+                    o.state == rule.state.value, o.updated_at < now - rule.after
+                )
+            )
+            found[rule.kind] = [(row.seq, row.id) for row in rows]
+    return found
+
+
+def raise_stuck_alerts(db: Database, stuck_rules: list[StuckRule]) -> int:
+    """Give each newly stuck order a STUCK event and an alert, once per stay in its state."""
+    now = datetime.now(UTC)
+    raised = 0
+    for rule in stuck_rules:
+        for seq, order_id in stuck_orders(db, [rule], now)[rule.kind]:
+            with db.transaction() as tx:
+                last = tx.execute(
+                    select(t.order_events.c.type)
+                    .where(t.order_events.c.order_seq == seq)
+                    .order_by(t.order_events.c.seq.desc())
+                    .limit(1)
+                ).scalar_one_or_none()
+                if last == "STUCK":
+                    continue  # already raised since it entered this state
+                message = f"Order {order_id} has been {rule.state.value} for over {rule.after}."
+                orders.insert_events(
+                    tx,
+                    seq,
+                    [
+                        EventRecord(
+                            str(uuid.uuid4()),
+                            now,
+                            "system",
+                            "STUCK",
+                            rule.state,
+                            rule.state,
+                            message,
+                        )
+                    ],
+                )
+                alerts.raise_alert(
+                    tx,
+                    at=now,
+                    kind=f"STUCK_{rule.kind.upper()}",
+                    message=message,
+                    order_ids=[order_id],
+                )
+                raised += 1
+    return raised
