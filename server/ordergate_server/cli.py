@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
                 f"Demo API key for client {DEMO_CLIENT!r} (website role):\n  {demo_key}", flush=True
             )
             print(
-                "Try: python examples/submit.py --key <key> examples/*.xml examples/invalid/*.xml",
+                "Try: .venv/bin/ordergate-client --api-key <key> submit examples/*.xml",
                 flush=True,
             )
 
