@@ -274,3 +274,32 @@ def test_an_order_for_a_customer_of_another_website_is_held(api: Api, keys: Keys
     assert order.state == ON_HOLD
     assert codes(order) == [("CUSTOMER_OTHER_CLIENT", "customer_account")]
     assert api.submit(order_xml("OTHER-1")).order.state == ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (
+            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            b'<!ENTITY lol9 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><a>&lol9;</a>',
+            "XML_FORBIDDEN_CONSTRUCT",
+        ),
+        (
+            b'<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>',
+            "XML_FORBIDDEN_CONSTRUCT",
+        ),
+        (b"<a>" * 5000 + b"</a>" * 5000, "XML_LIMIT_EXCEEDED"),
+        (b"/etc/passwd", "XML_MALFORMED"),
+        (b"", "XML_MALFORMED"),
+        ("<a>\u00e9</a>".encode("latin-1"), "XML_MALFORMED"),
+    ],
+    ids=["billion-laughs", "xxe-file", "deep-nesting", "a-path", "empty", "latin-1-undeclared"],
+)
+def test_hostile_payloads_are_kept_as_problems_and_the_server_keeps_serving(
+    api: Api, payload: bytes, code: str
+) -> None:
+    order = api.submit(payload).order
+    assert order.problem_submission
+    assert [r.code for r in order.hold_reasons] == [code]
+    assert "root:" not in order.hold_reasons[0].message  # nothing of /etc/passwd leaks back
+    assert api.submit(order_xml(f"AFTER-{code}")).order.state == ACCEPTED  # still serving
