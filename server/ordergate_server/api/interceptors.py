@@ -100,7 +100,8 @@ async def _nothing(_context: Context) -> None:
     return None
 
 
-async def _reraise(_context: Context, _exc: BaseException) -> None:
+async def _pass_on(_context: Context, _exc: BaseException) -> None:
+    """on_error for wrappers that leave errors to the outer ErrorInterceptor (_wrap re-raises)."""
     return None
 
 
@@ -167,7 +168,7 @@ class AuthInterceptor(_GuardInterceptor):
                 )
             _principal.set(principal)
 
-        return _wrap(handler, before, _reraise)
+        return _wrap(handler, before, _pass_on)
 
     def _principal_from(self, context: Context) -> Principal:
         header = ""

@@ -21,7 +21,7 @@ from ..domain.records import OrderRecord
 from ..service import monitoring
 from ..service.errors import ServiceError
 from ..storage import Database
-from .interceptors import Context, Handler, _GuardInterceptor, _wrap
+from .interceptors import Context, Handler, _GuardInterceptor, _pass_on, _wrap
 
 _started: contextvars.ContextVar[float] = contextvars.ContextVar("started")
 
@@ -126,8 +126,4 @@ class MetricsInterceptor(_GuardInterceptor):
             self._metrics.rpcs.labels(name, code).inc()
             self._metrics.latency.labels(name).observe(time.perf_counter() - _started.get())
 
-        return _wrap(handler, before, _ignore, after)
-
-
-async def _ignore(_context: Context, _error: BaseException) -> None:
-    return None
+        return _wrap(handler, before, _pass_on, after)
