@@ -49,8 +49,8 @@ class AuditServiceServicer:
     """
 
     def ListAuditEntries(self, request, context):
-        """Audit entries, oldest first, filtered by subject, actor and time. Roles: manager, admin,
-        operations.
+        """Audit entries, oldest first, filtered by subject, actor and time.
+        Roles: admin, manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,8 +36,8 @@ class AuditServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
     ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.ListAuditEntriesRequest, _audit_service_pb2.ListAuditEntriesResponse]
-    """Audit entries, oldest first, filtered by subject, actor and time. Roles: manager, admin,
-    operations.
+    """Audit entries, oldest first, filtered by subject, actor and time.
+    Roles: admin, manager, operations.
     """
 
 @_typing.type_check_only
@@ -48,8 +48,8 @@ class AuditServiceAsyncStub(AuditServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListAuditEntries: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.ListAuditEntriesRequest, _audit_service_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
-    """Audit entries, oldest first, filtered by subject, actor and time. Roles: manager, admin,
-    operations.
+    """Audit entries, oldest first, filtered by subject, actor and time.
+    Roles: admin, manager, operations.
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -63,8 +63,8 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _audit_service_pb2.ListAuditEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_audit_service_pb2.ListAuditEntriesResponse, _abc.Awaitable[_audit_service_pb2.ListAuditEntriesResponse]]:
-        """Audit entries, oldest first, filtered by subject, actor and time. Roles: manager, admin,
-        operations.
+        """Audit entries, oldest first, filtered by subject, actor and time.
+        Roles: admin, manager, operations.
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

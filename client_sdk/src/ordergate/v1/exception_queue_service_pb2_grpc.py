@@ -62,7 +62,7 @@ class ExceptionQueueServiceServicer:
 
     def ListHeldOrders(self, request, context):
         """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
-        Roles: manager, admin.
+        Roles: admin, manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

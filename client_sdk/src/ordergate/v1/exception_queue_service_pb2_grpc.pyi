@@ -38,7 +38,7 @@ class ExceptionQueueServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ExceptionQueueServiceAsyncStub: ...
     ListHeldOrders: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.ListHeldOrdersRequest, _exception_queue_service_pb2.ListHeldOrdersResponse]
     """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
-    Roles: manager, admin.
+    Roles: admin, manager, operations.
     """
     CorrectOrder: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.CorrectOrderRequest, _exception_queue_service_pb2.CorrectOrderResponse]
     """New XML for a held order (same order id), judged afresh exactly as a resubmission by its
@@ -62,7 +62,7 @@ class ExceptionQueueServiceAsyncStub(ExceptionQueueServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListHeldOrders: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.ListHeldOrdersRequest, _exception_queue_service_pb2.ListHeldOrdersResponse]  # type: ignore[assignment]
     """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
-    Roles: manager, admin.
+    Roles: admin, manager, operations.
     """
     CorrectOrder: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.CorrectOrderRequest, _exception_queue_service_pb2.CorrectOrderResponse]  # type: ignore[assignment]
     """New XML for a held order (same order id), judged afresh exactly as a resubmission by its
@@ -89,7 +89,7 @@ class ExceptionQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_exception_queue_service_pb2.ListHeldOrdersResponse, _abc.Awaitable[_exception_queue_service_pb2.ListHeldOrdersResponse]]:
         """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
-        Roles: manager, admin.
+        Roles: admin, manager, operations.
         """
 
     @_abc_1.abstractmethod

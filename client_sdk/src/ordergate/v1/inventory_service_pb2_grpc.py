@@ -71,7 +71,8 @@ class InventoryServiceServicer:
     def GetStockLevels(self, request, context):
         """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
         SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
-        per item and do not fail the call. Roles: website, admin.
+        per item and do not fail the call.
+        Roles: website, admin, manager, warehouse, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,7 +84,7 @@ class InventoryServiceServicer:
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
-        change delivered twice does no harm. Roles: website, admin.
+        change delivered twice does no harm. Roles: website, admin, manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,7 +111,7 @@ class InventoryServiceServicer:
 
     def ListLocations(self, request, context):
         """The stock locations (warehouses and stores) in allocation priority order.
-        Roles: website, admin.
+        Roles: website, admin, manager, warehouse, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -104,7 +104,8 @@ class OrderServiceServicer:
 
     def GetOrder(self, request, context):
         """Returns one order with its lines, hold reasons and events. A website sees only its own
-        orders (others are NOT_FOUND). Roles: website, admin.
+        orders (others are NOT_FOUND).
+        Roles: website, admin, manager, warehouse, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,14 +124,15 @@ class OrderServiceServicer:
         """Every order event as it is committed (submissions, state changes, alerts), in order, at
         least once, each with its id and time. A website sees only its own orders' events.
         Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
-        it the stream starts with the next new event. Roles: website, admin, manager.
+        it the stream starts with the next new event. Roles: website, admin, manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListOrders(self, request, context):
-        """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin.
+        """Lists orders, oldest first, with optional filters (a website sees only its own).
+        Roles: website, admin, manager, warehouse, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,7 +56,8 @@ class OrderServiceStub:
     """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
-    orders (others are NOT_FOUND). Roles: website, admin.
+    orders (others are NOT_FOUND).
+    Roles: website, admin, manager, warehouse, operations, finance.
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]
     """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
@@ -67,10 +68,12 @@ class OrderServiceStub:
     """Every order event as it is committed (submissions, state changes, alerts), in order, at
     least once, each with its id and time. A website sees only its own orders' events.
     Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
-    it the stream starts with the next new event. Roles: website, admin, manager.
+    it the stream starts with the next new event. Roles: website, admin, manager, operations.
     """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]
-    """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin."""
+    """Lists orders, oldest first, with optional filters (a website sees only its own).
+    Roles: website, admin, manager, warehouse, operations, finance.
+    """
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
@@ -100,7 +103,8 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
-    orders (others are NOT_FOUND). Roles: website, admin.
+    orders (others are NOT_FOUND).
+    Roles: website, admin, manager, warehouse, operations, finance.
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
@@ -111,10 +115,12 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """Every order event as it is committed (submissions, state changes, alerts), in order, at
     least once, each with its id and time. A website sees only its own orders' events.
     Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
-    it the stream starts with the next new event. Roles: website, admin, manager.
+    it the stream starts with the next new event. Roles: website, admin, manager, operations.
     """
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]  # type: ignore[assignment]
-    """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin."""
+    """Lists orders, oldest first, with optional filters (a website sees only its own).
+    Roles: website, admin, manager, warehouse, operations, finance.
+    """
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """Order intake and lookup. Every RPC needs an API key in `authorization: Bearer <key>` metadata.
@@ -159,7 +165,8 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.GetOrderResponse, _abc.Awaitable[_order_service_pb2.GetOrderResponse]]:
         """Returns one order with its lines, hold reasons and events. A website sees only its own
-        orders (others are NOT_FOUND). Roles: website, admin.
+        orders (others are NOT_FOUND).
+        Roles: website, admin, manager, warehouse, operations, finance.
         """
 
     @_abc_1.abstractmethod
@@ -182,7 +189,7 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         """Every order event as it is committed (submissions, state changes, alerts), in order, at
         least once, each with its id and time. A website sees only its own orders' events.
         Reconnect with the id of the last event seen (`after_event_id`) to miss nothing; without
-        it the stream starts with the next new event. Roles: website, admin, manager.
+        it the stream starts with the next new event. Roles: website, admin, manager, operations.
         """
 
     @_abc_1.abstractmethod
@@ -191,6 +198,8 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _order_service_pb2.ListOrdersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.ListOrdersResponse, _abc.Awaitable[_order_service_pb2.ListOrdersResponse]]:
-        """Lists orders, oldest first, with optional filters. Roles: website (own orders), admin."""
+        """Lists orders, oldest first, with optional filters (a website sees only its own).
+        Roles: website, admin, manager, warehouse, operations, finance.
+        """
 
 def add_OrderServiceServicer_to_server(servicer: OrderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -59,8 +59,8 @@ class PricingServiceServicer:
         """The unit price of each (product, quantity) for one customer, with the rule that produced
         it. Precedence: the customer's contract price, then the best applicable quantity break on
         the customer's price list, then the product's base list price; validity dates are honoured.
-        Unknown products and products without any price are answered per item. Roles: website,
-        admin.
+        Unknown products and products without any price are answered per item. Roles: website, admin,
+        operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,7 +68,7 @@ class PricingServiceServicer:
 
     def ListCreditNotes(self, request, context):
         """A customer's open credit notes (remaining above zero, not expired) and the remaining
-        balance per currency. Roles: website, admin.
+        balance per currency. Roles: website, admin, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

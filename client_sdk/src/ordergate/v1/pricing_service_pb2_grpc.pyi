@@ -40,12 +40,12 @@ class PricingServiceStub:
     """The unit price of each (product, quantity) for one customer, with the rule that produced
     it. Precedence: the customer's contract price, then the best applicable quantity break on
     the customer's price list, then the product's base list price; validity dates are honoured.
-    Unknown products and products without any price are answered per item. Roles: website,
-    admin.
+    Unknown products and products without any price are answered per item. Roles: website, admin,
+    operations, finance.
     """
     ListCreditNotes: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.ListCreditNotesRequest, _pricing_service_pb2.ListCreditNotesResponse]
     """A customer's open credit notes (remaining above zero, not expired) and the remaining
-    balance per currency. Roles: website, admin.
+    balance per currency. Roles: website, admin, operations, finance.
     """
 
 @_typing.type_check_only
@@ -60,12 +60,12 @@ class PricingServiceAsyncStub(PricingServiceStub):
     """The unit price of each (product, quantity) for one customer, with the rule that produced
     it. Precedence: the customer's contract price, then the best applicable quantity break on
     the customer's price list, then the product's base list price; validity dates are honoured.
-    Unknown products and products without any price are answered per item. Roles: website,
-    admin.
+    Unknown products and products without any price are answered per item. Roles: website, admin,
+    operations, finance.
     """
     ListCreditNotes: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.ListCreditNotesRequest, _pricing_service_pb2.ListCreditNotesResponse]  # type: ignore[assignment]
     """A customer's open credit notes (remaining above zero, not expired) and the remaining
-    balance per currency. Roles: website, admin.
+    balance per currency. Roles: website, admin, operations, finance.
     """
 
 class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -83,8 +83,8 @@ class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
         """The unit price of each (product, quantity) for one customer, with the rule that produced
         it. Precedence: the customer's contract price, then the best applicable quantity break on
         the customer's price list, then the product's base list price; validity dates are honoured.
-        Unknown products and products without any price are answered per item. Roles: website,
-        admin.
+        Unknown products and products without any price are answered per item. Roles: website, admin,
+        operations, finance.
         """
 
     @_abc_1.abstractmethod
@@ -94,7 +94,7 @@ class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_pricing_service_pb2.ListCreditNotesResponse, _abc.Awaitable[_pricing_service_pb2.ListCreditNotesResponse]]:
         """A customer's open credit notes (remaining above zero, not expired) and the remaining
-        balance per currency. Roles: website, admin.
+        balance per currency. Roles: website, admin, operations, finance.
         """
 
 def add_PricingServiceServicer_to_server(servicer: PricingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
