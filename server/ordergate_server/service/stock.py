@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection
+
 from ..storage import Database, catalog
 from .errors import ErrorKind, FieldViolation, ServiceError
 
@@ -65,12 +67,11 @@ def bundle_levels(
     ]
 
 
-def get_stock_levels(
-    db: Database,
-    codes: Sequence[str],
-    location_codes: Sequence[str] = (),
-) -> list[ProductStock]:
-    """Stock per requested code, in request order; unknown codes come back with found=False."""
+def resolve_request(
+    conn: Connection, codes: Sequence[str], location_codes: Sequence[str]
+) -> tuple[dict[str, str], dict[str, list[tuple[str, int]]]]:
+    """Check a stock request (1 to MAX_CODES codes, known locations) and resolve it: the
+    canonical SKU per known code, and the components of the bundles among them."""
     if not codes:
         raise _invalid("CODES_MISSING", "Ask for at least one product code.", "codes", "empty")
     if len(codes) > MAX_CODES:
@@ -80,19 +81,28 @@ def get_stock_levels(
             "codes",
             f"{len(codes)} codes",
         )
+    if location_codes:
+        known = {row.code for row in catalog.list_locations(conn, after=None, limit=10_000)}
+        unknown = sorted(set(location_codes) - known)
+        if unknown:
+            raise _invalid(
+                "LOCATION_UNKNOWN",
+                f"Unknown locations: {', '.join(unknown)}.",
+                "location_codes",
+                ", ".join(unknown),
+            )
+    skus = catalog.resolve_any_codes(conn, codes)
+    return skus, catalog.bundle_components(conn, set(skus.values()))
+
+
+def get_stock_levels(
+    db: Database,
+    codes: Sequence[str],
+    location_codes: Sequence[str] = (),
+) -> list[ProductStock]:
+    """Stock per requested code, in request order; unknown codes come back with found=False."""
     with db.reader() as conn:
-        if location_codes:
-            known = {row.code for row in catalog.list_locations(conn, after=None, limit=10_000)}
-            unknown = sorted(set(location_codes) - known)
-            if unknown:
-                raise _invalid(
-                    "LOCATION_UNKNOWN",
-                    f"Unknown locations: {', '.join(unknown)}.",
-                    "location_codes",
-                    ", ".join(unknown),
-                )
-        skus = catalog.resolve_any_codes(conn, codes)
-        kits = catalog.bundle_components(conn, set(skus.values()))
+        skus, kits = resolve_request(conn, codes, location_codes)
         wanted = set(skus.values()) | {sku for parts in kits.values() for sku, _ in parts}
         rows = catalog.stock_rows(conn, wanted, location_codes)
     by_sku: dict[str, list[Level]] = defaultdict(list)

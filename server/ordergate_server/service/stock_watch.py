@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..storage import Database, catalog, stock_log
+from ..storage import Database, stock_log
 from . import stock
 
 POLL_SECONDS = 0.1
@@ -17,20 +17,21 @@ class WatchPlan:
     locations: list[str]
     skus: set[str]  # the records to watch: requested products and components of bundles
     bundles: dict[str, list[str]]  # bundle sku -> codes requested for it
+    components: dict[str, set[str]]  # bundle sku -> its component SKUs
 
 
 def plan(db: Database, codes: Sequence[str], locations: Sequence[str]) -> WatchPlan:
-    # get_stock_levels validates the request the same way (codes, locations).
-    items = stock.get_stock_levels(db, codes, locations)
+    """Check the request as GetStockLevels does and find the stock records to watch."""
     with db.reader() as conn:
-        kits = catalog.bundle_components(conn, {item.sku for item in items if item.found})
-    skus = {item.sku for item in items if item.found and item.sku not in kits}
+        resolved, kits = stock.resolve_request(conn, codes, locations)
+    skus = {sku for sku in resolved.values() if sku not in kits}
     skus |= {component for parts in kits.values() for component, _ in parts}
     bundles: dict[str, list[str]] = {}
-    for item in items:
-        if item.sku in kits:
-            bundles.setdefault(item.sku, []).append(item.requested_code)
-    return WatchPlan(list(codes), list(locations), skus, bundles)
+    for code in codes:
+        if resolved.get(code) in kits:
+            bundles.setdefault(resolved[code], []).append(code)
+    components = {bundle: {sku for sku, _ in parts} for bundle, parts in kits.items()}
+    return WatchPlan(list(codes), list(locations), skus, bundles, components)
 
 
 def snapshot(db: Database, watch: WatchPlan) -> tuple[list[stock.ProductStock], int]:
@@ -47,14 +48,9 @@ def poll(db: Database, cursor: int) -> list[stock_log.StockChange]:
 
 
 def bundles_containing(db: Database, watch: WatchPlan, sku: str) -> list[stock.ProductStock]:
-    if not watch.bundles:
-        return []
-    with db.reader() as conn:
-        kits = catalog.bundle_components(conn, watch.bundles)
     codes = [
-        code
-        for bundle, parts in kits.items()
-        if any(component == sku for component, _ in parts)
-        for code in watch.bundles[bundle][:1]
+        watch.bundles[bundle][0]
+        for bundle, components in watch.components.items()
+        if sku in components
     ]
     return stock.get_stock_levels(db, codes, watch.locations) if codes else []
