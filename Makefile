@@ -51,6 +51,7 @@ protos: install
 bench: install
 	$(BIN)/python -m bench.submit_orders
 	$(BIN)/python -m bench.storefront
+	$(BIN)/python -m bench.file_drop
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate

@@ -1,16 +1,19 @@
-"""`ordergate serve | migrate | keys create | load`."""
+"""`ordergate serve | migrate | keys create | load | import-dir`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .config import Settings
 from .demo import DEMO_CATALOG, DEMO_CLIENT
 from .domain.access import Role
+from .filedrop import DropSettings, FilePoller
 from .service.auth import create_api_key
 from .service.catalog_load import KINDS, CatalogFileError, load_catalog, read_catalog_file
 from .storage import Database, open_database
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"start on a fresh SQLite file ({DEMO_DATABASE}) with demo data and print a demo key",
     )
+    serve.add_argument(
+        "--import-dir",
+        help="also poll this drop root for order files (overrides ORDERGATE_IMPORT_DIR)",
+    )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -46,12 +53,34 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("file", type=Path, help="a .json file, or a .csv file of one kind")
     load.add_argument("--kind", choices=KINDS, help="what a CSV file holds (default: its name)")
 
+    import_dir = commands.add_parser(
+        "import-dir",
+        help="import order files dropped in client folders (see docs/file-drop.md)",
+    )
+    import_dir.add_argument("root", type=Path, help="drop root: <root>/<client>/inbox/*.xml")
+    import_dir.add_argument("--once", action="store_true", help="one pass, then exit")
+    import_dir.add_argument("--poll-seconds", type=float, help="seconds between passes")
+    import_dir.add_argument(
+        "--settle-seconds", type=float, help="age at which a file without a done-marker is taken"
+    )
+    import_dir.add_argument("--snapshot-dir", help="write stock snapshot CSVs to this folder")
+    import_dir.add_argument("--snapshot-seconds", type=float, help="seconds between snapshots")
+
     args = parser.parse_args(argv)
     demo = args.command == "serve" and args.demo
     try:
         settings = Settings.from_env(
             database_url=f"sqlite:///{DEMO_DATABASE}" if demo else args.database_url,
             listen=getattr(args, "listen", None),
+            import_dir=str(args.root)
+            if args.command == "import-dir"
+            else args.import_dir
+            if args.command == "serve"
+            else None,
+            import_poll_seconds=getattr(args, "poll_seconds", None),
+            import_settle_seconds=getattr(args, "settle_seconds", None),
+            stock_snapshot_dir=getattr(args, "snapshot_dir", None),
+            stock_snapshot_seconds=getattr(args, "snapshot_seconds", None),
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -92,6 +121,10 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
         print(", ".join(f"{n} {kind}" for kind, n in counts.items()) + " loaded")
         return 0
 
+    if args.command == "import-dir":
+        db.migrate()
+        return _import_dir(settings, db, once=args.once)
+
     # serve
     from .api.server import serve_until_signalled  # grpc imports only where a server is made
 
@@ -116,6 +149,24 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
             )
 
     asyncio.run(serve_until_signalled(settings, db, announce))
+    return 0
+
+
+def _import_dir(settings: Settings, db: Database, *, once: bool) -> int:
+    poller = FilePoller(db, DropSettings.from_settings(settings))
+    if once:
+        summary = poller.run_due()
+        print(
+            f"{summary.processed} processed, {summary.problem} problem, "
+            f"{summary.waiting} not yet complete"
+            + (f", snapshot {summary.snapshot}" if summary.snapshot else "")
+        )
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"polling {settings.import_dir} every {settings.import_poll_seconds:g}s", flush=True)
+    poller.run_until(stop)
     return 0
 
 

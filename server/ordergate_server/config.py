@@ -6,6 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from .formats import DocumentLimits
+from .service.submit import SubmitLimits
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -37,6 +40,19 @@ class Settings:
     stuck_dispatched_hours: float = 72.0
     # How often the stuck-order check runs, in seconds.
     stuck_check_seconds: float = 300.0
+    # File drop (docs/file-drop.md): the drop root with one folder per client; empty: no polling
+    # inside `serve` (`ordergate import-dir` takes the root as an argument instead).
+    import_dir: str = ""
+    # Seconds between passes over the inboxes.
+    import_poll_seconds: float = 300.0
+    # A file without a done-marker is taken once its size and mtime are this old and unchanged.
+    import_settle_seconds: float = 30.0
+    # Largest file taken from an inbox (a batch may hold many orders); larger ones go to problem/.
+    import_max_file_bytes: int = 64 * 1024 * 1024
+    # Folder for the stock snapshot CSV; empty: no snapshots.
+    stock_snapshot_dir: str = ""
+    # Seconds between stock snapshots.
+    stock_snapshot_seconds: float = 900.0
     # Python log level.
     log_level: str = "INFO"
 
@@ -57,3 +73,11 @@ class Settings:
                     ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def submit_limits(settings: Settings) -> SubmitLimits:
+    """The limits every order submission is held to, whichever channel it came in by."""
+    return SubmitLimits(
+        max_payload_bytes=settings.max_order_bytes,
+        document=DocumentLimits(settings.max_xml_depth, settings.max_xml_elements),
+    )

@@ -31,11 +31,10 @@ from ordergate.v1 import (
     pricing_service_pb2_grpc,
 )
 
-from ..config import Settings
-from ..formats import DocumentLimits
+from ..config import Settings, submit_limits
+from ..filedrop import DropSettings, FilePoller
 from ..service import monitoring
 from ..service.auth import Authenticator
-from ..service.submit import SubmitLimits
 from ..storage import Database
 from .audit_servicer import AuditServicer
 from .catalog_servicer import CatalogServicer
@@ -84,10 +83,7 @@ class RunningServer:
 
 async def start_server(settings: Settings, db: Database) -> RunningServer:
     """Build and start the server on `settings.listen`; returns it with the bound port."""
-    limits = SubmitLimits(
-        max_payload_bytes=settings.max_order_bytes,
-        document=DocumentLimits(settings.max_xml_depth, settings.max_xml_elements),
-    )
+    limits = submit_limits(settings)
     max_message = settings.max_order_bytes + _MESSAGE_OVERHEAD
     stuck_rules = monitoring.rules(settings.stuck_picking_hours, settings.stuck_dispatched_hours)
     metrics = Metrics(db, stuck_rules)
@@ -136,10 +132,25 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         raise OSError(f"could not listen on {settings.listen}")
     await server.start()
     metrics_port = metrics.serve(settings.metrics_listen) if settings.metrics_listen else 0
-    checker = asyncio.create_task(
-        _check_stuck_orders(db, run, stuck_rules, settings.stuck_check_seconds)
-    )
-    return RunningServer(server, port, health_servicer, metrics, metrics_port, [checker])
+    background = [
+        asyncio.create_task(_check_stuck_orders(db, run, stuck_rules, settings.stuck_check_seconds))
+    ]
+    drop = DropSettings.from_settings(settings)
+    if drop.enabled:
+        background.append(asyncio.create_task(_poll_drop_folders(FilePoller(db, drop))))
+    return RunningServer(server, port, health_servicer, metrics, metrics_port, background)
+
+
+async def _poll_drop_folders(poller: FilePoller) -> None:
+    """The file-drop poller inside `serve`, on a worker thread: file imports are blocking
+    database work and must not hold up the event loop. Several replicas may poll one folder:
+    a file two of them take at once is still imported once (service/file_import.py)."""
+    while True:
+        try:
+            await asyncio.to_thread(poller.run_due)
+        except Exception:  # a database hiccup must not end the poller; the files stay put
+            log.exception("file-drop pass failed; retrying at the next poll")
+        await asyncio.sleep(poller.seconds_until_due())
 
 
 async def _check_stuck_orders(

@@ -206,6 +206,14 @@ def stock_rows(
     return [StockRow(r.sku, r.location, r.on_hand, r.allocated) for r in conn.execute(query)]
 
 
+def all_stock_rows(conn: Connection) -> list[StockRow]:
+    """Every stock record, by SKU then location (the stock snapshot's order)."""
+    query = select(
+        t.stock.c.sku, t.stock.c.location, t.stock.c.on_hand, t.stock.c.allocated
+    ).order_by(t.stock.c.sku, t.stock.c.location)
+    return [StockRow(r.sku, r.location, r.on_hand, r.allocated) for r in conn.execute(query)]
+
+
 @dataclass(frozen=True)
 class LocationRow:
     code: str

@@ -310,3 +310,18 @@ alerts = Table(
     # The stock correction that raised it, if one did.
     Column("request_id", String(64), nullable=True, index=True),
 )
+
+# Files taken from a client's drop folder (service/file_import.py), one row per distinct content.
+# A copy of a file already imported is answered from here instead of being read again.
+imported_files = Table(
+    "imported_files",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", ForeignKey("clients.id"), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("imported_at", UtcDateTime, nullable=False),
+    # The result file's content: per order its position, ids, state and reasons.
+    Column("result", JSON, nullable=False),
+    UniqueConstraint("client_id", "content_sha256"),
+)
