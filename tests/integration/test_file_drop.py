@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -354,7 +355,10 @@ def test_the_stock_snapshot_is_written_whole_with_a_timestamped_name(
 # --- inside serve ---
 
 
-def test_serve_polls_drop_folders_when_configured(db: Database, keys: Keys, tmp_path: Path) -> None:
+def test_serve_polls_drop_folders_when_configured(
+    db: Database, keys: Keys, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="ordergate_server")
     root = _drop_root(tmp_path, "shop-a")
     server = ServerThread(
         db, import_dir=str(root), import_poll_seconds=0.1, import_settle_seconds=0.0
@@ -364,7 +368,7 @@ def test_serve_polls_drop_folders_when_configured(db: Database, keys: Keys, tmp_
         taken = root / "shop-a" / "processed" / "s.xml"
         deadline = time.monotonic() + 20
         while not taken.with_name("s.xml.result.json").exists():
-            assert time.monotonic() < deadline, "serve never took the file"
+            assert time.monotonic() < deadline, f"serve never took the file; log:\n{caplog.text}"
             time.sleep(0.05)
         [order] = _result(taken)["orders"]
         with grpc.insecure_channel(server.target) as channel:

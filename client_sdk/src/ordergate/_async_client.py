@@ -105,12 +105,13 @@ class AsyncClient:
         *,
         request_id: str | None = None,
         validate_only: bool = False,
+        ubl_order_response: bool = False,
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> order_service_pb2.SubmitOrderResponse:
         """See Client.submit_order."""
-        request = self._base._submit_request(order, request_id, validate_only)
+        request = self._base._submit_request(order, request_id, validate_only, ubl_order_response)
         return await self._unary(self._orders.SubmitOrder, request, timeout, metadata, retry)
 
     async def submit_orders(

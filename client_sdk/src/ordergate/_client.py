@@ -106,6 +106,7 @@ class Client:
         *,
         request_id: str | None = None,
         validate_only: bool = False,
+        ubl_order_response: bool = False,
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
@@ -114,8 +115,10 @@ class Client:
 
         Without `request_id`, one is derived from this client, the order id and the bytes, so
         retrying — here, or after a crash, from another process — never makes a second order.
+        With `ubl_order_response`, the response's `ubl_order_response` holds a UBL 2.1
+        OrderResponse document (AP accepted, AB on hold, RE cancelled).
         """
-        request = self._base._submit_request(order, request_id, validate_only)
+        request = self._base._submit_request(order, request_id, validate_only, ubl_order_response)
         return self._unary(self._orders.SubmitOrder, request, timeout, metadata, retry, safe=True)
 
     def submit_orders(

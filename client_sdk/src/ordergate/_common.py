@@ -83,13 +83,18 @@ class _ClientBase:
         return self._retry if isinstance(retry, _Default) else retry
 
     def _submit_request(
-        self, order: OrderDocument, request_id: str | None, validate_only: bool
+        self,
+        order: OrderDocument,
+        request_id: str | None,
+        validate_only: bool,
+        ubl_order_response: bool = False,
     ) -> order_service_pb2.SubmitOrderRequest:
         payload = payload_of(order)
         return order_service_pb2.SubmitOrderRequest(
             request_id=request_id or derive_request_id(self._identity, payload),
             order_xml=payload,
             validate_only=validate_only,
+            ubl_order_response=ubl_order_response,
         )
 
 

@@ -49,7 +49,7 @@ def order_to_proto(order: OrderRecord) -> order_pb2.Order:
         update_time=_timestamp(order.updated_at),
         state=state_to_proto(order.state),
         hold_reasons=[
-            order_pb2.HoldReason(code=r.code.value, field=r.field, message=r.message)
+            order_pb2.HoldReason(code=r.code.value, field=r.field, message=r.message, rule=r.rule)
             for r in order.hold_reasons
         ],
         delivery=order_pb2.Delivery(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -12,11 +13,12 @@ from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
 
 from ..domain.model import OrderState
+from ..formats.ubl_response import order_response
 from ..service import lifecycle, order_events
 from ..service import orders as order_queries
 from ..service.errors import ServiceError
 from ..service.ordered_feed import InOrder
-from ..service.submit import SubmitLimits, submit_order
+from ..service.submit import SubmitLimits, SubmitResult, submit_order
 from ..storage import Database
 from ..storage.orders import LoggedEvent
 from .convert import event_to_proto, order_to_proto, state_from_proto
@@ -29,11 +31,34 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
-    def __init__(self, db: Database, limits: SubmitLimits, run: Runner, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        limits: SubmitLimits,
+        run: Runner,
+        metrics: Metrics,
+        *,
+        seller_name: str = "Ordergate",
+    ) -> None:
         self._db = db
         self._limits = limits
         self._metrics = metrics
         self._run = run  # where the blocking service calls run (api/runner.py)
+        self._seller_name = seller_name  # the seller party of UBL OrderResponse documents
+
+    def _answer(
+        self, request: pb.SubmitOrderRequest, result: SubmitResult
+    ) -> pb.SubmitOrderResponse:
+        if not request.validate_only:
+            self._metrics.submitted(result.order, result.replayed)
+        response = pb.SubmitOrderResponse(
+            order=order_to_proto(result.order), replayed=result.replayed
+        )
+        if request.ubl_order_response:
+            response.ubl_order_response = order_response(
+                result.order, seller_name=self._seller_name, issued=datetime.now(UTC)
+            )
+        return response
 
     async def SubmitOrder(
         self, request: pb.SubmitOrderRequest, context: Context
@@ -47,9 +72,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             validate_only=request.validate_only,
             limits=self._limits,
         )
-        if not request.validate_only:
-            self._metrics.submitted(result.order, result.replayed)
-        return pb.SubmitOrderResponse(order=order_to_proto(result.order), replayed=result.replayed)
+        return self._answer(request, result)
 
     async def SubmitOrders(
         self, requests: AsyncIterator[pb.SubmitOrdersRequest], context: Context
@@ -73,13 +96,8 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
                     request_id=request.request_id, error=item_error(refused)
                 )
                 continue
-            if not request.validate_only:
-                self._metrics.submitted(result.order, result.replayed)
             yield pb.SubmitOrdersResponse(
-                request_id=request.request_id,
-                response=pb.SubmitOrderResponse(
-                    order=order_to_proto(result.order), replayed=result.replayed
-                ),
+                request_id=request.request_id, response=self._answer(request, result)
             )
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:

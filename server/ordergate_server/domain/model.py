@@ -46,6 +46,12 @@ class HoldCode(enum.StrEnum):
     PHONE_MISSING = "PHONE_MISSING"
     PHONE_INVALID = "PHONE_INVALID"
     SPECIAL_HANDLING_REQUIRED = "SPECIAL_HANDLING_REQUIRED"
+    # Rules of a standard document format (UBL 2.1 / PEPPOL BIS Order 3); the reason's `rule`
+    # names the rule of the standard.
+    UNIT_UNSUPPORTED = "UNIT_UNSUPPORTED"
+    CURRENCY_INCONSISTENT = "CURRENCY_INCONSISTENT"
+    TOTAL_MISMATCH = "TOTAL_MISMATCH"
+    DELIVERY_SPLIT = "DELIVERY_SPLIT"
     # Allocation.
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
 
@@ -57,6 +63,9 @@ class HoldReason:
     code: HoldCode
     field: str
     message: str
+    # The rule of the document's standard that failed, such as "PEPPOL-T01-R001"; "" for
+    # Ordergate's own rules.
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,9 @@ class OrderDraft:
     delivery: Delivery
     lines: tuple[LineDraft, ...]
     notes: str = ""
+    # Rules of the document's own format that it breaks, found while reading it (a UBL order's
+    # PEPPOL rules, its unit codes); the mandatory-field rules report them with their own.
+    document_reasons: tuple[HoldReason, ...] = ()
 
 
 @dataclass(frozen=True)

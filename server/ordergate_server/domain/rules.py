@@ -34,7 +34,7 @@ class CatalogFacts:
 
 def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
     """Return every rule the order breaks (empty when it may go on to allocation)."""
-    reasons: list[HoldReason] = []
+    reasons: list[HoldReason] = list(draft.document_reasons)
     hold = reasons.append
 
     if not draft.client_order_id:
@@ -77,7 +77,19 @@ def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
     reasons.extend(_phone_reasons(draft.delivery.phone))
     reasons.extend(_line_reasons(draft, facts))
     reasons.extend(_special_handling_reasons(draft, facts))
-    return reasons
+    return _once_per_field(reasons)
+
+
+def _once_per_field(reasons: list[HoldReason]) -> list[HoldReason]:
+    """One reason per (code, field): a document rule (first, with its rule id) and the same
+    finding by an Ordergate rule (a negative quantity, say) are reported once."""
+    seen: set[tuple[HoldCode, str]] = set()
+    unique = []
+    for reason in reasons:
+        if (reason.code, reason.field) not in seen:
+            seen.add((reason.code, reason.field))
+            unique.append(reason)
+    return unique
 
 
 def _address_reasons(draft: OrderDraft) -> list[HoldReason]:

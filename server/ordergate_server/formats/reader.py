@@ -10,7 +10,7 @@ from typing import cast
 from lxml import etree
 
 from ..domain.model import HoldCode, HoldReason, OrderDraft
-from . import native
+from . import native, ubl
 from .safe_xml import DocumentLimits, XmlRejected, parse_untrusted
 from .schemas import compiled
 
@@ -36,24 +36,29 @@ def read_order(
     except XmlRejected as rejected:
         return UnreadableOrder((rejected.reason,))
 
-    if root.tag != native.ROOT_TAG:
+    # The format is told by the root element and its namespace, never by a guess at content.
+    if root.tag == native.ROOT_TAG:
+        schema_path, order_id_of, to_draft = native.SCHEMA, native.order_id_of, native.to_draft
+    elif root.tag == ubl.ROOT_TAG:
+        schema_path, order_id_of, to_draft = ubl.SCHEMA, ubl.order_id_of, ubl.to_draft
+    else:
         return UnreadableOrder(
             (
                 HoldReason(
                     HoldCode.SCHEMA_INVALID,
                     "",
                     f"Unknown document type {root.tag!r}: expected an Order in namespace "
-                    f"{native.NAMESPACE}.",
+                    f"{native.NAMESPACE} (native) or {ubl.NAMESPACE} (UBL 2.1).",
                 ),
             )
         )
-    schema = compiled(native.SCHEMA)
+    schema = compiled(schema_path)
     if not schema.validate(root):
         return UnreadableOrder(
             tuple(_schema_reason(root, entry) for entry in _entries(schema.error_log)),
-            client_order_id=native.order_id_of(root),
+            client_order_id=order_id_of(root),
         )
-    return native.to_draft(root)
+    return to_draft(root)
 
 
 def _entries(log: etree._ErrorLog) -> list[etree._LogEntry]:

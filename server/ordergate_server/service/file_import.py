@@ -161,6 +161,7 @@ def _submit_one(
         "replayed": result.replayed,
         "hold_reasons": [
             {"code": r.code.value, "field": r.field, "message": r.message}
+            | ({"rule": r.rule} if r.rule else {})
             for r in order.hold_reasons
         ],
     }

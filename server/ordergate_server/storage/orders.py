@@ -139,6 +139,7 @@ def _order_values(order: OrderRecord) -> dict[str, Any]:
         "state": order.state.value,
         "hold_reasons": [
             {"code": r.code.value, "field": r.field, "message": r.message}
+            | ({"rule": r.rule} if r.rule else {})
             for r in order.hold_reasons
         ],
         "delivery": _delivery_to_json(order.delivery),
@@ -226,7 +227,7 @@ def _assemble(conn: Connection, rows: Sequence[Row[Any]]) -> list[tuple[int, Ord
                 updated_at=row.updated_at,
                 state=OrderState(row.state),
                 hold_reasons=tuple(
-                    HoldReason(HoldCode(r["code"]), r["field"], r["message"])
+                    HoldReason(HoldCode(r["code"]), r["field"], r["message"], r.get("rule", ""))
                     for r in row.hold_reasons
                 ),
                 delivery=_delivery_from_json(row.delivery),

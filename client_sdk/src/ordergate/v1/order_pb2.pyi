@@ -80,6 +80,7 @@ class HoldReason(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Stable code, such as `SKU_UNKNOWN` or `INSUFFICIENT_STOCK`. The full list is in
     docs/order-format.md; codes are never renamed.
@@ -91,16 +92,21 @@ class HoldReason(_message.Message):
     """
     message: _builtins.str
     """A sentence for the person who fixes the order."""
+    rule: _builtins.str
+    """The rule of the document's standard that the order breaks, such as `PEPPOL-T01-R001` for
+    a UBL order (docs/ubl.md); empty for Ordergate's own rules.
+    """
     def __init__(
         self,
         *,
         code: _builtins.str = ...,
         field: _builtins.str = ...,
         message: _builtins.str = ...,
+        rule: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field", b"field", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "field", b"field", "message", b"message", "rule", b"rule"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

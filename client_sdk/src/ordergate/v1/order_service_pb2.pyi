@@ -28,18 +28,25 @@ class SubmitOrderRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     ORDER_XML_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    UBL_ORDER_RESPONSE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155): a UUID the client chooses once per order submission and
     reuses on every retry of it. Reusing it with a different payload is an error.
     """
     order_xml: _builtins.bytes
-    """The order document, UTF-8 XML in the native format. At most `ORDERGATE_MAX_ORDER_BYTES`
-    (1 MiB by default).
+    """The order document, UTF-8 XML: the native format (docs/order-format.md) or a UBL 2.1
+    Order, such as a PEPPOL BIS Order 3 (docs/ubl.md), told apart by the root element. At most
+    `ORDERGATE_MAX_ORDER_BYTES` (1 MiB by default).
     """
     validate_only: _builtins.bool
     """Run every check (schema, rules, stock availability, an existing order with the same id)
     but store and allocate nothing (AIP-163). The answer is what a real submission would get
     now; a new order comes back without an id. `request_id` is not needed.
+    """
+    ubl_order_response: _builtins.bool
+    """Also answer with a UBL 2.1 OrderResponse document (`ubl_order_response` in the response):
+    AP when the order is accepted, AB (received, pending) while it is on hold, RE once it is
+    cancelled. For orders in either format.
     """
     def __init__(
         self,
@@ -47,10 +54,11 @@ class SubmitOrderRequest(_message.Message):
         request_id: _builtins.str = ...,
         order_xml: _builtins.bytes = ...,
         validate_only: _builtins.bool = ...,
+        ubl_order_response: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_xml", b"order_xml", "request_id", b"request_id", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_xml", b"order_xml", "request_id", b"request_id", "ubl_order_response", b"ubl_order_response", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -64,10 +72,15 @@ class SubmitOrderResponse(_message.Message):
 
     ORDER_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
+    UBL_ORDER_RESPONSE_FIELD_NUMBER: _builtins.int
     replayed: _builtins.bool
     """True when this request was answered from an earlier submission: a retry of the same
     `request_id`, or the same content resubmitted for an order that is already accepted.
     Nothing was stored or allocated by this call.
+    """
+    ubl_order_response: _builtins.bytes
+    """With `ubl_order_response` requested: the UBL 2.1 OrderResponse for this order, UTF-8 XML
+    valid against the OASIS UBL-OrderResponse-2.1 schema. Empty otherwise.
     """
     @_builtins.property
     def order(self) -> _order_pb2.Order:
@@ -78,10 +91,11 @@ class SubmitOrderResponse(_message.Message):
         *,
         order: _order_pb2.Order | None = ...,
         replayed: _builtins.bool = ...,
+        ubl_order_response: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "replayed", b"replayed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "replayed", b"replayed", "ubl_order_response", b"ubl_order_response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

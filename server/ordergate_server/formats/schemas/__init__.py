@@ -9,6 +9,10 @@ from lxml import etree
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 NATIVE_ORDER_XSD = SCHEMA_DIR / "ordergate-order-v1.xsd"
+# The OASIS UBL 2.1 schemas, vendored unmodified (ubl-2.1/SOURCES.md, SHA256SUMS).
+UBL_DIR = SCHEMA_DIR / "ubl-2.1"
+UBL_ORDER_XSD = UBL_DIR / "xsd" / "maindoc" / "UBL-Order-2.1.xsd"
+UBL_ORDER_RESPONSE_XSD = UBL_DIR / "xsd" / "maindoc" / "UBL-OrderResponse-2.1.xsd"
 
 _local = threading.local()
 # libxml2 sets up its built-in schema types on the first schema compile in a process, unsafely:

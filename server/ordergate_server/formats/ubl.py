@@ -1,0 +1,316 @@
+"""OASIS UBL 2.1 Order documents (and the PEPPOL BIS Order 3 profile of them): mapping to the
+domain's OrderDraft, and the PEPPOL rules that matter for acceptance.
+
+The mapping is described field by field in docs/ubl.md. Like the native mapping it judges
+nothing the mandatory-field rules judge (a missing SKU, a bad phone); what it adds are the rules
+of the standard itself, returned as `document_reasons` with the PEPPOL rule id:
+
+- PEPPOL-T01-R001  each line id unique in the order            -> LINE_NUMBER_DUPLICATE
+- PEPPOL-T01-R003  every amount in the document currency       -> CURRENCY_INCONSISTENT
+- PEPPOL-T01-R004  no negative quantity                         -> QUANTITY_INVALID
+- PEPPOL-T01-R008  stated line total = sum of line amounts      -> TOTAL_MISMATCH
+and two of Ordergate's own for what a warehouse cannot ship as ordered: a quantity in a unit
+other than pieces (UNIT_UNSUPPORTED) and lines that ask for different delivery addresses
+(DELIVERY_SPLIT).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+
+from lxml import etree
+
+from ..domain.model import Address, Delivery, HoldCode, HoldReason, LineDraft, OrderDraft
+from .schemas import UBL_ORDER_XSD
+
+NAMESPACE = "urn:oasis:names:specification:ubl:schema:xsd:Order-2"
+ROOT_TAG = f"{{{NAMESPACE}}}Order"
+SCHEMA = UBL_ORDER_XSD
+CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+_NS = {"cac": CAC, "cbc": CBC}
+PEPPOL_ORDER_CUSTOMIZATION = "urn:fdc:peppol.eu:poacc:trns:order:3"
+
+# UN/ECE Recommendation 20 codes that count single pieces: C62 "one", H87 "piece", EA "each",
+# NAR "number of articles". A quantity without a unit code is taken as pieces too.
+PIECE_UNITS = frozenset({"C62", "H87", "EA", "NAR"})
+
+
+def _text(element: etree._Element | None, path: str) -> str:
+    if element is None:
+        return ""
+    found = element.find(path, _NS)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _texts(element: etree._Element, path: str) -> list[str]:
+    return [t for e in element.iterfind(path, _NS) if (t := (e.text or "").strip())]
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text) if text else None
+    except InvalidOperation:
+        return None
+    return value if value is not None and value.is_finite() else None
+
+
+def order_id_of(root: etree._Element) -> str:
+    """The order id (cbc:ID) of a UBL order, read even when the document fails the schema."""
+    if root.tag != ROOT_TAG:
+        return ""
+    value = _text(root, "cbc:ID")
+    return value if 0 < len(value) <= 64 and value.isprintable() else ""
+
+
+def _timestamp(day: str, clock: str, *, end_of_day: bool = False) -> datetime | None:
+    """A UBL date (+ time) as an aware datetime; a time without a zone is UTC. A date alone is
+    its first moment, or its last for the end of a period."""
+    if not day:
+        return None
+    try:
+        moment = datetime.combine(
+            date.fromisoformat(day[:10]),
+            time.fromisoformat(clock.replace("Z", "+00:00"))
+            if clock
+            else (time(23, 59, 59) if end_of_day else time()),
+        )
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _address(address: etree._Element | None, name: str) -> Address:
+    if address is None:
+        return Address(name=name)
+    street = _text(address, "cbc:StreetName")
+    number = _text(address, "cbc:BuildingNumber")
+    if street and number:
+        street = f"{street} {number}"
+    lines = [
+        street,
+        _text(address, "cbc:AdditionalStreetName"),
+        *_texts(address, "cac:AddressLine/cbc:Line"),
+    ]
+    return Address(
+        name=name,
+        street_lines=tuple(line for line in lines if line)[:3],
+        city=_text(address, "cbc:CityName"),
+        postal_code=_text(address, "cbc:PostalZone"),
+        region=_text(address, "cbc:CountrySubentity"),
+        country_code=_text(address, "cac:Country/cbc:IdentificationCode"),
+    )
+
+
+def _customer_account(root: etree._Element) -> str:
+    """The buyer as our customer: the account we (the supplier) gave them, else the buyer
+    party's first identifier (often a GLN), else its electronic address."""
+    buyer = root.find("cac:BuyerCustomerParty", _NS)
+    if buyer is None:
+        return ""
+    return (
+        _text(buyer, "cbc:SupplierAssignedAccountID")
+        or next(iter(_texts(buyer, "cac:Party/cac:PartyIdentification/cbc:ID")), "")
+        or _text(buyer, "cac:Party/cbc:EndpointID")
+    )
+
+
+def to_draft(root: etree._Element) -> OrderDraft:
+    """Map a schema-valid UBL 2.1 Order to an OrderDraft, with the PEPPOL rules it breaks."""
+    currency = _text(root, "cbc:DocumentCurrencyCode")
+    reasons: list[HoldReason] = []
+    items = list(root.iterfind("cac:OrderLine/cac:LineItem", _NS))
+
+    lines = []
+    for index, item in enumerate(items):
+        line_id = _text(item, "cbc:ID")
+        seller_sku = _text(item, "cac:Item/cac:SellersItemIdentification/cbc:ID")
+        gtin = _text(item, "cac:Item/cac:StandardItemIdentification/cbc:ID")
+        quantity = item.find("cbc:Quantity", _NS)
+        quantity_text = (quantity.text or "").strip() if quantity is not None else ""
+        unit = quantity.get("unitCode", "") if quantity is not None else ""
+        path = f"lines[{index}]"
+        if unit and unit not in PIECE_UNITS:
+            reasons.append(
+                HoldReason(
+                    HoldCode.UNIT_UNSUPPORTED,
+                    f"{path}.quantity",
+                    f"Line {line_id}: unit {unit!r} is not a count of pieces; order in pieces "
+                    f"(unitCode {', '.join(sorted(PIECE_UNITS))}).",
+                )
+            )
+        amount = _decimal(quantity_text)
+        if amount is not None and amount < 0:
+            reasons.append(
+                HoldReason(
+                    HoldCode.QUANTITY_INVALID,
+                    f"{path}.quantity",
+                    f"Line {line_id}: the ordered quantity {quantity_text} is negative.",
+                    rule="PEPPOL-T01-R004",
+                )
+            )
+        lines.append(
+            LineDraft(
+                line_number=int(line_id) if line_id.isdigit() else index + 1,
+                code=seller_sku or gtin,
+                code_is_barcode=not seller_sku and bool(gtin),
+                quantity_text=quantity_text,
+                unit_price=_unit_price(item),
+            )
+        )
+    reasons += _duplicate_line_ids(items)
+    reasons += _currency_reasons(root, currency)
+    reasons += _total_reasons(root, items)
+
+    delivery, delivery_reasons = _delivery(root, items)
+    reasons += delivery_reasons
+    notes = _texts(root, "cbc:Note")
+    line_notes = [
+        f"Line {_text(line, 'cac:LineItem/cbc:ID')}: {note}"
+        for line in root.iterfind("cac:OrderLine", _NS)
+        for note in _texts(line, "cbc:Note")
+    ]
+    handling = [
+        *notes,
+        *_texts(root, "cac:DeliveryTerms/cbc:SpecialTerms"),
+        *_texts(root, "cac:Delivery/cac:Shipment/cbc:HandlingInstructions"),
+        *_texts(
+            root, "cac:OrderLine/cac:LineItem/cac:Delivery/cac:Shipment/cbc:HandlingInstructions"
+        ),
+        *line_notes,
+    ]
+    customization = _text(root, "cbc:CustomizationID")
+    return OrderDraft(
+        client_order_id=_text(root, "cbc:ID"),
+        order_time=_timestamp(_text(root, "cbc:IssueDate"), _text(root, "cbc:IssueTime")),
+        customer_account=_customer_account(root),
+        channel="peppol" if customization.startswith(PEPPOL_ORDER_CUSTOMIZATION) else "ubl",
+        currency=currency,
+        delivery=Delivery(
+            address=delivery.address,
+            phone=delivery.phone,
+            email=delivery.email,
+            window_start=delivery.window_start,
+            window_end=delivery.window_end,
+            special_handling="; ".join(dict.fromkeys(handling)),
+        ),
+        lines=tuple(lines),
+        notes="\n".join([*notes, *line_notes]),
+        document_reasons=tuple(reasons),
+    )
+
+
+def _unit_price(item: etree._Element) -> Decimal | None:
+    price = _decimal(_text(item, "cac:Price/cbc:PriceAmount"))
+    base = _decimal(_text(item, "cac:Price/cbc:BaseQuantity"))
+    if price is None:
+        return None
+    return price / base if base else price
+
+
+def _delivery(
+    root: etree._Element, items: list[etree._Element]
+) -> tuple[Delivery, list[HoldReason]]:
+    """Where the order goes: the header's cac:Delivery, else the lines' own (all the same)."""
+    header = root.find("cac:Delivery", _NS)
+    line_deliveries = [d for item in items if (d := item.find("cac:Delivery", _NS)) is not None]
+    reasons = []
+    chosen = header
+    if header is None or header.find("cac:DeliveryLocation/cac:Address", _NS) is None:
+        with_address = [
+            d
+            for d in line_deliveries
+            if d.find("cac:DeliveryLocation/cac:Address", _NS) is not None
+        ]
+        if with_address:
+            chosen = with_address[0]
+            first = _address(chosen.find("cac:DeliveryLocation/cac:Address", _NS), "")
+            if any(
+                _address(d.find("cac:DeliveryLocation/cac:Address", _NS), "") != first
+                for d in with_address[1:]
+            ):
+                reasons.append(
+                    HoldReason(
+                        HoldCode.DELIVERY_SPLIT,
+                        "delivery.address",
+                        "Lines ask for delivery to different addresses; one order ships to "
+                        "one address. Send one order per address.",
+                    )
+                )
+    buyer = root.find("cac:BuyerCustomerParty/cac:Party", _NS)
+    party = chosen.find("cac:DeliveryParty", _NS) if chosen is not None else None
+    name = _text(party, "cac:PartyName/cbc:Name") or _text(buyer, "cac:PartyName/cbc:Name")
+    address_element = (
+        chosen.find("cac:DeliveryLocation/cac:Address", _NS) if chosen is not None else None
+    )
+    period = chosen.find("cac:RequestedDeliveryPeriod", _NS) if chosen is not None else None
+    return (
+        Delivery(
+            address=_address(address_element, name),
+            phone=_text(party, "cac:Contact/cbc:Telephone")
+            or _text(buyer, "cac:Contact/cbc:Telephone"),
+            email=_text(party, "cac:Contact/cbc:ElectronicMail")
+            or _text(buyer, "cac:Contact/cbc:ElectronicMail"),
+            window_start=_timestamp(_text(period, "cbc:StartDate"), _text(period, "cbc:StartTime")),
+            window_end=_timestamp(
+                _text(period, "cbc:EndDate"), _text(period, "cbc:EndTime"), end_of_day=True
+            ),
+        ),
+        reasons,
+    )
+
+
+def _duplicate_line_ids(items: list[etree._Element]) -> list[HoldReason]:
+    ids = [_text(item, "cbc:ID") for item in items]
+    return [
+        HoldReason(
+            HoldCode.LINE_NUMBER_DUPLICATE,
+            f"lines[{index}].line_number",
+            f"Line id {line_id!r} is used by more than one order line.",
+            rule="PEPPOL-T01-R001",
+        )
+        for index, line_id in enumerate(ids)
+        if ids.count(line_id) > 1
+    ]
+
+
+def _currency_reasons(root: etree._Element, currency: str) -> list[HoldReason]:
+    """Every amount stated in the document currency (PEPPOL-T01-R003); one reason per currency."""
+    others = sorted(
+        {
+            other
+            for element in root.iter()
+            if (other := element.get("currencyID")) is not None and other != currency
+        }
+    )
+    return [
+        HoldReason(
+            HoldCode.CURRENCY_INCONSISTENT,
+            "currency",
+            f"Amounts are stated in {other} but the document currency is "
+            f"{currency or 'not given'}; an order is stated in one currency.",
+            rule="PEPPOL-T01-R003",
+        )
+        for other in others
+    ]
+
+
+def _total_reasons(root: etree._Element, items: list[etree._Element]) -> list[HoldReason]:
+    """The stated sum of line amounts equals the lines' amounts (PEPPOL-T01-R008), when given."""
+    stated = _decimal(_text(root, "cac:AnticipatedMonetaryTotal/cbc:LineExtensionAmount"))
+    if stated is None:
+        return []
+    amounts = [_decimal(_text(item, "cbc:LineExtensionAmount")) for item in items]
+    total = sum((a for a in amounts if a is not None), Decimal(0))
+    if total.quantize(Decimal("0.01")) == stated.quantize(Decimal("0.01")):
+        return []
+    return [
+        HoldReason(
+            HoldCode.TOTAL_MISMATCH,
+            "total",
+            f"The stated sum of line amounts {stated} differs from the sum of the order lines' "
+            f"amounts {total}.",
+            rule="PEPPOL-T01-R008",
+        )
+    ]
