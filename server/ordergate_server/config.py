@@ -16,6 +16,11 @@ class Settings:
     database_url: str = "sqlite:///ordergate.sqlite3"
     # Address the gRPC server listens on; port 0 picks a free port.
     listen: str = "127.0.0.1:50051"
+    # TLS on the gRPC port: PEM files of the server's certificate chain and private key. With a
+    # client CA as well, clients must present a certificate signed by it (mutual TLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     # Largest accepted order document, in bytes (larger: RESOURCE_EXHAUSTED).
     max_order_bytes: int = 1024 * 1024
     # Deepest element nesting and most elements accepted in one document.
@@ -40,6 +45,8 @@ class Settings:
     stuck_dispatched_hours: float = 72.0
     # How often the stuck-order check runs, in seconds.
     stuck_check_seconds: float = 300.0
+    # The seller party named in UBL OrderResponse documents (docs/ubl.md).
+    seller_name: str = "Ordergate"
     # File drop (docs/file-drop.md): the drop root with one folder per client; empty: no polling
     # inside `serve` (`ordergate import-dir` takes the root as an argument instead).
     import_dir: str = ""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -104,7 +105,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         threads = 4 if db.dialect == "postgresql" else 0
     run = thread_pool(threads) if threads > 0 else inline
     order_service_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(db, limits, run, metrics), server
+        OrderServicer(db, limits, run, metrics, seller_name=settings.seller_name), server
     )
     inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(db, run), server
@@ -127,7 +128,12 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
 
-    port = server.add_insecure_port(settings.listen)
+    credentials = server_credentials(settings)
+    port = (
+        server.add_secure_port(settings.listen, credentials)
+        if credentials is not None
+        else server.add_insecure_port(settings.listen)
+    )
     if port == 0:
         raise OSError(f"could not listen on {settings.listen}")
     await server.start()
@@ -151,6 +157,27 @@ async def _poll_drop_folders(poller: FilePoller) -> None:
         except Exception:  # a database hiccup must not end the poller; the files stay put
             log.exception("file-drop pass failed; retrying at the next poll")
         await asyncio.sleep(poller.seconds_until_due())
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the configured PEM files; None for plaintext (no certificate set).
+
+    With a client CA the handshake itself refuses a client without a certificate signed by it,
+    before any call (and any API key) is looked at."""
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        if settings.tls_client_ca_file:
+            raise ValueError("ORDERGATE_TLS_CLIENT_CA_FILE needs a server certificate and key")
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise ValueError("TLS needs both ORDERGATE_TLS_CERT_FILE and ORDERGATE_TLS_KEY_FILE")
+    client_ca = (
+        Path(settings.tls_client_ca_file).read_bytes() if settings.tls_client_ca_file else None
+    )
+    return grpc.ssl_server_credentials(
+        [(Path(settings.tls_key_file).read_bytes(), Path(settings.tls_cert_file).read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 async def _check_stuck_orders(
