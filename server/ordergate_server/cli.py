@@ -1,21 +1,25 @@
-"""`ordergate serve | migrate | keys create | load | import-dir`."""
+"""`ordergate serve | migrate | keys create|list|revoke|rotate | load | import-dir`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .config import Settings
 from .demo import DEMO_CATALOG, DEMO_CLIENT
 from .domain.access import Role
 from .filedrop import DropSettings, FilePoller
+from .service import api_keys
 from .service.auth import create_api_key
 from .service.catalog_load import KINDS, CatalogFileError, load_catalog, read_catalog_file
+from .service.errors import ServiceError
 from .storage import Database, open_database
 
 DEMO_DATABASE = Path(".ordergate") / "demo.sqlite3"
@@ -48,6 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--client", required=True, help="client name; created if new")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--label", default="", help="a note on what the key is for")
+    create.add_argument("--expires-in-days", type=float, help="the key stops working after this")
+    create.add_argument(
+        "--allow-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="only accept the key from this network (repeatable), e.g. 203.0.113.0/24",
+    )
+    listing = key_commands.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--client", default="", help="only this client's keys")
+    revoke = key_commands.add_parser("revoke", help="revoke a key now")
+    revoke.add_argument("key_id", help="the id part of og_<id>_<secret>")
+    revoke.add_argument("--reason", default="", help="recorded in the audit log")
+    rotate = key_commands.add_parser(
+        "rotate", help="replace a key; the old one works for the overlap, then expires"
+    )
+    rotate.add_argument("key_id", help="the id part of og_<id>_<secret>")
+    rotate.add_argument(
+        "--overlap-hours", type=float, default=24.0, help="how long both keys work (default 24)"
+    )
 
     load = commands.add_parser("load", help="load locations, products, stock, customers")
     load.add_argument("file", type=Path, help="a .json file, or a .csv file of one kind")
@@ -105,12 +129,10 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
     if args.command == "keys":
         db.migrate()
         try:
-            key = create_api_key(db, args.client, Role(args.role), args.label)
-        except ValueError as exc:
+            return _keys(args, db)
+        except (ValueError, ServiceError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(key)
-        return 0
     if args.command == "load":
         db.migrate()
         try:
@@ -149,6 +171,50 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
             )
 
     asyncio.run(serve_until_signalled(settings, db, announce))
+    return 0
+
+
+def _keys(args: argparse.Namespace, db: Database) -> int:
+    # The audit log names the operating-system user who ran the command.
+    actor = f"{getpass.getuser()} (ordergate keys)"
+    if args.keys_command == "create":
+        expires = (
+            datetime.now(UTC) + timedelta(days=args.expires_in_days)
+            if args.expires_in_days is not None
+            else None
+        )
+        _, key = api_keys.create_key(
+            db,
+            args.client,
+            Role(args.role),
+            actor=actor,
+            label=args.label,
+            expires_at=expires,
+            allowed_cidrs=args.allow_cidr,
+        )
+        print(key)
+    elif args.keys_command == "list":
+        now = datetime.now(UTC)
+        print("key_id\tclient\trole\tstatus\tcreated\texpires\tallowed_cidrs\tlabel")
+        for k in api_keys.list_keys(db, args.client):
+            print(
+                f"{k.key_id}\t{k.client}\t{k.role.value}\t{k.status(now)}\t"
+                f"{k.created_at:%Y-%m-%dT%H:%M:%SZ}\t"
+                f"{f'{k.expires_at:%Y-%m-%dT%H:%M:%SZ}' if k.expires_at else '-'}\t"
+                f"{','.join(k.allowed_cidrs) or '-'}\t{k.label}"
+            )
+    elif args.keys_command == "revoke":
+        api_keys.revoke_key(db, args.key_id, actor=actor, reason=args.reason)
+        print(f"key {args.key_id} revoked")
+    else:
+        _, key = api_keys.rotate_key(
+            db, args.key_id, actor=actor, overlap=timedelta(hours=args.overlap_hours)
+        )
+        print(key)
+        print(
+            f"the old key {args.key_id} keeps working for {args.overlap_hours:g} h",
+            file=sys.stderr,
+        )
     return 0
 
 

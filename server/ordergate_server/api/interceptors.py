@@ -180,10 +180,21 @@ class AuthInterceptor(_GuardInterceptor):
             raise _unauthenticated("API_KEY_MISSING", "Send `authorization: Bearer <api key>`.")
         if scheme.lower() != "bearer" or not key.strip():
             raise _unauthenticated("API_KEY_MALFORMED", "Use `authorization: Bearer <api key>`.")
-        principal = self._authenticator.authenticate(key.strip())
+        principal = self._authenticator.authenticate(key.strip(), peer_address(context.peer()))
         if principal is None:
             raise _unauthenticated("API_KEY_INVALID", "The API key is unknown or revoked.")
         return principal
+
+
+def peer_address(peer: str) -> str:
+    """The IP address in a gRPC peer string ("ipv4:203.0.113.7:51234", "ipv6:[::1]:51234");
+    "" for anything else."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return ""
 
 
 def _unauthenticated(reason: str, message: str) -> ServiceError:

@@ -24,6 +24,7 @@ class Principal:
     client_id: int
     client_name: str
     role: Role
+    key_id: str = ""  # the API key in use ("" for work not done through a key)
 
     @property
     def sees_only_own_orders(self) -> bool:

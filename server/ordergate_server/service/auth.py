@@ -1,75 +1,85 @@
-"""API keys: creation and verification.
+"""Verifying API keys on each call.
 
 A key looks like `og_<id>_<secret>`. The id is stored in clear to find the key; the secret only
-as a SHA-256 hash (the secret is 256 random bits, so a plain hash is enough; no salt or slow hash
-is needed) and compared in constant time.
+as a SHA-256 hash, compared in constant time. A key may have an expiry (rotation sets one on the
+old key) and a list of networks it may be used from. Managing keys is service/api_keys.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
+import ipaddress
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..domain.access import Principal, Role
 from ..storage import Database, clients
+from .api_keys import KEY_PREFIX, create_key, secret_sha256
+from .errors import ErrorKind, ServiceError
 
-KEY_PREFIX = "og"
-
-
-def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+__all__ = ["KEY_PREFIX", "Authenticator", "create_api_key"]
 
 
-def create_api_key(db: Database, client_name: str, role: Role, label: str = "") -> str:
-    """Create a key for `client_name` (creating the client with `role` if needed); return the key.
+def create_api_key(
+    db: Database, client_name: str, role: Role, label: str = "", *, actor: str = "ordergate"
+) -> str:
+    """Create a key (see api_keys.create_key) and return it; it is shown this once."""
+    return create_key(db, client_name, role, actor=actor, label=label)[1]
 
-    The key is shown this once; only its hash is stored."""
-    key_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    now = datetime.now(UTC)
-    with db.transaction() as tx:
-        client_id = clients.ensure_client(tx, client_name, role, now)
-        clients.insert_key(
-            tx,
-            key_id=key_id,
-            client_id=client_id,
-            secret_sha256=_sha256(secret),
-            label=label,
-            now=now,
-        )
-    return f"{KEY_PREFIX}_{key_id}_{secret}"
+
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    expires_at: datetime | None
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
 class Authenticator:
     """Verifies keys, remembering good ones for `cache_seconds` so a busy client does not cost a
-    database read per call (a revoked key stops working within that time)."""
+    database read per call (a revoked key stops working within that time; an expiry or a
+    network restriction is checked on every call)."""
 
     def __init__(self, db: Database, cache_seconds: float = 10.0) -> None:
         self._db = db
         self._ttl = cache_seconds
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._cache: dict[str, tuple[float, _Verified]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, key: str) -> Principal | None:
-        digest = _sha256(key)  # cache by hash: the cache never holds a usable key
+    def authenticate(self, key: str, peer_address: str = "") -> Principal | None:
+        """The caller of a key, or None for an unknown or revoked key. Raises ServiceError for
+        a known key that is expired or used from a network it is not allowed from."""
+        digest = secret_sha256(key)  # cache by hash: the cache never holds a usable key
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
-        if cached and cached[0] > now:
-            return cached[1]
-        principal = self._verify(key)
-        if principal is not None:
+        verified = cached[1] if cached and cached[0] > now else None
+        if verified is None:
+            verified = self._verify(key)
+            if verified is None:
+                return None
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[digest] = (now + self._ttl, principal)
-        return principal
+                self._cache[digest] = (now + self._ttl, verified)
+        if verified.expires_at is not None and verified.expires_at <= datetime.now(UTC):
+            raise ServiceError(
+                ErrorKind.UNAUTHENTICATED,
+                "API_KEY_EXPIRED",
+                "The API key has expired; use its replacement or ask for a new key.",
+                metadata={"key_id": verified.principal.key_id},
+            )
+        if verified.networks and not _within(peer_address, verified.networks):
+            raise ServiceError(
+                ErrorKind.PERMISSION_DENIED,
+                "CLIENT_ADDRESS_NOT_ALLOWED",
+                f"This API key may not be used from {peer_address or 'this address'}.",
+                metadata={"key_id": verified.principal.key_id, "peer": peer_address},
+            )
+        return verified.principal
 
-    def _verify(self, key: str) -> Principal | None:
+    def _verify(self, key: str) -> _Verified | None:
         prefix, _, rest = key.partition("_")
         key_id, _, secret = rest.partition("_")
         if prefix != KEY_PREFIX or not key_id or not secret or len(key) > 200:
@@ -78,6 +88,22 @@ class Authenticator:
             stored = clients.find_key(conn, key_id)
         if stored is None or stored.revoked_at is not None:
             return None
-        if not hmac.compare_digest(stored.secret_sha256, _sha256(secret)):
+        if not hmac.compare_digest(stored.secret_sha256, secret_sha256(secret)):
             return None
-        return Principal(stored.client_id, stored.client_name, stored.role)
+        return _Verified(
+            Principal(stored.client_id, stored.client_name, stored.role, key_id=stored.key_id),
+            stored.expires_at,
+            tuple(ipaddress.ip_network(c) for c in stored.allowed_cidrs),
+        )
+
+
+def _within(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False  # no address (a Unix socket, say): a restricted key is refused
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)

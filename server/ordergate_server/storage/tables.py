@@ -74,6 +74,12 @@ api_keys = Table(
     Column("label", String(200), nullable=False, default=""),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # The key stops working at this time (a rotation sets it on the old key); NULL: never.
+    Column("expires_at", UtcDateTime, nullable=True),
+    # Peer networks (CIDR strings) the key may be used from; empty: anywhere.
+    Column("allowed_cidrs", JSON, nullable=False, default=list),
+    # The key that replaced this one in a rotation.
+    Column("replaced_by", String(32), nullable=True),
 )
 
 locations = Table(
