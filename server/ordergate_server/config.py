@@ -21,6 +21,11 @@ class Settings:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    # Per API key and process: calls per second (token bucket), the burst above it, and streams
+    # open at once. 0 turns a limit off. Refusals are RESOURCE_EXHAUSTED with a RetryInfo.
+    rate_limit_per_second: float = 1000.0
+    rate_limit_burst: int = 2000
+    max_streams_per_key: int = 16
     # Largest accepted order document, in bytes (larger: RESOURCE_EXHAUSTED).
     max_order_bytes: int = 1024 * 1024
     # Deepest element nesting and most elements accepted in one document.

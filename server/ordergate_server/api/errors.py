@@ -1,9 +1,12 @@
-"""ServiceError -> google.rpc.Status (AIP-193): canonical code, ErrorInfo, BadRequest details."""
+"""ServiceError -> google.rpc.Status (AIP-193): canonical code, ErrorInfo, BadRequest and
+RetryInfo details."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -34,6 +37,10 @@ def to_status(error: ServiceError) -> grpc.Status:
                 ]
             )
         )
+    if error.retry_after_seconds is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=error.retry_after_seconds))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     for detail in details:
         packed = any_pb2.Any()
         packed.Pack(detail)  # type: ignore[arg-type]

@@ -2,8 +2,8 @@
 
 Each interceptor wraps the method's behaviour (whatever its streaming kind) in an `around`
 coroutine. Order, outermost first: errors (ServiceError and crashes -> google.rpc.Status), then
-authentication and role checks, which put the caller's Principal in a context variable for the
-servicer.
+metrics, then authentication and role checks, which put the caller's Principal in a context
+variable for the servicer, then the per-key rate and stream limits.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from ..domain.access import Principal
 from ..service.auth import Authenticator
 from ..service.errors import ErrorKind, ServiceError
+from ..service.rate_limits import KeyLimits
 from . import errors, permissions
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,35 @@ class AuthInterceptor(_GuardInterceptor):
         if principal is None:
             raise _unauthenticated("API_KEY_INVALID", "The API key is unknown or revoked.")
         return principal
+
+
+class LimitInterceptor(_GuardInterceptor):
+    """Per-key abuse limits (service/rate_limits.py), after authentication: every call spends a
+    token; a streaming call also holds one of the key's stream slots until it ends."""
+
+    def __init__(self, limits: KeyLimits) -> None:
+        self._limits = limits
+
+    def guard(self, handler: Handler, method: str) -> Handler:
+        streaming = handler.request_streaming or handler.response_streaming
+
+        async def before(context: Context) -> None:
+            key_id = current_principal().key_id
+            self._limits.take(key_id)
+            if streaming:
+                self._limits.open_stream(key_id)
+                _holding_stream.set(key_id)
+
+        def after(context: Context, error: BaseException | None) -> None:
+            key_id = _holding_stream.get(None)
+            if key_id is not None:
+                self._limits.close_stream(key_id)
+
+        return _wrap(handler, before, _pass_on, after)
+
+
+# The key whose stream slot this call holds (set only once the slot is taken).
+_holding_stream: contextvars.ContextVar[str] = contextvars.ContextVar("holding_stream")
 
 
 def peer_address(peer: str) -> str:

@@ -36,12 +36,13 @@ from ..config import Settings, submit_limits
 from ..filedrop import DropSettings, FilePoller
 from ..service import monitoring
 from ..service.auth import Authenticator
+from ..service.rate_limits import KeyLimits
 from ..storage import Database
 from .audit_servicer import AuditServicer
 from .catalog_servicer import CatalogServicer
 from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
-from .interceptors import AuthInterceptor, ErrorInterceptor
+from .interceptors import AuthInterceptor, ErrorInterceptor, LimitInterceptor
 from .inventory_servicer import InventoryServicer
 from .metrics import Metrics, MetricsInterceptor
 from .order_servicer import OrderServicer
@@ -93,6 +94,13 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             ErrorInterceptor(),
             MetricsInterceptor(metrics),
             AuthInterceptor(Authenticator(db, settings.auth_cache_seconds)),
+            LimitInterceptor(
+                KeyLimits(
+                    settings.rate_limit_per_second,
+                    settings.rate_limit_burst,
+                    settings.max_streams_per_key,
+                )
+            ),
         ],
         options=[
             ("grpc.max_receive_message_length", max_message),

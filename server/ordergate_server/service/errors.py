@@ -38,6 +38,8 @@ class ServiceError(Exception):
     message: str
     metadata: dict[str, str] = field(default_factory=dict)
     field_violations: list[FieldViolation] = field(default_factory=list)
+    # When to try again, for a refusal that passes with time (a rate limit): a RetryInfo detail.
+    retry_after_seconds: float | None = None
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.message}"
