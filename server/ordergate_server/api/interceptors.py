@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc.aio import ServerInterceptor, ServicerContext
 from sqlalchemy.exc import OperationalError
 
 from ..domain.access import Principal
 from ..service.auth import Authenticator
-from ..service.errors import ErrorKind, ServiceError
+from ..service.errors import ErrorKind, FieldViolation, ServiceError
 from ..service.rate_limits import KeyLimits
 from . import errors, permissions
 
@@ -34,6 +35,15 @@ Context: TypeAlias = "ServicerContext[Any, Any]"
 def current_principal() -> Principal:
     """The authenticated caller of the RPC being served (set by AuthInterceptor)."""
     return _principal.get()
+
+
+# (request streaming, response streaming) -> the handler's behaviour attribute and factory.
+_KINDS: dict[tuple[bool, bool], tuple[str, Callable[..., Handler]]] = {
+    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
+    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
+    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
+    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
+}
 
 
 def _wrap(
@@ -83,13 +93,8 @@ def _wrap(
 
         return run
 
-    kinds: dict[tuple[bool, bool], tuple[str, Callable[..., Handler], Callable[..., Any]]] = {
-        (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler, unary),
-        (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler, streaming),
-        (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler, unary),
-        (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler, streaming),
-    }
-    attribute, factory, wrapper = kinds[(handler.request_streaming, handler.response_streaming)]
+    attribute, factory = _KINDS[(handler.request_streaming, handler.response_streaming)]
+    wrapper = streaming if handler.response_streaming else unary
     return factory(
         wrapper(getattr(handler, attribute)),
         request_deserializer=handler.request_deserializer,
@@ -138,7 +143,85 @@ class ErrorInterceptor(_GuardInterceptor):
                 log.exception("unexpected error in %s", method)
                 await context.abort_with_status(errors.internal_status())  # type: ignore[attr-defined]
 
-        return _wrap(handler, _nothing, on_error)
+        return _wrap(_decoding_inside(handler), _nothing, on_error)
+
+
+def _decoding_inside(handler: Handler) -> Handler:
+    """`handler`, taking raw bytes and decoding the request message inside its behaviour.
+
+    gRPC would otherwise decode before any interceptor runs, and answer bytes that are not the
+    message with UNKNOWN and the parser's exception text; decoded here, they get
+    INVALID_ARGUMENT with a stable reason, like any other bad request."""
+    decode = handler.request_deserializer
+    if decode is None:
+        return handler
+
+    def message(raw: bytes) -> Any:
+        try:
+            decoded = decode(raw)
+        except DecodeError:
+            raise ServiceError(
+                ErrorKind.INVALID_ARGUMENT,
+                "REQUEST_MALFORMED",
+                "The request is not a valid protobuf message of the method's request type.",
+            ) from None
+        nul_fields = list(_text_fields_with_nul(decoded, ""))
+        if nul_fields:
+            # No text we store may hold NUL: PostgreSQL refuses it, and it is never meant.
+            raise ServiceError(
+                ErrorKind.INVALID_ARGUMENT,
+                "TEXT_CONTAINS_NUL",
+                "Text fields must not contain NUL characters.",
+                field_violations=[FieldViolation(f, "contains NUL") for f in nul_fields],
+            )
+        return decoded
+
+    async def messages(raw_items: AsyncIterator[bytes]) -> AsyncIterator[Any]:
+        async for raw in raw_items:
+            yield message(raw)
+
+    convert = messages if handler.request_streaming else message
+    attribute, factory = _KINDS[(handler.request_streaming, handler.response_streaming)]
+    behaviour = getattr(handler, attribute)
+    if handler.response_streaming:
+
+        async def stream(raw: Any, context: Context) -> AsyncIterator[Any]:
+            async for item in behaviour(convert(raw), context):
+                yield item
+
+        run: Callable[..., Any] = stream
+    else:
+
+        async def unary(raw: Any, context: Context) -> Any:
+            return await behaviour(convert(raw), context)
+
+        run = unary
+    return factory(run, request_deserializer=None, response_serializer=handler.response_serializer)
+
+
+def _text_fields_with_nul(message: Any, prefix: str) -> Iterator[str]:
+    """Paths of the string fields of `message` (nested, repeated) that contain NUL."""
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        items = value if field.is_repeated else [value]
+        if field.message_type is not None:
+            if field.message_type.GetOptions().map_entry:
+                items = [value[k] for k in value]
+                for key in value:
+                    if isinstance(key, str) and "\x00" in key:
+                        yield path
+            for index, item in enumerate(items):
+                if isinstance(item, str):
+                    if "\x00" in item:
+                        yield path
+                elif hasattr(item, "ListFields"):
+                    yield from _text_fields_with_nul(
+                        item, f"{path}[{index}]." if field.is_repeated else f"{path}."
+                    )
+        elif field.type == field.TYPE_STRING:
+            for index, item in enumerate(items):
+                if "\x00" in item:
+                    yield f"{path}[{index}]" if field.is_repeated else path
 
 
 _DATABASE_UNAVAILABLE = ServiceError(

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 
 from ..storage import Database, audit
+from . import paging
 from .orders import decode_page_token, encode_page_token
 
 
@@ -21,7 +22,7 @@ def list_audit_entries(
     page_size: int = 0,
     page_token: str = "",
 ) -> tuple[list[tuple[int, audit.AuditEntry]], str]:
-    size = min(page_size or 100, 1000)
+    size = paging.page_size(page_size, default=100, maximum=1000)
     query = audit.AuditQuery(
         subject=f"order/{order_id}" if order_id else subject, actor=actor, start=start, end=end
     )

@@ -20,7 +20,7 @@ from ..domain.records import EventRecord, OrderRecord
 from ..formats import read_order
 from ..storage import Database, audit, catalog, orders, stock_log
 from ..storage import tables as t
-from . import submit
+from . import paging, submit
 from .errors import ErrorKind, FieldViolation, ServiceError
 from .orders import decode_page_token, encode_page_token
 
@@ -46,7 +46,7 @@ def list_held_orders(
     page_token: str = "",
 ) -> tuple[list[OrderRecord], str]:
     """Held orders, oldest first, optionally only with a reason code, a customer, an age."""
-    size = min(page_size or 50, 500)
+    size = paging.page_size(page_size, default=50, maximum=500)
     digest = hashlib.sha256(
         json.dumps([reason_code, customer_account, str(min_age)]).encode()
     ).hexdigest()[:16]

@@ -11,6 +11,7 @@ from ..domain.access import Principal
 from ..domain.model import OrderState
 from ..domain.records import OrderRecord
 from ..storage import Database, orders
+from . import paging
 from .errors import ErrorKind, FieldViolation, ServiceError
 
 DEFAULT_PAGE_SIZE = 50
@@ -63,14 +64,7 @@ def list_orders(
     customer_account: str = "",
     client: str = "",
 ) -> OrderPage:
-    if page_size < 0:
-        raise ServiceError(
-            ErrorKind.INVALID_ARGUMENT,
-            "PAGE_SIZE_INVALID",
-            "page_size must not be negative.",
-            field_violations=[FieldViolation("page_size", "negative")],
-        )
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    size = paging.page_size(page_size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
     if principal.sees_only_own_orders and client and client != principal.client_name:
         raise ServiceError(
             ErrorKind.PERMISSION_DENIED,

@@ -14,6 +14,7 @@ from ..domain.access import Principal
 from ..domain.catalog import CreditNoteSpec
 from ..domain.pricing import Price, PricingFacts, resolve_price
 from ..storage import Database, catalog, pricing
+from . import paging
 from .errors import ErrorKind, FieldViolation, ServiceError
 
 MAX_ITEMS = 1000
@@ -115,14 +116,7 @@ class CreditPage:
 def list_credit_notes(
     db: Database, principal: Principal, account: str, *, page_size: int = 0, page_token: str = ""
 ) -> CreditPage:
-    if page_size < 0:
-        raise ServiceError(
-            ErrorKind.INVALID_ARGUMENT,
-            "PAGE_SIZE_INVALID",
-            "page_size must not be negative.",
-            field_violations=[FieldViolation("page_size", "negative")],
-        )
-    size = min(page_size or 100, 1000)
+    size = paging.page_size(page_size, default=100, maximum=1000)
     now = datetime.now(UTC)
     with db.reader() as conn:
         _customer(conn, principal, account)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from ..storage import Database, catalog
+from . import paging
 from .errors import ErrorKind, FieldViolation, ServiceError
 
 MAX_CODES = 1000
@@ -128,11 +129,7 @@ class LocationPage:
 
 
 def list_locations(db: Database, *, page_size: int = 0, page_token: str = "") -> LocationPage:
-    size = min(page_size or 100, 1000)
-    if page_size < 0:
-        raise _invalid(
-            "PAGE_SIZE_INVALID", "page_size must not be negative.", "page_size", "negative"
-        )
+    size = paging.page_size(page_size, default=100, maximum=1000)
     after = None
     if page_token:
         try:
