@@ -1,0 +1,238 @@
+"""Tenant isolation: a website key reaches only its own orders, events, customers, prices and
+credit notes. Every RPC is walked with another tenant's identifiers (website shop-b using what
+belongs to shop-a); each answer is PERMISSION_DENIED or NOT_FOUND, or — for calls that list or
+create — holds nothing of shop-a's. A new RPC fails `test_every_rpc_is_walked` until it is
+added here."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool, message_factory
+
+from ordergate.v1 import order_pb2
+from ordergate.v1 import order_service_pb2 as pb
+from ordergate.v1 import pricing_service_pb2 as pricing_pb
+from ordergate.v1.pricing_service_pb2_grpc import PricingServiceStub
+from ordergate_server.api.permissions import ALLOWED_ROLES
+from ordergate_server.api.server import SERVICE_NAMES
+from ordergate_server.domain.access import Role
+
+from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error
+
+# Calls that hold no tenant's data: the stock and locations every website sells from.
+SHARED = {"GetStockLevels", "WatchStockLevels", "ListLocations"}
+
+
+@dataclass(frozen=True)
+class TenantA:
+    """What belongs to website shop-a."""
+
+    order_id: str
+    client_order_id: str
+    request_id: str
+    event_id: str
+    customer: str = "C-1001"  # the demo customers are tied to shop-a in the tests
+
+
+@pytest.fixture
+def tenant_a(api: Api) -> TenantA:
+    request_id = str(uuid.uuid4())
+    reply = api.submit(order_xml("A-SECRET-1"), request_id=request_id)
+    assert reply.order.state == order_pb2.ORDER_STATE_ACCEPTED
+    return TenantA(reply.order.id, "A-SECRET-1", request_id, reply.order.events[0].id)
+
+
+def _denied_or_missing(call: Callable[[], object]) -> str:
+    with pytest.raises(grpc.RpcError) as refused:
+        call()
+    error = rich_error(refused.value)
+    assert error.code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND), error
+    assert "shop-a" not in error.message  # the answer may echo what was asked, nothing more
+    return error.reason
+
+
+def _b(api: Api, keys: Keys) -> tuple[Api, tuple[tuple[str, str], ...]]:
+    return api, auth(keys.other_shop)
+
+
+def walk_get_order(api: Api, keys: Keys, a: TenantA) -> None:
+    _, md = _b(api, keys)
+    assert (
+        _denied_or_missing(
+            lambda: api.orders.GetOrder(pb.GetOrderRequest(id=a.order_id), metadata=md)
+        )
+        == "ORDER_NOT_FOUND"
+    )
+    assert (
+        _denied_or_missing(
+            lambda: api.orders.GetOrder(
+                pb.GetOrderRequest(client_order_id=a.client_order_id), metadata=md
+            )
+        )
+        == "ORDER_NOT_FOUND"
+    )
+
+
+def walk_list_orders(api: Api, keys: Keys, a: TenantA) -> None:
+    _, md = _b(api, keys)
+    for request in (
+        pb.ListOrdersRequest(),
+        pb.ListOrdersRequest(customer_account=a.customer),
+        pb.ListOrdersRequest(state=order_pb2.ORDER_STATE_ACCEPTED),
+    ):
+        assert list(api.orders.ListOrders(request, metadata=md).orders) == []
+    assert (
+        _denied_or_missing(
+            lambda: api.orders.ListOrders(pb.ListOrdersRequest(client="shop-a"), metadata=md)
+        )
+        == "CLIENT_FILTER_FORBIDDEN"
+    )
+
+
+def walk_cancel_order(api: Api, keys: Keys, a: TenantA) -> None:
+    _, md = _b(api, keys)
+    assert (
+        _denied_or_missing(
+            lambda: api.orders.CancelOrder(
+                pb.CancelOrderRequest(id=a.order_id, reason="x"), metadata=md
+            )
+        )
+        == "ORDER_NOT_FOUND"
+    )
+    still = api.orders.GetOrder(pb.GetOrderRequest(id=a.order_id), metadata=auth(api.key))
+    assert still.order.state == order_pb2.ORDER_STATE_ACCEPTED
+
+
+def walk_submit_order(api: Api, keys: Keys, a: TenantA) -> None:
+    # shop-a's request_id from shop-b is shop-b's own new submission, never a replay of A's.
+    reply = api.submit(order_xml("B-1"), request_id=a.request_id, key=keys.other_shop)
+    assert reply.order.client == "shop-b"
+    assert reply.order.id != a.order_id
+    assert not reply.replayed
+    # Ordering for shop-a's customer is held; the answer tells nothing of the customer.
+    held = api.submit(order_xml("B-2", customer=a.customer), key=keys.other_shop).order
+    assert [r.code for r in held.hold_reasons] == ["CUSTOMER_OTHER_CLIENT"]
+
+
+def walk_submit_orders(api: Api, keys: Keys, a: TenantA) -> None:
+    _, md = _b(api, keys)
+    item = pb.SubmitOrderRequest(request_id=a.request_id, order_xml=order_xml("B-3").encode())
+    [reply] = list(api.orders.SubmitOrders(iter([pb.SubmitOrdersRequest(order=item)]), metadata=md))
+    assert reply.response.order.client == "shop-b"
+    assert reply.response.order.id != a.order_id
+
+
+def walk_watch_order_events(api: Api, keys: Keys, a: TenantA) -> None:
+    """shop-b's watch, from shop-a's own event, sees shop-b's next order and nothing of A's."""
+    _, md = _b(api, keys)
+    seen: list[pb.WatchOrderEventsResponse] = []
+    stream = api.orders.WatchOrderEvents(
+        pb.WatchOrderEventsRequest(after_event_id=a.event_id), metadata=md, timeout=20
+    )
+
+    def read() -> None:
+        try:
+            for item in stream:
+                seen.append(item)
+                if item.client_order_id == "B-WATCH":
+                    return
+        except grpc.RpcError:
+            return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    api.submit(order_xml("A-SECRET-2"))  # shop-a, while shop-b watches
+    api.submit(order_xml("B-WATCH"), key=keys.other_shop)
+    reader.join(timeout=20)
+    stream.cancel()  # type: ignore[no-untyped-call]
+    assert [item.client for item in seen] == ["shop-b"]
+    assert seen[0].client_order_id == "B-WATCH"
+
+
+def walk_get_customer_prices(api: Api, keys: Keys, a: TenantA) -> None:
+    _, md = _b(api, keys)
+    pricing = PricingServiceStub(api.channel)
+    request = pricing_pb.GetCustomerPricesRequest(
+        customer_account=a.customer, items=[pricing_pb.PriceQuery(code="SKU-1001", quantity=1)]
+    )
+    assert (
+        _denied_or_missing(lambda: pricing.GetCustomerPrices(request, metadata=md))
+        == "CUSTOMER_NOT_FOUND"
+    )
+
+
+def walk_list_credit_notes(api: Api, keys: Keys, a: TenantA) -> None:
+    _, md = _b(api, keys)
+    pricing = PricingServiceStub(api.channel)
+    request = pricing_pb.ListCreditNotesRequest(customer_account=a.customer)
+    assert (
+        _denied_or_missing(lambda: pricing.ListCreditNotes(request, metadata=md))
+        == "CUSTOMER_NOT_FOUND"
+    )
+
+
+WALKS: dict[str, Callable[[Api, Keys, TenantA], None]] = {
+    "GetOrder": walk_get_order,
+    "ListOrders": walk_list_orders,
+    "CancelOrder": walk_cancel_order,
+    "SubmitOrder": walk_submit_order,
+    "SubmitOrders": walk_submit_orders,
+    "WatchOrderEvents": walk_watch_order_events,
+    "GetCustomerPrices": walk_get_customer_prices,
+    "ListCreditNotes": walk_list_credit_notes,
+}
+
+ALL_RPCS = {
+    f"/{service}/{method.name}": method.name
+    for service in SERVICE_NAMES
+    for method in descriptor_pool.Default().FindServiceByName(service).methods
+}
+
+
+def test_every_rpc_is_walked() -> None:
+    website_rpcs = {
+        name for path, name in ALL_RPCS.items() if Role.WEBSITE in ALLOWED_ROLES.get(path, ())
+    }
+    assert website_rpcs == set(WALKS) | SHARED
+
+
+@pytest.mark.parametrize("name", sorted(WALKS))
+def test_another_tenant_gets_nothing(
+    server: ServerThread, api: Api, keys: Keys, tenant_a: TenantA, name: str
+) -> None:
+    WALKS[name](api, keys, tenant_a)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p, n in ALL_RPCS.items() if n not in WALKS and n not in SHARED)
+)
+def test_staff_rpcs_refuse_a_website_key(
+    server: ServerThread, api: Api, keys: Keys, tenant_a: TenantA, path: str
+) -> None:
+    """Every other RPC (exception queue, fulfilment, audit, catalog, stock corrections) is
+    refused to a website key whatever it names — here, shop-a's order."""
+    method = descriptor_pool.Default().FindMethodByName(path[1:].replace("/", "."))
+    request = message_factory.GetMessageClass(method.input_type)()
+    for field_name in ("id", "order_id"):
+        if field_name in request.DESCRIPTOR.fields_by_name:
+            setattr(request, field_name, tenant_a.order_id)
+    md = auth(keys.other_shop)
+    invoke: Callable[[], object]
+    if method.client_streaming:  # UpsertProducts
+        upload = api.channel.stream_unary(path, _serialize, response_deserializer=bytes)
+        invoke = lambda: upload(iter([request]), metadata=md, timeout=10)  # noqa: E731
+    else:
+        unary = api.channel.unary_unary(path, _serialize, response_deserializer=bytes)
+        invoke = lambda: unary(request, metadata=md, timeout=10)  # noqa: E731
+    assert _denied_or_missing(invoke) == "ROLE_NOT_ALLOWED"
+
+
+def _serialize(message: Any) -> bytes:
+    return message.SerializeToString()  # type: ignore[no-any-return]
