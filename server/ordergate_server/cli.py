@@ -114,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     if demo:
         for leftover in DEMO_DATABASE.parent.glob(DEMO_DATABASE.name + "*"):
             leftover.unlink()
-    db = open_database(settings.database_url, pool_size=settings.db_pool_size)
+    try:
+        db = open_database(
+            settings.database_url, pool_size=settings.db_pool_size, pii_key=settings.pii_key
+        )
+    except ValueError as exc:  # a malformed ORDERGATE_PII_KEY
+        parser.error(str(exc))
     try:
         return _run(args, settings, db, demo)
     finally:

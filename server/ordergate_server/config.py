@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from .formats import DocumentLimits
 from .service.submit import SubmitLimits
@@ -65,6 +65,9 @@ class Settings:
     stock_snapshot_dir: str = ""
     # Seconds between stock snapshots.
     stock_snapshot_seconds: float = 900.0
+    # Base64 of 32 random bytes (`openssl rand -base64 32`): personal data (delivery address,
+    # phone, e-mail, the submitted documents) is then encrypted at rest with AES-256-GCM.
+    pii_key: str = field(default="", repr=False)
     # Python log level.
     log_level: str = "INFO"
 

@@ -134,7 +134,8 @@ def _phone_reasons(phone: str) -> list[HoldReason]:
             HoldReason(
                 HoldCode.PHONE_INVALID,
                 "delivery.phone",
-                f"{phone!r} is not a plausible phone number (7 to 15 digits; '+', spaces "
+                # The number itself is not repeated: hold reasons are not encrypted at rest.
+                "The contact phone is not a plausible phone number (7 to 15 digits; '+', spaces "
                 "and dashes allowed).",
             )
         ]

@@ -20,7 +20,7 @@ from ..domain.records import EventRecord, OrderRecord
 from ..formats import read_order
 from ..storage import Database, audit, catalog, orders, stock_log
 from ..storage import tables as t
-from . import paging, submit
+from . import paging, pii_access, submit
 from .errors import ErrorKind, FieldViolation, ServiceError
 from .orders import decode_page_token, encode_page_token
 
@@ -69,7 +69,9 @@ def list_held_orders(
                 if not reason_code or any(r.code.value == reason_code for r in order.hold_reasons)
             ]
     token = encode_page_token(found[size - 1][0], digest) if len(found) > size else ""
-    return [order for _, order in found[:size]], token
+    listed = [order for _, order in found[:size]]
+    pii_access.record_staff_reads(db, principal, listed, "ListHeldOrders")
+    return listed, token
 
 
 def release_order(db: Database, principal: Principal, order_id: str, reason: str) -> OrderRecord:

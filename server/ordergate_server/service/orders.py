@@ -11,7 +11,7 @@ from ..domain.access import Principal
 from ..domain.model import OrderState
 from ..domain.records import OrderRecord
 from ..storage import Database, orders
-from . import paging
+from . import paging, pii_access
 from .errors import ErrorKind, FieldViolation, ServiceError
 
 DEFAULT_PAGE_SIZE = 50
@@ -45,6 +45,7 @@ def get_order(
             f"No order {order_id or client_order_id} is visible to this client.",
             metadata={"order": order_id or client_order_id},
         )
+    pii_access.record_staff_reads(db, principal, [order], "GetOrder")
     return order
 
 
@@ -92,7 +93,9 @@ def list_orders(
             limit=size + 1,
         )
     next_token = encode_page_token(page[size - 1][0], filter_digest) if len(page) > size else ""
-    return OrderPage([order for _, order in page[:size]], next_token)
+    listed = [order for _, order in page[:size]]
+    pii_access.record_staff_reads(db, principal, listed, "ListOrders")
+    return OrderPage(listed, next_token)
 
 
 def encode_page_token(after_seq: int, filter_digest: str) -> str:

@@ -20,8 +20,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from . import pii
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -63,9 +65,22 @@ class Database:
         self.read_engine.dispose()
 
 
-def open_database(url: str, *, pool_size: int = 10) -> Database:
-    """Create the engines for `url` (sqlite:///path or postgresql+psycopg://...)."""
-    parsed = make_url(url)
+def open_database(url: str, *, pool_size: int = 10, pii_key: str = "") -> Database:
+    """Create the engines for `url` (sqlite:///path or postgresql+psycopg://...); with
+    `pii_key` (ORDERGATE_PII_KEY), personal data is encrypted at rest (storage/pii.py)."""
+    db = _engines(make_url(url), pool_size)
+    if pii_key:
+        cipher = pii.PiiCipher.from_setting(pii_key)
+        for engine in {db.engine, db.read_engine.engine}:
+
+            def on_connect(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+                pii.attach(record.info, cipher)
+
+            event.listen(engine, "connect", on_connect)
+    return db
+
+
+def _engines(parsed: URL, pool_size: int) -> Database:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("Ordergate needs a SQLite file, not an in-memory database")

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Row, Select, and_, func, select
 
 from ..domain.model import Address, Delivery, HoldCode, HoldReason, OrderState
 from ..domain.records import EventRecord, LineRecord, OrderRecord
+from . import pii
 from . import tables as t
 
 
@@ -46,7 +47,7 @@ def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
     """Store a new order with its lines and events; returns its seq."""
     seq: int = conn.execute(
         t.orders.insert()
-        .values(client_id=client_id, **_order_values(order))
+        .values(client_id=client_id, **_order_values(conn, order))
         .returning(t.orders.c.seq)
     ).scalar_one()
     _insert_lines(conn, seq, order.lines)
@@ -56,7 +57,7 @@ def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
 
 def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
     """Overwrite a held order's content with a resubmission (lines replaced; events kept)."""
-    values = _order_values(order)
+    values = _order_values(conn, order)
     del values["id"], values["created_at"]
     conn.execute(t.orders.update().where(t.orders.c.seq == seq).values(**values))
     conn.execute(t.order_lines.delete().where(t.order_lines.c.order_seq == seq))
@@ -126,7 +127,7 @@ def list_orders(
     return _assemble(conn, rows)
 
 
-def _order_values(order: OrderRecord) -> dict[str, Any]:
+def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
     return {
         "id": order.id,
         "client_order_id": order.client_order_id or None,
@@ -142,7 +143,7 @@ def _order_values(order: OrderRecord) -> dict[str, Any]:
             | ({"rule": r.rule} if r.rule else {})
             for r in order.hold_reasons
         ],
-        "delivery": _delivery_to_json(order.delivery),
+        "delivery": pii.seal_json(conn, _delivery_to_json(order.delivery), "orders.delivery"),
         "notes": order.notes,
         "allocation_location": order.allocation_location or None,
         "problem_submission": order.problem_submission,
@@ -230,7 +231,7 @@ def _assemble(conn: Connection, rows: Sequence[Row[Any]]) -> list[tuple[int, Ord
                     HoldReason(HoldCode(r["code"]), r["field"], r["message"], r.get("rule", ""))
                     for r in row.hold_reasons
                 ),
-                delivery=_delivery_from_json(row.delivery),
+                delivery=_delivery_from_json(pii.open_json(conn, row.delivery, "orders.delivery")),
                 lines=tuple(lines[row.seq]),
                 notes=row.notes,
                 allocation_location=row.allocation_location or "",

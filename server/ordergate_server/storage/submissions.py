@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, select
 
+from . import pii
 from . import tables as t
 
 
@@ -48,9 +49,18 @@ def insert(
             client_id=client_id,
             request_id=request_id,
             received_at=received_at,
-            payload=payload,
+            payload=pii.seal_bytes(conn, payload, "submissions.payload"),
             payload_sha256=payload_sha256,
             order_id=order_id,
             outcome=outcome,
         )
     )
+
+
+def payload_of(conn: Connection, client_id: int, request_id: str) -> bytes | None:
+    """The document as submitted (opened if personal data is encrypted)."""
+    s = t.submissions.c
+    stored = conn.execute(
+        select(s.payload).where(and_(s.client_id == client_id, s.request_id == request_id))
+    ).scalar_one_or_none()
+    return None if stored is None else pii.open_bytes(conn, stored, "submissions.payload")
