@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from .service.auth import create_api_key
 from .service.catalog_load import KINDS, CatalogFileError, load_catalog, read_catalog_file
 from .service.errors import ServiceError
 from .storage import Database, open_database
+from .workers import run_workers
 
 DEMO_DATABASE = Path(".ordergate") / "demo.sqlite3"
 
@@ -38,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         "--demo",
         action="store_true",
         help=f"start on a fresh SQLite file ({DEMO_DATABASE}) with demo data and print a demo key",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port (default: one per CPU; ORDERGATE_WORKERS)",
     )
     serve.add_argument(
         "--import-dir",
@@ -101,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             else args.import_dir
             if args.command == "serve"
             else None,
+            workers=getattr(args, "workers", None),
             import_poll_seconds=getattr(args, "poll_seconds", None),
             import_settle_seconds=getattr(args, "settle_seconds", None),
             stock_snapshot_dir=getattr(args, "snapshot_dir", None),
@@ -161,10 +170,14 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
         demo_key = create_api_key(db, DEMO_CLIENT, Role.WEBSITE, "demo")  # the customers' client
         load_catalog(db, read_catalog_file(DEMO_CATALOG))
 
+    workers = settings.workers or os.cpu_count() or 1
+
     def announce(port: int) -> None:
         host = settings.listen.rsplit(":", 1)[0]
         print(
-            f"Ordergate is serving on {host}:{port} (database {settings.database_url})", flush=True
+            f"Ordergate is serving on {host}:{port} (database {settings.database_url}, "
+            f"{workers} worker{'s' if workers > 1 else ''})",
+            flush=True,
         )
         if demo_key:
             print(
@@ -175,7 +188,10 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
                 flush=True,
             )
 
-    asyncio.run(serve_until_signalled(settings, db, announce))
+    if workers > 1:
+        db.dispose()  # the workers open their own connections
+        return run_workers(settings, workers, announce, db)
+    asyncio.run(serve_until_signalled(replace(settings, workers=1), db, announce))
     return 0
 
 

@@ -26,6 +26,8 @@ class Settings:
     rate_limit_per_second: float = 1000.0
     rate_limit_burst: int = 2000
     max_streams_per_key: int = 16
+    # Server processes sharing the port (`serve --workers`); 0: one per CPU.
+    workers: int = 0
     # Largest accepted order document, in bytes (larger: RESOURCE_EXHAUSTED).
     max_order_bytes: int = 1024 * 1024
     # Deepest element nesting and most elements accepted in one document.

@@ -30,11 +30,18 @@ ORDERGATE = str(Path(sys.executable).parent / "ordergate")
 class ServerProcess:
     """`ordergate serve` as a child process; waits until it has printed its port (and demo key)."""
 
-    def __init__(self, cwd: Path, *args: str, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        cwd: Path,
+        *args: str,
+        database_url: str | None = None,
+        env_overrides: dict[str, str] | None = None,
+    ) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("ORDERGATE_DATABASE_URL", None)
         if database_url:
             env["ORDERGATE_DATABASE_URL"] = database_url
+        env.update(env_overrides or {})
         self.process = subprocess.Popen(
             [ORDERGATE, "serve", "--listen", "127.0.0.1:0", *args],
             cwd=cwd,

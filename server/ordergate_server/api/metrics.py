@@ -8,48 +8,19 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from ..domain.records import OrderRecord
 from ..service import monitoring
 from ..service.errors import ServiceError
 from ..storage import Database
+from .db_signals import DatabaseSignals
 from .interceptors import Context, Handler, _GuardInterceptor, _pass_on, _wrap
 
 _started: contextvars.ContextVar[float] = contextvars.ContextVar("started")
-
-
-class _DatabaseSignals(Collector):
-    def __init__(self, db: Database, stuck_rules: list[monitoring.StuckRule]) -> None:
-        self._db = db
-        self._rules = stuck_rules
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = GaugeMetricFamily(
-            "ordergate_exception_queue_depth",
-            "Orders on hold, by hold reason code",
-            labels=["reason"],
-        )
-        for reason, count in sorted(monitoring.held_reason_counts(self._db).items()):
-            depth.add_metric([reason], count)
-        yield depth
-        stuck = GaugeMetricFamily(
-            "ordergate_stuck_orders",
-            "Orders PICKING or DISPATCHED for longer than the configured threshold",
-            labels=["kind"],
-        )
-        for kind, found in monitoring.stuck_orders(
-            self._db, self._rules, datetime.now(UTC)
-        ).items():
-            stuck.add_metric([kind], len(found))
-        yield stuck
 
 
 class Metrics:
@@ -79,7 +50,7 @@ class Metrics:
             buckets=(60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600, float("inf")),
             registry=self.registry,
         )
-        self.registry.register(_DatabaseSignals(db, stuck_rules))
+        self.registry.register(DatabaseSignals(db, stuck_rules))
         self._http: Any = None
 
     def serve(self, listen: str) -> int:

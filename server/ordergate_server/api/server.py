@@ -105,6 +105,9 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         options=[
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", 16 * 1024 * 1024),
+            # Workers of `serve --workers` share the port; a lone server must not share it
+            # with another process by accident.
+            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )

@@ -1,0 +1,127 @@
+"""`ordergate serve --workers 2`: two processes on one port, on both databases. Calls spread
+over both, metrics add up across them, streams work in each, SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ordergate.v1 import order_service_pb2 as pb
+from ordergate.v1 import order_service_pb2_grpc
+from ordergate_server.storage import Database
+
+from ..support import Keys, auth, order_xml
+from .test_cli import ServerProcess
+
+
+@pytest.fixture
+def workers(db: Database, keys: Keys, tmp_path: Path) -> ServerProcess:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    return ServerProcess(
+        tmp_path,
+        "--workers",
+        "2",
+        database_url=db.engine.url.render_as_string(hide_password=False),
+        env_overrides={
+            "ORDERGATE_METRICS_LISTEN": "127.0.0.1:0",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "ORDERGATE_KEEP_METRICS_DIR": "1",
+        },
+    )
+
+
+def _worker_pids(tmp_path: Path) -> set[int]:
+    """The workers that served calls: each writes its counters to counter_<pid>.db."""
+    return {int(p.stem.split("_")[1]) for p in (tmp_path / "metrics").glob("counter_*.db")}
+
+
+def test_two_workers_share_the_port_and_the_metrics(
+    workers: ServerProcess, keys: Keys, tmp_path: Path
+) -> None:
+    try:
+        target = f"127.0.0.1:{workers.port}"
+        for _ in range(40):  # a new connection each time: the kernel spreads them
+            with grpc.insecure_channel(target) as channel:
+                order_service_pb2_grpc.OrderServiceStub(channel).ListOrders(
+                    pb.ListOrdersRequest(), metadata=auth(keys.shop), timeout=10
+                )
+        assert len(_worker_pids(tmp_path)) == 2
+
+        metrics_line = next(line for line in workers.output if "Metrics for all workers" in line)
+        metrics_port = re.search(r"127\.0\.0\.1:(\d+)", metrics_line)
+        assert metrics_port is not None
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port.group(1)}/metrics", timeout=10
+        ) as response:
+            text = response.read().decode()
+        assert 'ordergate_rpc_requests_total{code="OK",method="ListOrders"} 40.0' in text
+        assert "ordergate_exception_queue_depth" in text or "ordergate_stuck_orders" in text
+    finally:
+        pids = _worker_pids(tmp_path)
+        output = workers.finish()
+    assert workers.process.returncode == 0, output
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_streams_work_in_every_worker(workers: ServerProcess, keys: Keys, tmp_path: Path) -> None:
+    target = f"127.0.0.1:{workers.port}"
+    # A connection of its own per channel (gRPC would otherwise share one between them).
+    channels = [
+        grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(8)
+    ]
+    try:
+        received: list[list[str]] = [[] for _ in channels]
+        streams: list[Any] = []
+        for channel, got in zip(channels, received, strict=True):
+            stream = order_service_pb2_grpc.OrderServiceStub(channel).WatchOrderEvents(
+                pb.WatchOrderEventsRequest(), metadata=auth(keys.shop), timeout=30
+            )
+            streams.append(stream)
+
+            def read(stream: object = stream, got: list[str] = got) -> None:
+                try:
+                    for item in stream:  # type: ignore[attr-defined]
+                        got.append(item.client_order_id)
+                        return
+                except grpc.RpcError:
+                    return
+
+            threading.Thread(target=read, daemon=True).start()
+        for channel in channels:  # every watch is open (a health check on each connection)
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        time.sleep(0.5)
+        with grpc.insecure_channel(target) as channel:
+            order_service_pb2_grpc.OrderServiceStub(channel).SubmitOrder(
+                pb.SubmitOrderRequest(
+                    request_id="7d4c2a1e-0d7e-4f55-9d55-0c1f3a2b9e10",
+                    order_xml=order_xml("W-1").encode(),
+                ),
+                metadata=auth(keys.shop),
+                timeout=10,
+            )
+        deadline = time.monotonic() + 15
+        while any(not got for got in received) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received == [["W-1"]] * len(channels)
+        for stream in streams:
+            stream.cancel()
+        time.sleep(0.5)  # each worker counts its ended (cancelled) watches
+        assert len(_worker_pids(tmp_path)) == 2  # the watches were spread over both workers
+    finally:
+        for channel in channels:
+            channel.close()
+        workers.finish()
+    assert workers.process.returncode == 0
