@@ -364,7 +364,9 @@ def test_serve_polls_drop_folders_when_configured(
         db, import_dir=str(root), import_poll_seconds=0.1, import_settle_seconds=0.0
     )
     try:
-        (root / "shop-a" / "inbox" / "s.xml").write_text(order_xml("S-1"))
+        # Upload under a temporary name, then rename: with no settle time, a file written in
+        # place could be taken half-written (docs/file-drop.md).
+        _upload(root / "shop-a" / "inbox" / "s.xml", order_xml("S-1"))
         taken = root / "shop-a" / "processed" / "s.xml"
         deadline = time.monotonic() + 20
         while not taken.with_name("s.xml.result.json").exists():
@@ -391,7 +393,9 @@ def test_import_dir_polls_until_sigterm(db: Database, keys: Keys, tmp_path: Path
         try:
             assert poller.stdout is not None
             assert poller.stdout.readline().startswith(f"polling {root} every 0.1s")
-            (root / "shop-a" / "inbox" / "p.xml").write_text(order_xml("P-1"))
+            # Upload under a temporary name, then rename: with no settle time, a file written in
+            # place could be taken half-written (docs/file-drop.md).
+            _upload(root / "shop-a" / "inbox" / "p.xml", order_xml("P-1"))
             result = root / "shop-a" / "processed" / "p.xml.result.json"
             deadline = time.monotonic() + 20
             while not result.exists():
@@ -402,3 +406,10 @@ def test_import_dir_polls_until_sigterm(db: Database, keys: Keys, tmp_path: Path
         finally:
             poller.kill()
     assert _order_count(db) == 1
+
+
+def _upload(path: Path, text: str) -> None:
+    """What a careful SFTP client does: write a temporary name, rename when complete."""
+    partial = path.with_name(path.name + ".part")
+    partial.write_text(text)
+    partial.rename(path)
