@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python -m bench.storefront
 	$(BIN)/python -m bench.file_drop
 	$(BIN)/python -m bench.ubl_orders
+	$(BIN)/python -m bench.stages
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate

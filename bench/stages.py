@@ -1,0 +1,115 @@
+"""Where one order's server CPU goes, stage by stage: parse, validate, map, rules, storage.
+
+    python -m bench.stages [--db sqlite|postgres|both] [--orders 2000]
+
+For each database: a fresh database with the bench catalog, then N accepted 10-line orders
+through the same functions SubmitOrder calls, in this process, one after another, timing each
+stage with the thread's CPU clock (time.thread_time):
+
+- parse:    hardened XML parse (formats/safe_xml.parse_untrusted)
+- validate: XSD validation (lxml)
+- map:      XML -> OrderDraft
+- rules:    the mandatory-field rules on the draft (pure)
+- storage:  the rest of submit_order: catalog lookups, allocation, the transaction and commit
+            (client-side CPU: SQLAlchemy and the driver; on SQLite the database engine too)
+
+The sum is the order's CPU in the server process outside gRPC. It is printed per stage in
+microseconds and as a share, so the remaining cost is visible; gRPC's own cost per call is the
+Health/Check baseline of bench.submit_orders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from ordergate_server.domain.access import Principal, Role
+from ordergate_server.domain.rules import CatalogFacts, check_order
+from ordergate_server.formats import DocumentLimits, native
+from ordergate_server.formats.safe_xml import parse_untrusted
+from ordergate_server.formats.schemas import compiled
+from ordergate_server.service.submit import submit_order
+from ordergate_server.storage import catalog as catalog_rows
+from ordergate_server.storage import open_database
+
+from .harness import database, ordergate
+from .submit_orders import catalog, order
+
+STAGES = ("parse", "validate", "map", "rules", "storage")
+
+
+def measure(url: str, orders: int) -> dict[str, float]:
+    db = open_database(url)
+    with db.reader() as conn:
+        client_id = conn.exec_driver_sql(
+            "SELECT id FROM clients WHERE name = 'bench-shop'"
+        ).scalar_one()
+    principal = Principal(int(client_id), "bench-shop", Role.WEBSITE)
+    limits = DocumentLimits()
+    schema = compiled(native.SCHEMA)
+    spent = dict.fromkeys(STAGES, 0.0)
+    try:
+        for n in range(orders + 50):
+            payload = order(n)
+            t0 = time.thread_time()
+            root = parse_untrusted(payload, limits)
+            t1 = time.thread_time()
+            assert schema.validate(root)
+            t2 = time.thread_time()
+            draft = native.to_draft(root)
+            t3 = time.thread_time()
+            with db.reader() as conn:
+                products = catalog_rows.resolve_products(
+                    conn, (ln.catalog_key for ln in draft.lines)
+                )
+                customer = catalog_rows.get_customer(conn, draft.customer_account)
+            t4 = time.thread_time()
+            assert not check_order(draft, CatalogFacts(products, customer, principal.client_id))
+            t5 = time.thread_time()
+            result = submit_order(db, principal, request_id=str(uuid.uuid4()), payload=payload)
+            t6 = time.thread_time()
+            assert result.order.state.value == "ACCEPTED"
+            if n < 50:
+                continue  # warm-up: compiled schema, statement caches, connections
+            spent["parse"] += t1 - t0
+            spent["validate"] += t2 - t1
+            spent["map"] += t3 - t2
+            spent["rules"] += t5 - t4
+            # submit_order repeats parse, validate, map and rules; the rest is storage.
+            spent["storage"] += (t6 - t5) - ((t3 - t0) + (t5 - t4))
+    finally:
+        db.dispose()
+    return {stage: seconds / orders * 1e6 for stage, seconds in spent.items()}
+
+
+def bench(kind: str, orders: int) -> dict[str, float]:
+    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "catalog.json"
+        path.write_text(json.dumps(catalog()))
+        ordergate(url, "load", str(path))
+        ordergate(url, "keys", "create", "--client", "bench-shop", "--role", "website")
+        return measure(url, orders)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--orders", type=int, default=2000)
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    print(f"server CPU per accepted 10-line order, microseconds (share), {args.orders} orders")
+    print("| database | " + " | ".join(STAGES) + " | total |")
+    print("|---|" + "---:|" * (len(STAGES) + 1))
+    for kind in kinds:
+        micros = bench(kind, args.orders)
+        total = sum(micros.values())
+        cells = [f"{micros[s]:.0f} ({micros[s] / total:.0%})" for s in STAGES]
+        print(f"| {kind} | " + " | ".join(cells) + f" | {total:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
