@@ -1,0 +1,270 @@
+"""A bounded soak: 60 s of mixed load on `ordergate serve`, then a consistency check.
+
+    python -m bench.soak [--db sqlite|postgres|both] [--seconds 60] [--workers 2]
+
+For each database: a fresh database with the bench catalog, `ordergate serve --workers N`, and
+from this process at once, for the whole period:
+- submitters: 10-line orders; every 10th is sent twice with the same request_id (a retry), and
+  every 7th has no phone (held, PHONE_MISSING);
+- a manager releasing held orders from the exception queue (ListHeldOrders + ReleaseOrder);
+- storefront reads: GetStockLevels (100 SKUs) and GetCustomerPrices (20 lines);
+- watches: WatchOrderEvents and WatchStockLevels streams, reopened every few seconds.
+Then it reports calls by kind, unexpected errors (anything but a deliberate answer), each
+worker's memory (RSS) at the start and the end, and checks the database:
+- allocated stock = the sum of the lines of accepted, undispatched orders, per SKU and location;
+- every (client, request_id) maps to at most one order.
+The script exits non-zero if an error was unexpected or a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import grpc
+from sqlalchemy import create_engine, text
+
+from ordergate.v1 import exception_queue_service_pb2 as queue_pb
+from ordergate.v1 import exception_queue_service_pb2_grpc as queue_grpc
+from ordergate.v1 import inventory_service_pb2 as inventory_pb
+from ordergate.v1 import inventory_service_pb2_grpc as inventory_grpc
+from ordergate.v1 import order_service_pb2 as order_pb
+from ordergate.v1 import order_service_pb2_grpc as order_grpc
+from ordergate.v1 import pricing_service_pb2 as pricing_pb
+from ordergate.v1 import pricing_service_pb2_grpc as pricing_grpc
+
+from .harness import database, ordergate, server
+from .submit_orders import SKUS, catalog, order
+
+
+def _rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) if match else 0
+
+
+def _worker_pids() -> list[int]:
+    """The `ordergate serve` workers on this machine (spawned multiprocessing children)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"multiprocessing" in cmdline and b"spawn_main" in cmdline:
+                pids.append(int(entry.name))
+    return sorted(pids)
+
+
+class Soak:
+    def __init__(self, target: str, shop: str, manager: str, seconds: float) -> None:
+        self.target = target
+        self.shop = (("authorization", f"Bearer {shop}"),)
+        self.manager = (("authorization", f"Bearer {manager}"),)
+        self.deadline = time.monotonic() + seconds
+        self.calls: Counter[str] = Counter()
+        self.unexpected: list[str] = []
+
+    def running(self) -> bool:
+        return time.monotonic() < self.deadline
+
+    def failed(self, kind: str, error: grpc.RpcError) -> None:
+        self.unexpected.append(f"{kind}: {error.code().name} {error.details()}")
+
+    async def submitter(self, channel: grpc.aio.Channel, worker: int) -> None:
+        stub = order_grpc.OrderServiceStub(channel)
+        n = 0
+        while self.running():
+            n += 1
+            payload = order(worker * 10_000_000 + n)
+            if n % 7 == 0:
+                payload = re.sub(rb"<Contact>.*?</Contact>", b"", payload)
+            request = order_pb.SubmitOrderRequest(request_id=str(uuid.uuid4()), order_xml=payload)
+            try:
+                first = await stub.SubmitOrder(request, metadata=self.shop, timeout=30)
+                self.calls["SubmitOrder"] += 1
+                if n % 10 == 0:
+                    again = await stub.SubmitOrder(request, metadata=self.shop, timeout=30)
+                    self.calls["SubmitOrder (retry)"] += 1
+                    if again.order.id != first.order.id or not again.replayed:
+                        self.unexpected.append("a retry made a second order")
+            except grpc.RpcError as error:
+                self.failed("SubmitOrder", error)
+
+    async def releaser(self, channel: grpc.aio.Channel) -> None:
+        queue = queue_grpc.ExceptionQueueServiceStub(channel)
+        while self.running():
+            try:
+                held = await queue.ListHeldOrders(
+                    queue_pb.ListHeldOrdersRequest(reason_code="PHONE_MISSING", page_size=20),
+                    metadata=self.manager,
+                    timeout=30,
+                )
+                self.calls["ListHeldOrders"] += 1
+                for found in held.orders:
+                    await queue.ReleaseOrder(
+                        queue_pb.ReleaseOrderRequest(id=found.id, reason="phoned the customer"),
+                        metadata=self.manager,
+                        timeout=30,
+                    )
+                    self.calls["ReleaseOrder"] += 1
+            except grpc.RpcError as error:
+                self.failed("release", error)
+            await asyncio.sleep(0.2)
+
+    async def storefront(self, channel: grpc.aio.Channel) -> None:
+        stock = inventory_grpc.InventoryServiceStub(channel)
+        prices = pricing_grpc.PricingServiceStub(channel)
+        while self.running():
+            try:
+                await stock.GetStockLevels(
+                    inventory_pb.GetStockLevelsRequest(codes=SKUS), metadata=self.shop, timeout=30
+                )
+                self.calls["GetStockLevels"] += 1
+                await prices.GetCustomerPrices(
+                    pricing_pb.GetCustomerPricesRequest(
+                        customer_account="BENCH",
+                        items=[pricing_pb.PriceQuery(code=s, quantity=2) for s in SKUS[:20]],
+                    ),
+                    metadata=self.shop,
+                    timeout=30,
+                )
+                self.calls["GetCustomerPrices"] += 1
+            except grpc.RpcError as error:
+                self.failed("storefront", error)
+
+    async def watcher(self, channel: grpc.aio.Channel) -> None:
+        orders = order_grpc.OrderServiceStub(channel)
+        stock = inventory_grpc.InventoryServiceStub(channel)
+        while self.running():
+            events = orders.WatchOrderEvents(order_pb.WatchOrderEventsRequest(), metadata=self.shop)
+            levels = stock.WatchStockLevels(
+                inventory_pb.WatchStockLevelsRequest(codes=SKUS[:10]), metadata=self.shop
+            )
+            try:
+
+                async def drain(stream: object, kind: str) -> None:
+                    async for _ in stream:  # type: ignore[attr-defined]
+                        self.calls[kind] += 1
+
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        drain(events, "order events seen"), drain(levels, "stock changes seen")
+                    ),
+                    timeout=min(5.0, max(0.1, self.deadline - time.monotonic())),
+                )
+            except TimeoutError:
+                pass  # the watches are reopened on purpose
+            except grpc.RpcError as error:
+                self.failed("watch", error)
+            finally:
+                events.cancel()
+                levels.cancel()
+            self.calls["watches reopened"] += 1
+
+
+async def run(target: str, shop: str, manager: str, seconds: float) -> Soak:
+    soak = Soak(target, shop, manager, seconds)
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(4)
+    ]
+    try:
+        await asyncio.gather(
+            *(soak.submitter(channels[i % 4], i) for i in range(8)),
+            soak.releaser(channels[0]),
+            *(soak.storefront(channels[i % 4]) for i in range(4)),
+            soak.watcher(channels[1]),
+            soak.watcher(channels[2]),
+        )
+    finally:
+        for channel in channels:
+            await channel.close(None)
+    return soak
+
+
+def consistency(url: str) -> list[str]:
+    """The checks; each returned line is a failure."""
+    engine = create_engine(url)
+    problems = []
+    with engine.connect() as conn:
+        drift = conn.execute(
+            text(
+                """
+                SELECT s.sku, s.location, s.allocated, COALESCE(d.held, 0) AS held
+                FROM stock s LEFT JOIN (
+                    SELECT l.sku, o.allocation_location AS location, SUM(l.quantity) AS held
+                    FROM orders o JOIN order_lines l ON l.order_seq = o.seq
+                    WHERE o.state IN ('ACCEPTED', 'PICKING', 'PICKED', 'PACKED')
+                    GROUP BY l.sku, o.allocation_location
+                ) d ON d.sku = s.sku AND d.location = s.location
+                WHERE s.allocated <> COALESCE(d.held, 0)
+                """
+            )
+        ).all()
+        problems += [
+            f"allocated {r.allocated} but orders hold {r.held}: {r.sku}@{r.location}" for r in drift
+        ]
+        doubled = conn.execute(
+            text(
+                "SELECT client_id, request_id, COUNT(DISTINCT order_id) AS n FROM submissions "
+                "GROUP BY client_id, request_id HAVING COUNT(DISTINCT order_id) > 1"
+            )
+        ).all()
+        problems += [f"request_id {r.request_id} made {r.n} orders" for r in doubled]
+    engine.dispose()
+    return problems
+
+
+def bench(kind: str, seconds: float, workers: int) -> bool:
+    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
+        shop = ordergate(url, "keys", "create", "--client", "bench-shop", "--role", "website")
+        manager = ordergate(url, "keys", "create", "--client", "bench-mgr", "--role", "manager")
+        data = catalog()
+        for customer in data["customers"]:
+            customer["client"] = "bench-shop"  # its prices are for this website only
+        path = Path(folder) / "catalog.json"
+        path.write_text(json.dumps(data))
+        ordergate(url, "load", str(path))
+        with server(url, workers=str(workers)) as target:
+            pids = _worker_pids()
+            before = {pid: _rss_kib(pid) for pid in pids}
+            soak = asyncio.run(run(target, shop.strip(), manager.strip(), seconds))
+            after = {pid: _rss_kib(pid) for pid in pids}
+        problems = consistency(url)
+    print(f"\n{kind}: {seconds:g} s, {workers} workers")
+    for call, n in sorted(soak.calls.items()):
+        print(f"  {call:24} {n:>8}  ({n / seconds:.0f}/s)")
+    for pid in pids:
+        print(f"  worker {pid}: RSS {before[pid] / 1024:.0f} MiB -> {after[pid] / 1024:.0f} MiB")
+    print(f"  unexpected errors: {len(soak.unexpected)}")
+    for line in soak.unexpected[:10]:
+        print(f"    {line}")
+    print(f"  consistency: {'ok' if not problems else 'FAILED'}")
+    for line in problems[:10]:
+        print(f"    {line}")
+    return not soak.unexpected and not problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    results = [bench(kind, args.seconds, args.workers) for kind in kinds]
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
