@@ -11,11 +11,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -120,3 +121,23 @@ async def run_load(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return LoadResult(len(latencies), time.perf_counter() - started, latencies)
+
+
+# Workers share the port per connection (SO_REUSEPORT), and a gRPC channel is one connection:
+# the load generator opens several, each its own, and spreads its calls over them.
+CONNECTIONS = 4
+
+
+@asynccontextmanager
+async def connections(
+    target: str, count: int = CONNECTIONS
+) -> AsyncIterator[list[grpc.aio.Channel]]:
+    channels = [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(count)
+    ]
+    try:
+        yield channels
+    finally:
+        for channel in channels:
+            await channel.close(None)

@@ -3,7 +3,7 @@ GetStockLevels asking for 100 SKUs per call, and GetCustomerPrices pricing 20 li
 
     python -m bench.storefront [--db sqlite|postgres|both] [--seconds 10] [--concurrency 32]
 
-Same setup as bench.submit_orders (100 SKUs, one server process, a grpc.aio client in this
+Same setup as bench.submit_orders (100 SKUs, `--workers` server processes, a grpc.aio client in this
 process), plus a price list with quantity breaks for every SKU and contract prices for some.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordergate.v1 import (
@@ -25,7 +25,7 @@ from ordergate.v1 import (
     pricing_service_pb2_grpc,
 )
 
-from .harness import LoadResult, database, ordergate, run_load, server
+from .harness import CONNECTIONS, LoadResult, connections, database, ordergate, run_load, server
 from .submit_orders import SKUS, catalog
 
 
@@ -59,12 +59,12 @@ async def measure(
     target: str, key: str, seconds: float, concurrency: int
 ) -> tuple[LoadResult, LoadResult, LoadResult]:
     metadata = (("authorization", f"Bearer {key}"),)
-    async with grpc.aio.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        inventory = inventory_service_pb2_grpc.InventoryServiceStub(channel)
+    async with connections(target) as channels:
+        health = [health_pb2_grpc.HealthStub(c) for c in channels]
+        inventory = [inventory_service_pb2_grpc.InventoryServiceStub(c) for c in channels]
         check = health_pb2.HealthCheckRequest()
         request = inventory_service_pb2.GetStockLevelsRequest(codes=SKUS)
-        pricing = pricing_service_pb2_grpc.PricingServiceStub(channel)
+        pricing = [pricing_service_pb2_grpc.PricingServiceStub(c) for c in channels]
         price_request = pricing_service_pb2.GetCustomerPricesRequest(
             customer_account="BENCH",
             items=[
@@ -73,16 +73,18 @@ async def measure(
             ],
         )
 
-        async def health_call(_: int) -> object:
-            return await health.Check(check)
+        async def health_call(n: int) -> object:
+            return await health[n % len(health)].Check(check)
 
-        async def stock_call(_: int) -> object:
-            reply = await inventory.GetStockLevels(request, metadata=metadata)
+        async def stock_call(n: int) -> object:
+            reply = await inventory[n % len(inventory)].GetStockLevels(request, metadata=metadata)
             assert len(reply.items) == len(SKUS)
             return reply
 
-        async def price_call(_: int) -> object:
-            reply = await pricing.GetCustomerPrices(price_request, metadata=metadata)
+        async def price_call(n: int) -> object:
+            reply = await pricing[n % len(pricing)].GetCustomerPrices(
+                price_request, metadata=metadata
+            )
             assert all(item.priced for item in reply.items)
             return reply
 
@@ -93,7 +95,9 @@ async def measure(
         return baseline, stock, prices
 
 
-def bench(kind: str, seconds: float, concurrency: int) -> tuple[LoadResult, LoadResult, LoadResult]:
+def bench(
+    kind: str, seconds: float, concurrency: int, workers: int
+) -> tuple[LoadResult, LoadResult, LoadResult]:
     with database(kind) as url, tempfile.TemporaryDirectory() as folder:
         # The key first: the customer belongs to its client.
         key = ordergate(
@@ -102,7 +106,7 @@ def bench(kind: str, seconds: float, concurrency: int) -> tuple[LoadResult, Load
         path = Path(folder) / "catalog.json"
         path.write_text(json.dumps(priced_catalog()))
         ordergate(url, "load", str(path))
-        with server(url) as target:
+        with server(url, workers=str(workers)) as target:
             return asyncio.run(measure(target, key, seconds, concurrency))
 
 
@@ -111,13 +115,17 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    print(f"concurrency {args.concurrency}, {args.seconds:g} s per phase, one server process")
+    print(
+        f"concurrency {args.concurrency} over {CONNECTIONS} connections, {args.seconds:g} s per "
+        f"phase, {args.workers} server worker(s)"
+    )
     print("| database | RPC | calls/s | Health/Check calls/s | ratio | p50 ms | p99 ms |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for kind in kinds:
-        baseline, stock, prices = bench(kind, args.seconds, args.concurrency)
+        baseline, stock, prices = bench(kind, args.seconds, args.concurrency, args.workers)
         for name, result in (
             ("GetStockLevels (100 SKUs)", stock),
             ("GetCustomerPrices (20 lines)", prices),

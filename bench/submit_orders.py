@@ -1,9 +1,11 @@
 """Accepted 10-line orders per second, next to the health-check rate of the same server.
 
     python -m bench.submit_orders [--db sqlite|postgres|both] [--seconds 10] [--concurrency 32]
+                                  [--workers N]
 
-For each database: a fresh database with 100 SKUs in ample stock, `ordergate serve` (one
-process), then from this process (grpc.aio client, same concurrency for both phases):
+For each database: a fresh database with 100 SKUs in ample stock, `ordergate serve --workers N`
+(default one per CPU), then from this process (grpc.aio client over several connections, so
+that every worker gets some; same concurrency for both phases):
 1. Health/Check for N seconds: the framework's ceiling on this machine, in this run;
 2. SubmitOrder with valid 10-line orders for N seconds, each a new order id and request_id.
 Prints calls/s, p50/p99 latency and the ratio orders/s : health checks/s.
@@ -14,16 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import uuid
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
-from .harness import LoadResult, database, ordergate, run_load, server
+from .harness import CONNECTIONS, LoadResult, connections, database, ordergate, run_load, server
 
 SKUS = [f"B-{n:04d}" for n in range(100)]
 
@@ -58,19 +60,19 @@ async def measure(
     target: str, key: str, seconds: float, concurrency: int
 ) -> tuple[LoadResult, LoadResult, int]:
     metadata = (("authorization", f"Bearer {key}"),)
-    async with grpc.aio.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        orders = order_service_pb2_grpc.OrderServiceStub(channel)
+    async with connections(target) as channels:
+        health = [health_pb2_grpc.HealthStub(c) for c in channels]
+        orders = [order_service_pb2_grpc.OrderServiceStub(c) for c in channels]
         check = health_pb2.HealthCheckRequest()
 
-        async def health_call(_: int) -> object:
-            return await health.Check(check)
+        async def health_call(n: int) -> object:
+            return await health[n % len(health)].Check(check)
 
         accepted = 0
 
         async def submit_call(n: int) -> object:
             nonlocal accepted
-            reply = await orders.SubmitOrder(
+            reply = await orders[n % len(orders)].SubmitOrder(
                 order_service_pb2.SubmitOrderRequest(
                     request_id=str(uuid.uuid4()), order_xml=order(n)
                 ),
@@ -85,7 +87,7 @@ async def measure(
         return baseline, submits, accepted
 
 
-def bench(kind: str, seconds: float, concurrency: int) -> dict[str, object]:
+def bench(kind: str, seconds: float, concurrency: int, workers: int) -> dict[str, object]:
     with database(kind) as url, tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "catalog.json"
         path.write_text(json.dumps(catalog()))
@@ -93,7 +95,7 @@ def bench(kind: str, seconds: float, concurrency: int) -> dict[str, object]:
         key = ordergate(
             url, "keys", "create", "--client", "bench-shop", "--role", "website"
         ).strip()
-        with server(url) as target:
+        with server(url, workers=str(workers)) as target:
             baseline, submits, accepted = asyncio.run(measure(target, key, seconds, concurrency))
     assert accepted == submits.calls, f"{submits.calls - accepted} orders were not accepted"
     return {
@@ -112,16 +114,17 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(
-        f"10-line orders, concurrency {args.concurrency}, {args.seconds:g} s per phase, "
-        "one server process"
+        f"10-line orders, concurrency {args.concurrency} over {CONNECTIONS} connections, "
+        f"{args.seconds:g} s per phase, {args.workers} server worker(s)"
     )
     print("| database | Health/Check calls/s | accepted orders/s | ratio | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|---:|")
     for kind in kinds:
-        r = bench(kind, args.seconds, args.concurrency)
+        r = bench(kind, args.seconds, args.concurrency, args.workers)
         print(
             f"| {r['database']} | {r['health_checks_per_s']} | {r['orders_per_s']} | "
             f"{r['ratio']} | {r['p50_ms']} | {r['p99_ms']} |",
