@@ -6,17 +6,60 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 
 from ..domain.model import Customer, Product
 from . import tables as t
 from .upsert import upsert
 
 
-def _current(at: datetime) -> ColumnElement[bool]:
+def _current(at: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """A code that still resolves at `at` (renamed SKUs stop at the end of their window)."""
     c = t.product_codes.c
     return or_(c.valid_until.is_(None), c.valid_until > at)
+
+
+# Statements of the submit path, built once: building a Core statement costs more than running
+# it on SQLite. `in_` lists are "expanding" parameters, filled in per execution.
+_p, _pc, _c, _b, _s = (
+    t.products.c,
+    t.product_codes.c,
+    t.customers.c,
+    t.bundle_components.c,
+    t.stock.c,
+)
+_PRODUCTS_BY_SKU = select(_p.sku, _p.requires_special_handling).where(
+    _p.sku.in_(bindparam("codes", expanding=True))
+)
+_PRODUCTS_BY_CODE = (
+    select(_pc.code, _pc.kind, _p.sku, _p.requires_special_handling)
+    .join(t.products, _p.sku == _pc.sku)
+    .where(_pc.code.in_(bindparam("codes", expanding=True)), _current(bindparam("at")))
+)
+_CUSTOMER = select(_c.account, _c.currency, _c.requires_special_handling, _c.client_id).where(
+    _c.account == bindparam("account")
+)
+_BUNDLE_COMPONENTS = (
+    select(_b.bundle_sku, _b.component_sku, _b.quantity)
+    .where(_b.bundle_sku.in_(bindparam("skus", expanding=True)))
+    .order_by(_b.bundle_sku, _b.component_sku)
+)
+_LOCATIONS = select(t.locations.c.code).order_by(t.locations.c.priority, t.locations.c.code)
+_STOCK = (
+    select(_s.sku, _s.location, _s.on_hand, _s.allocated)
+    .where(_s.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(_s.sku, _s.location)
+)
+_STOCK_LOCKED = _STOCK.with_for_update()
 
 
 def resolve_products(
@@ -32,24 +75,13 @@ def resolve_products(
     barcodes = {code for code, is_barcode in keys if is_barcode and code}
     found: dict[tuple[str, bool], Product] = {}
     if sku_codes:
-        rows = conn.execute(
-            select(t.products.c.sku, t.products.c.requires_special_handling).where(
-                t.products.c.sku.in_(sku_codes)
-            )
-        )
+        rows = conn.execute(_PRODUCTS_BY_SKU, {"codes": sorted(sku_codes)})
         for sku, special in rows:
             found[(sku, False)] = Product(sku, bool(special))
     other_codes = (sku_codes - {code for code, _ in found}) | barcodes
     if other_codes:
         code_rows = conn.execute(
-            select(
-                t.product_codes.c.code,
-                t.product_codes.c.kind,
-                t.products.c.sku,
-                t.products.c.requires_special_handling,
-            )
-            .join(t.products, t.products.c.sku == t.product_codes.c.sku)
-            .where(t.product_codes.c.code.in_(other_codes), _current(at or datetime.now(UTC)))
+            _PRODUCTS_BY_CODE, {"codes": sorted(other_codes), "at": at or datetime.now(UTC)}
         )
         for code, kind, sku, special in code_rows:
             key = (code, kind == "barcode")
@@ -59,12 +91,7 @@ def resolve_products(
 
 
 def get_customer(conn: Connection, account: str) -> Customer | None:
-    c = t.customers.c
-    row = conn.execute(
-        select(c.account, c.currency, c.requires_special_handling, c.client_id).where(
-            c.account == account
-        )
-    ).first()
+    row = conn.execute(_CUSTOMER, {"account": account}).first()
     if row is None:
         return None
     return Customer(row.account, row.currency, bool(row.requires_special_handling), row.client_id)
@@ -72,19 +99,16 @@ def get_customer(conn: Connection, account: str) -> Customer | None:
 
 def bundle_components(conn: Connection, skus: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
     """Components (sku, quantity per kit) of those of `skus` that are bundles."""
-    b = t.bundle_components.c
     found: dict[str, list[tuple[str, int]]] = {}
-    query = select(b.bundle_sku, b.component_sku, b.quantity).where(b.bundle_sku.in_(set(skus)))
-    for bundle, component, quantity in conn.execute(query.order_by(b.bundle_sku, b.component_sku)):
+    for bundle, component, quantity in conn.execute(
+        _BUNDLE_COMPONENTS, {"skus": sorted(set(skus))}
+    ):
         found.setdefault(bundle, []).append((component, quantity))
     return found
 
 
 def locations_by_priority(conn: Connection) -> list[str]:
-    rows = conn.execute(
-        select(t.locations.c.code).order_by(t.locations.c.priority, t.locations.c.code)
-    )
-    return [code for (code,) in rows]
+    return [code for (code,) in conn.execute(_LOCATIONS)]
 
 
 def stock_records(
@@ -93,16 +117,10 @@ def stock_records(
     """Stock records per (sku, location). With `lock`, the rows stay locked (PostgreSQL
     FOR UPDATE) until the transaction ends; they are locked in (sku, location) order, the same
     order in every transaction, so two allocations cannot deadlock."""
-    query = (
-        select(t.stock.c.sku, t.stock.c.location, t.stock.c.on_hand, t.stock.c.allocated)
-        .where(t.stock.c.sku.in_(sorted(set(skus))))
-        .order_by(t.stock.c.sku, t.stock.c.location)
-    )
-    if lock:
-        query = query.with_for_update()
+    rows = conn.execute(_STOCK_LOCKED if lock else _STOCK, {"skus": sorted(set(skus))})
     return {
         (row.sku, row.location): StockRow(row.sku, row.location, row.on_hand, row.allocated)
-        for row in conn.execute(query)
+        for row in rows
     }
 
 

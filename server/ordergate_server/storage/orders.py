@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, func, select
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, select
 
 from ..domain.model import Address, Delivery, HoldCode, HoldReason, OrderState
 from ..domain.records import EventRecord, LineRecord, OrderRecord
@@ -28,16 +28,24 @@ class OrderKey:
     created_at: datetime
 
 
+# Built once: on the submit path, building a Core statement costs more than running it.
+_o = t.orders.c
+_FIND_BY_CLIENT_ORDER_ID = select(_o.seq, _o.id, _o.state, _o.content_sha256, _o.created_at).where(
+    and_(_o.client_id == bindparam("client_id"), _o.client_order_id == bindparam("order_id"))
+)
+_FIND_BY_CLIENT_ORDER_ID_LOCKED = _FIND_BY_CLIENT_ORDER_ID.with_for_update()
+_INSERT_ORDER = t.orders.insert().returning(_o.seq)
+_INSERT_LINES = t.order_lines.insert()
+_INSERT_EVENTS = t.order_events.insert()
+
+
 def find_by_client_order_id(
     conn: Connection, client_id: int, client_order_id: str, *, lock: bool = False
 ) -> OrderKey | None:
-    o = t.orders.c
-    query = select(o.seq, o.id, o.state, o.content_sha256, o.created_at).where(
-        and_(o.client_id == client_id, o.client_order_id == client_order_id)
-    )
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(
+        _FIND_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_BY_CLIENT_ORDER_ID,
+        {"client_id": client_id, "order_id": client_order_id},
+    ).first()
     if row is None:
         return None
     return OrderKey(row.seq, row.id, OrderState(row.state), row.content_sha256, row.created_at)
@@ -46,9 +54,7 @@ def find_by_client_order_id(
 def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
     """Store a new order with its lines and events; returns its seq."""
     seq: int = conn.execute(
-        t.orders.insert()
-        .values(client_id=client_id, **_order_values(conn, order))
-        .returning(t.orders.c.seq)
+        _INSERT_ORDER, {"client_id": client_id, **_order_values(conn, order)}
     ).scalar_one()
     _insert_lines(conn, seq, order.lines)
     insert_events(conn, seq, order.events)
@@ -67,7 +73,7 @@ def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
 def insert_events(conn: Connection, order_seq: int, events: Sequence[EventRecord]) -> None:
     if events:
         conn.execute(
-            t.order_events.insert(),
+            _INSERT_EVENTS,
             [
                 {
                     "id": e.id,
@@ -154,7 +160,7 @@ def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
 def _insert_lines(conn: Connection, seq: int, lines: Sequence[LineRecord]) -> None:
     if lines:
         conn.execute(
-            t.order_lines.insert(),
+            _INSERT_LINES,
             [
                 {
                     "order_seq": seq,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 
 from . import pii
 from . import tables as t
@@ -19,13 +19,16 @@ class Submission:
     outcome: str
 
 
+# Built once: on the submit path, building a Core statement costs more than running it.
+_s = t.submissions.c
+_FIND = select(_s.id, _s.payload_sha256, _s.order_id, _s.outcome).where(
+    and_(_s.client_id == bindparam("client_id"), _s.request_id == bindparam("request_id"))
+)
+_INSERT = t.submissions.insert()
+
+
 def find(conn: Connection, client_id: int, request_id: str) -> Submission | None:
-    s = t.submissions.c
-    row = conn.execute(
-        select(s.id, s.payload_sha256, s.order_id, s.outcome).where(
-            and_(s.client_id == client_id, s.request_id == request_id)
-        )
-    ).first()
+    row = conn.execute(_FIND, {"client_id": client_id, "request_id": request_id}).first()
     return Submission(row.id, row.payload_sha256, row.order_id, row.outcome) if row else None
 
 
@@ -44,16 +47,17 @@ def insert(
     """Record a submission. Raises IntegrityError when (client, request_id) is already taken:
     that unique key is the idempotency claim."""
     conn.execute(
-        t.submissions.insert().values(
-            id=submission_id,
-            client_id=client_id,
-            request_id=request_id,
-            received_at=received_at,
-            payload=pii.seal_bytes(conn, payload, "submissions.payload"),
-            payload_sha256=payload_sha256,
-            order_id=order_id,
-            outcome=outcome,
-        )
+        _INSERT,
+        {
+            "id": submission_id,
+            "client_id": client_id,
+            "request_id": request_id,
+            "received_at": received_at,
+            "payload": pii.seal_bytes(conn, payload, "submissions.payload"),
+            "payload_sha256": payload_sha256,
+            "order_id": order_id,
+            "outcome": outcome,
+        },
     )
 
 
