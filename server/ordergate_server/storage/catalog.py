@@ -60,6 +60,20 @@ _STOCK = (
     .order_by(_s.sku, _s.location)
 )
 _STOCK_LOCKED = _STOCK.with_for_update()
+# The stock read path (GetStockLevels, WatchStockLevels).
+_SKUS = select(_p.sku).where(_p.sku.in_(bindparam("codes", expanding=True)))
+_SKUS_BY_CODE = select(_pc.code, _pc.sku).where(
+    _pc.code.in_(bindparam("codes", expanding=True)), _current(bindparam("at"))
+)
+_STOCK_BY_PRIORITY = (
+    select(_s.sku, _s.location, _s.on_hand, _s.allocated)
+    .join(t.locations, t.locations.c.code == _s.location)
+    .where(_s.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(t.locations.c.priority, t.locations.c.code)
+)
+_STOCK_BY_PRIORITY_AT = _STOCK_BY_PRIORITY.where(
+    _s.location.in_(bindparam("locations", expanding=True))
+)
 
 
 def resolve_products(
@@ -185,17 +199,10 @@ def expired_renames(conn: Connection, codes: Iterable[str], at: datetime) -> dic
 def resolve_any_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
     """Canonical SKU per code, for codes that are a SKU, an alias or a barcode (a SKU wins)."""
     codes = set(codes)
-    found = {
-        sku: sku
-        for (sku,) in conn.execute(select(t.products.c.sku).where(t.products.c.sku.in_(codes)))
-    }
+    found = {sku: sku for (sku,) in conn.execute(_SKUS, {"codes": sorted(codes)})}
     rest = codes - set(found)
     if rest:
-        rows = conn.execute(
-            select(t.product_codes.c.code, t.product_codes.c.sku).where(
-                t.product_codes.c.code.in_(rest), _current(datetime.now(UTC))
-            )
-        )
+        rows = conn.execute(_SKUS_BY_CODE, {"codes": sorted(rest), "at": datetime.now(UTC)})
         found.update({code: sku for code, sku in rows})
     return found
 
@@ -212,16 +219,13 @@ def stock_rows(
     conn: Connection, skus: Iterable[str], locations: Iterable[str] = ()
 ) -> list[StockRow]:
     """Stock records of `skus` (optionally only at `locations`), in location priority order."""
-    query = (
-        select(t.stock.c.sku, t.stock.c.location, t.stock.c.on_hand, t.stock.c.allocated)
-        .join(t.locations, t.locations.c.code == t.stock.c.location)
-        .where(t.stock.c.sku.in_(set(skus)))
-        .order_by(t.locations.c.priority, t.locations.c.code)
+    wanted = sorted(set(locations))
+    rows = (
+        conn.execute(_STOCK_BY_PRIORITY_AT, {"skus": sorted(set(skus)), "locations": wanted})
+        if wanted
+        else conn.execute(_STOCK_BY_PRIORITY, {"skus": sorted(set(skus))})
     )
-    wanted = set(locations)
-    if wanted:
-        query = query.where(t.stock.c.location.in_(wanted))
-    return [StockRow(r.sku, r.location, r.on_hand, r.allocated) for r in conn.execute(query)]
+    return [StockRow(r.sku, r.location, r.on_hand, r.allocated) for r in rows]
 
 
 def all_stock_rows(conn: Connection) -> list[StockRow]:

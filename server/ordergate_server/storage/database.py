@@ -81,11 +81,16 @@ def open_database(url: str, *, pool_size: int = 10, pii_key: str = "") -> Databa
 
 
 def _engines(parsed: URL, pool_size: int) -> Database:
+    # hide_parameters: statement parameters hold personal data and key hashes; they never go
+    # into SQLAlchemy's log lines (at DEBUG) or into the text of a database error.
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("Ordergate needs a SQLite file, not an in-memory database")
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        options: dict[str, Any] = {
+            "connect_args": {"check_same_thread": False},
+            "hide_parameters": True,
+        }
         engine = create_engine(parsed, **options)
         read_engine = create_engine(parsed, **options).execution_options(
             isolation_level="AUTOCOMMIT"
@@ -97,7 +102,9 @@ def _engines(parsed: URL, pool_size: int) -> Database:
 
     # No pre-ping: it costs a round trip per transaction. A connection broken by a database
     # restart fails its statement (UNAVAILABLE to the caller, who retries) and is replaced.
-    engine = create_engine(parsed, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+    )
     return Database(engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
