@@ -217,7 +217,7 @@ def _keys(args: argparse.Namespace, db: Database) -> int:
     elif args.keys_command == "list":
         now = datetime.now(UTC)
         print("key_id\tclient\trole\tstatus\tcreated\texpires\tallowed_cidrs\tlabel")
-        for k in api_keys.list_keys(db, args.client):
+        for k in api_keys.list_keys(db, args.client, actor=actor):
             print(
                 f"{k.key_id}\t{k.client}\t{k.role.value}\t{k.status(now)}\t"
                 f"{k.created_at:%Y-%m-%dT%H:%M:%SZ}\t"

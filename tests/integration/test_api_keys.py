@@ -188,6 +188,13 @@ def test_the_keys_commands(db: Database, keys: Keys) -> None:
     assert rotated.stdout.startswith("og_")
     assert run("revoke", key_id, "--reason", "test").returncode == 0
     assert f"{key_id}\tshop-d\twebsite\trevoked" in run("list").stdout
+    with db.reader() as conn:  # every command is on record, the listings too
+        actions = [
+            e.action
+            for _, e in audit.search(conn, audit.AuditQuery(), after_seq=0, limit=1000)
+            if e.action.startswith("key.") and e.actor.endswith("(ordergate keys)")
+        ]
+    assert actions == ["key.create", "key.list", "key.rotate", "key.revoke", "key.list"]
     missing = run("revoke", "0000000000000000")
     assert missing.returncode == 2
     assert "KEY_NOT_FOUND" in missing.stderr

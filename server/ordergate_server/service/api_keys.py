@@ -115,9 +115,15 @@ def create_key(
     return key_id, f"{KEY_PREFIX}_{key_id}_{secret}"
 
 
-def list_keys(db: Database, client_name: str = "") -> list[KeyInfo]:
+def list_keys(db: Database, client_name: str = "", *, actor: str = "") -> list[KeyInfo]:
+    """The keys (of one client, if named). With `actor`, the listing itself is audited."""
     with db.reader() as conn:
         stored = clients.list_keys(conn, client_name)
+    if actor:
+        now = datetime.now(UTC)
+        with db.transaction() as tx:
+            listed = f"keys of client {client_name}" if client_name else "all keys"
+            audit.record(tx, [_entry(now, actor, "key.list", "*", reason=listed)])
     return [
         KeyInfo(
             s.key_id,
