@@ -123,6 +123,31 @@ async def run_load(
     return LoadResult(len(latencies), time.perf_counter() - started, latencies)
 
 
+async def run_paced(
+    call: Callable[[int], Awaitable[object]], *, rate: float, seconds: float
+) -> LoadResult:
+    """Start `call(i)` at a steady `rate` per second for `seconds` (open loop: a slow call does
+    not delay the next start), and time each from its scheduled start."""
+    latencies: list[float] = []
+    interval = 1.0 / rate
+    started = time.perf_counter()
+    tasks = []
+
+    async def one(n: int, due: float) -> None:
+        await call(n)
+        latencies.append((time.perf_counter() - due) * 1000)
+
+    n = 0
+    while (due := started + n * interval) < started + seconds:
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, due)))
+        n += 1
+    await asyncio.gather(*tasks)
+    return LoadResult(len(latencies), time.perf_counter() - started, latencies)
+
+
 # Workers share the port per connection (SO_REUSEPORT), and a gRPC channel is one connection:
 # the load generator opens several, each its own, and spreads its calls over them.
 CONNECTIONS = 4
