@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import tempfile
 import time
 import uuid
@@ -27,7 +26,7 @@ from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 from ordergate_server.filedrop import DropSettings, FilePoller
 from ordergate_server.storage import open_database
 
-from .harness import LoadResult, database, ordergate, run_load, server
+from .harness import LoadResult, run_load, seeded_database, server
 from .submit_orders import catalog, order
 
 CLIENT = "bench-shop"
@@ -71,11 +70,11 @@ async def warm_up(target: str, key: str) -> None:
 
 
 def bench(kind: str, files: int) -> dict[str, object]:
-    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "catalog.json"
-        path.write_text(json.dumps(catalog()))
-        ordergate(url, "load", str(path))
-        key = ordergate(url, "keys", "create", "--client", CLIENT, "--role", "website").strip()
+    with (
+        seeded_database(kind, catalog(), {CLIENT: "website"}) as (url, keys),
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        key = keys[CLIENT]
         with server(url) as target:
             asyncio.run(warm_up(target, key))
             baseline = asyncio.run(sequential_submits(target, key, files))

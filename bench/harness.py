@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import statistics
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from sqlalchemy import create_engine, text
@@ -43,6 +45,23 @@ def database(kind: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def seeded_database(
+    kind: str, catalog: dict[str, Any], clients: dict[str, str]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """A fresh database of `kind` with API keys for `clients` (name -> role; made first, so the
+    catalog's customers may name them) and `catalog` loaded; yields (url, key per client)."""
+    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
+        keys = {
+            name: ordergate(url, "keys", "create", "--client", name, "--role", role).strip()
+            for name, role in clients.items()
+        }
+        path = Path(folder) / "catalog.json"
+        path.write_text(json.dumps(catalog))
+        ordergate(url, "load", str(path))
+        yield url, keys
 
 
 def ordergate(database_url: str, *args: str) -> str:

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -41,7 +39,7 @@ from ordergate.v1 import order_service_pb2_grpc as order_grpc
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
 from ordergate.v1 import pricing_service_pb2_grpc as pricing_grpc
 
-from .harness import database, ordergate, server
+from .harness import seeded_database, server
 from .submit_orders import SKUS, catalog, order
 
 
@@ -226,19 +224,16 @@ def consistency(url: str) -> list[str]:
 
 
 def bench(kind: str, seconds: float, workers: int) -> bool:
-    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
-        shop = ordergate(url, "keys", "create", "--client", "bench-shop", "--role", "website")
-        manager = ordergate(url, "keys", "create", "--client", "bench-mgr", "--role", "manager")
-        data = catalog()
-        for customer in data["customers"]:
-            customer["client"] = "bench-shop"  # its prices are for this website only
-        path = Path(folder) / "catalog.json"
-        path.write_text(json.dumps(data))
-        ordergate(url, "load", str(path))
+    data = catalog()
+    for customer in data["customers"]:
+        customer["client"] = "bench-shop"  # its prices are for this website only
+    clients = {"bench-shop": "website", "bench-mgr": "manager"}
+    with seeded_database(kind, data, clients) as (url, keys):
+        shop, manager = keys["bench-shop"], keys["bench-mgr"]
         with server(url, workers=str(workers)) as target:
             pids = _worker_pids()
             before = {pid: _rss_kib(pid) for pid in pids}
-            soak = asyncio.run(run(target, shop.strip(), manager.strip(), seconds))
+            soak = asyncio.run(run(target, shop, manager, seconds))
             after = {pid: _rss_kib(pid) for pid in pids}
         problems = consistency(url)
     print(f"\n{kind}: {seconds:g} s, {workers} workers")

@@ -21,11 +21,8 @@ Health/Check baseline of bench.submit_orders.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from ordergate_server.domain.access import Principal, Role
 from ordergate_server.domain.rules import CatalogFacts, check_order
@@ -36,7 +33,7 @@ from ordergate_server.service.submit import submit_order
 from ordergate_server.storage import catalog as catalog_rows
 from ordergate_server.storage import open_database
 
-from .harness import database, ordergate
+from .harness import seeded_database
 from .submit_orders import catalog, order
 
 STAGES = ("parse", "validate", "map", "rules", "storage")
@@ -87,11 +84,7 @@ def measure(url: str, orders: int) -> dict[str, float]:
 
 
 def bench(kind: str, orders: int) -> dict[str, float]:
-    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "catalog.json"
-        path.write_text(json.dumps(catalog()))
-        ordergate(url, "load", str(path))
-        ordergate(url, "keys", "create", "--client", "bench-shop", "--role", "website")
+    with seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, _):
         return measure(url, orders)
 
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import tempfile
-from pathlib import Path
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -25,7 +22,14 @@ from ordergate.v1 import (
     pricing_service_pb2_grpc,
 )
 
-from .harness import CONNECTIONS, LoadResult, connections, database, ordergate, run_load, server
+from .harness import (
+    CONNECTIONS,
+    LoadResult,
+    connections,
+    run_load,
+    seeded_database,
+    server,
+)
 from .submit_orders import SKUS, catalog
 
 
@@ -98,16 +102,12 @@ async def measure(
 def bench(
     kind: str, seconds: float, concurrency: int, workers: int
 ) -> tuple[LoadResult, LoadResult, LoadResult]:
-    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
-        # The key first: the customer belongs to its client.
-        key = ordergate(
-            url, "keys", "create", "--client", "bench-shop", "--role", "website"
-        ).strip()
-        path = Path(folder) / "catalog.json"
-        path.write_text(json.dumps(priced_catalog()))
-        ordergate(url, "load", str(path))
-        with server(url, workers=str(workers)) as target:
-            return asyncio.run(measure(target, key, seconds, concurrency))
+    # The customer in the catalog belongs to the website client.
+    with (
+        seeded_database(kind, priced_catalog(), {"bench-shop": "website"}) as (url, keys),
+        server(url, workers=str(workers)) as target,
+    ):
+        return asyncio.run(measure(target, keys["bench-shop"], seconds, concurrency))
 
 
 def main() -> None:

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import tempfile
 import uuid
-from pathlib import Path
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -30,10 +27,9 @@ from .harness import (
     CONNECTIONS,
     LoadResult,
     connections,
-    database,
-    ordergate,
     run_load,
     run_paced,
+    seeded_database,
     server,
 )
 
@@ -100,13 +96,8 @@ async def measure(
 
 
 def bench(kind: str, seconds: float, concurrency: int, workers: int) -> dict[str, object]:
-    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "catalog.json"
-        path.write_text(json.dumps(catalog()))
-        ordergate(url, "load", str(path))
-        key = ordergate(
-            url, "keys", "create", "--client", "bench-shop", "--role", "website"
-        ).strip()
+    with seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, keys):
+        key = keys["bench-shop"]
         with server(url, workers=str(workers)) as target:
             baseline, submits, paced, accepted = asyncio.run(
                 measure(target, key, seconds, concurrency)

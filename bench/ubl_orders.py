@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
-from .harness import LoadResult, database, ordergate, run_load, server
+from .harness import LoadResult, run_load, seeded_database, server
 from .submit_orders import SKUS, catalog, order
 
 
@@ -104,15 +101,13 @@ async def measure(
 
 
 def bench(kind: str, seconds: float, concurrency: int) -> dict[str, object]:
-    with database(kind) as url, tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "catalog.json"
-        path.write_text(json.dumps(catalog()))
-        ordergate(url, "load", str(path))
-        key = ordergate(
-            url, "keys", "create", "--client", "bench-shop", "--role", "website"
-        ).strip()
-        with server(url) as target:
-            baseline, native, ubl = asyncio.run(measure(target, key, seconds, concurrency))
+    with (
+        seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, keys),
+        server(url) as target,
+    ):
+        baseline, native, ubl = asyncio.run(
+            measure(target, keys["bench-shop"], seconds, concurrency)
+        )
     return {
         "database": kind,
         "health": round(baseline.rate),

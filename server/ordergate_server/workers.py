@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from .config import Settings
+from .storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,10 @@ def resolve_port(listen: str) -> tuple[str, socket.socket | None]:
 
 
 def run_workers(
-    settings: Settings, count: int, announce: Callable[[int], None], metrics_db: Any
+    settings: Settings, count: int, announce: Callable[[int], None], metrics_db: Database
 ) -> int:
-    """Run `count` workers until SIGTERM/SIGINT; returns the exit code."""
+    """Run `count` workers until SIGTERM/SIGINT; returns the exit code. `metrics_db` is read
+    only for the database gauges of the summed /metrics endpoint."""
     listen, reserve = resolve_port(settings.listen)
     metrics_dir = ""
     if settings.metrics_listen:
@@ -135,7 +137,7 @@ def _worker_main(settings: Settings, index: int, ready: Any) -> None:
         db.dispose()
 
 
-def _serve_metrics(settings: Settings, db: Any) -> Any:
+def _serve_metrics(settings: Settings, db: Database) -> Any:
     """/metrics for all workers: their counters and histograms summed, plus the gauges read
     from the database (queue depth, stuck orders), served by this process."""
     from prometheus_client import CollectorRegistry, multiprocess, start_http_server

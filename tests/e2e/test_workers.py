@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 import time
 import urllib.request
@@ -123,5 +124,41 @@ def test_streams_work_in_every_worker(workers: ServerProcess, keys: Keys, tmp_pa
     finally:
         for channel in channels:
             channel.close()
+        workers.finish()
+    assert workers.process.returncode == 0
+
+
+def test_a_worker_that_dies_is_replaced(workers: ServerProcess, keys: Keys, tmp_path: Path) -> None:
+    target = f"127.0.0.1:{workers.port}"
+
+    def forty_calls(*, retry_unavailable: bool = False) -> None:
+        for _ in range(40):
+            with grpc.insecure_channel(target) as channel:
+                try:
+                    order_service_pb2_grpc.OrderServiceStub(channel).ListOrders(
+                        pb.ListOrdersRequest(), metadata=auth(keys.shop), timeout=10
+                    )
+                except grpc.RpcError as error:
+                    # A connection queued at the killed worker is reset: UNAVAILABLE, which
+                    # clients retry (the SDK does).
+                    if not retry_unavailable or error.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+
+    try:
+        forty_calls()
+        first = _worker_pids(tmp_path)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(_worker_pids(tmp_path) - first) == 0:
+            assert time.monotonic() < deadline, "no worker took the dead one's place"
+            # Served by the survivor meanwhile; the newcomer shows once it has counted a call.
+            forty_calls(retry_unavailable=True)
+        forty_calls()  # and now every call is answered
+        replacement = _worker_pids(tmp_path) - first
+        assert len(replacement) == 1
+        assert next(iter(replacement)) != victim
+    finally:
         workers.finish()
     assert workers.process.returncode == 0

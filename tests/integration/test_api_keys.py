@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
 from ordergate_server.domain.access import Role
 from ordergate_server.service import api_keys
 from ordergate_server.service.errors import ServiceError
-from ordergate_server.storage import Database, audit
+from ordergate_server.storage import Database, audit, clients
 
 from ..support import Keys, ServerThread, auth, rich_error
 
@@ -198,3 +199,20 @@ def test_the_keys_commands(db: Database, keys: Keys) -> None:
     missing = run("revoke", "0000000000000000")
     assert missing.returncode == 2
     assert "KEY_NOT_FOUND" in missing.stderr
+
+
+def test_database_errors_do_not_quote_key_hashes(db: Database, keys: Keys) -> None:
+    """Statement parameters stay out of a database error's text (and so out of any log that
+    records it): a clash on a key id names no secret hash."""
+    key_id, _ = api_keys.create_key(db, "shop-c", Role.WEBSITE, actor="alice")
+    leaked_hash = api_keys.secret_sha256("a secret that must not be quoted")
+    with pytest.raises(IntegrityError) as clash, db.transaction() as tx:
+        clients.insert_key(
+            tx,
+            key_id=key_id,
+            client_id=1,
+            secret_sha256=leaked_hash,
+            label="",
+            now=datetime.now(UTC),
+        )
+    assert leaked_hash not in str(clash.value)

@@ -413,3 +413,17 @@ def _upload(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".part")
     partial.write_text(text)
     partial.rename(path)
+
+
+def test_an_oversize_file_is_set_aside_unread(db: Database, keys: Keys, tmp_path: Path) -> None:
+    root = _drop_root(tmp_path, "shop-a")
+    content = b"<Orders>" + b" " * 5000 + b"</Orders>"
+    (root / "shop-a" / "inbox" / "big.xml").write_bytes(content)
+
+    _poller(db, root, max_file_bytes=4096).run_due()
+
+    kept = root / "shop-a" / "problem" / "big.xml"
+    assert kept.read_bytes() == content
+    report = _result(kept)
+    assert report["sha256"] == ""  # never read, so never hashed
+    assert report["error"]["message"] == f"The file is {len(content)} bytes; the limit is 4096."

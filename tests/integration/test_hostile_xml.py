@@ -9,7 +9,6 @@ loopback that counts every request.
 
 from __future__ import annotations
 
-import http.server
 import os
 import threading
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ordergate.v1 import order_pb2
 from ordergate_server.storage import Database
 
-from ..support import Api, Keys, ServerThread, order_xml, rich_error
+from ..support import Api, Keys, ServerThread, order_xml, recording_http_server, rich_error
 
 
 @dataclass
@@ -38,21 +37,6 @@ class Traps:
 
 @pytest.fixture
 def traps(tmp_path: Path) -> Iterator[Traps]:
-    hits: list[str] = []
-
-    class Recorder(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b'<!ENTITY leak "LEAKED">')
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    listener = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=listener.serve_forever, daemon=True).start()
-
     pipe = tmp_path / "secret.txt"
     os.mkfifo(pipe)
     opened = threading.Event()
@@ -67,13 +51,13 @@ def traps(tmp_path: Path) -> Iterator[Traps]:
 
     waiter = threading.Thread(target=wait_for_a_reader, daemon=True)
     waiter.start()
-    yield Traps(f"http://127.0.0.1:{listener.server_address[1]}", hits, pipe, opened)
+    with recording_http_server() as (url, hits):
+        yield Traps(url, hits, pipe, opened)
     stop.set()
     # Release the waiting writer ourselves.
     fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
     waiter.join(timeout=5)
     os.close(fd)
-    listener.shutdown()
 
 
 def _cases(traps: Traps) -> dict[str, tuple[bytes, str]]:

@@ -158,3 +158,11 @@ def test_logs_hold_no_xml_addresses_or_phone_numbers(
     assert logged  # the submits were logged at all (so the check below means something)
     for value in [*PERSONAL, "+49 40 12345678901234567", "<Order", "<Delivery", "Hamburg"]:
         assert value not in logged
+
+
+def test_a_hold_reason_does_not_repeat_the_phone_number(api: Api) -> None:
+    """Hold reasons are stored unsealed: an implausible phone is named, not quoted."""
+    odd_phone = "+49 40 12345678901234567"
+    held = api.submit(order_xml("PII-5").replace("+49 40 1234567", odd_phone)).order
+    assert [r.code for r in held.hold_reasons] == ["PHONE_INVALID"]
+    assert all(odd_phone not in r.message for r in held.hold_reasons)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +14,7 @@ import pytest
 from ordergate_server.domain.model import OrderDraft
 from ordergate_server.formats import DocumentLimits, UnreadableOrder, read_order
 
-from ..support import EXAMPLES, order_xml
+from ..support import EXAMPLES, order_xml, recording_http_server
 
 
 def reasons(payload: bytes) -> list[str]:
@@ -120,24 +118,8 @@ def test_element_count_is_bounded() -> None:
 
 @pytest.fixture
 def loopback_listener() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server on 127.0.0.1 that records every request it gets."""
-    hits: list[str] = []
-
-    class Recorder(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"<x/>")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    server.shutdown()
+    with recording_http_server() as listener:
+        yield listener
 
 
 def test_no_payload_reaches_the_network(loopback_listener: tuple[str, list[str]]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from grpc.aio import ServerInterceptor, ServicerContext
 from sqlalchemy.exc import OperationalError
 
@@ -199,29 +199,22 @@ def _decoding_inside(handler: Handler) -> Handler:
     return factory(run, request_deserializer=None, response_serializer=handler.response_serializer)
 
 
-def _text_fields_with_nul(message: Any, prefix: str) -> Iterator[str]:
-    """Paths of the string fields of `message` (nested, repeated) that contain NUL."""
+def _text_fields_with_nul(message: Message, prefix: str) -> Iterator[str]:
+    """Paths of the string fields of `message` (nested, repeated, map keys and values) that
+    contain NUL."""
     for field, value in message.ListFields():
         path = f"{prefix}{field.name}"
-        items = value if field.is_repeated else [value]
-        if field.message_type is not None:
-            if field.message_type.GetOptions().map_entry:
-                items = [value[k] for k in value]
-                for key in value:
-                    if isinstance(key, str) and "\x00" in key:
-                        yield path
-            for index, item in enumerate(items):
-                if isinstance(item, str):
-                    if "\x00" in item:
-                        yield path
-                elif hasattr(item, "ListFields"):
-                    yield from _text_fields_with_nul(
-                        item, f"{path}[{index}]." if field.is_repeated else f"{path}."
-                    )
-        elif field.type == field.TYPE_STRING:
-            for index, item in enumerate(items):
-                if "\x00" in item:
-                    yield f"{path}[{index}]" if field.is_repeated else path
+        is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
+        if is_map:
+            items = [*value.keys(), *value.values()]
+        else:
+            items = value if field.is_repeated else [value]
+        for index, item in enumerate(items):
+            where = f"{path}[{index}]" if field.is_repeated else path
+            if isinstance(item, str) and "\x00" in item:
+                yield where
+            elif isinstance(item, Message):
+                yield from _text_fields_with_nul(item, f"{where}.")
 
 
 _DATABASE_UNAVAILABLE = ServiceError(

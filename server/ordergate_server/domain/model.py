@@ -67,6 +67,11 @@ class HoldReason:
     # Ordergate's own rules.
     rule: str = ""
 
+    def to_dict(self) -> dict[str, str]:
+        """As stored with the order and written in file-drop result files."""
+        stored = {"code": self.code.value, "field": self.field, "message": self.message}
+        return stored | {"rule": self.rule} if self.rule else stored
+
 
 @dataclass(frozen=True)
 class Address:

@@ -87,8 +87,9 @@ class SettleWatch:
         self._wall = wall
         self._seen: dict[Path, _Seen] = {}
 
-    def complete_files(self, inbox: Path) -> list[Path]:
-        """The complete order files in `inbox`, oldest name first."""
+    def complete_files(self, inbox: Path) -> tuple[list[Path], int]:
+        """The complete order files in `inbox`, by name, and how many others are not complete
+        yet (still uploading, or settling)."""
         ready = []
         present = set()
         for path in sorted(inbox.iterdir()):
@@ -111,7 +112,7 @@ class SettleWatch:
                 ready.append(path)
         for gone in [p for p in self._seen if p.parent == inbox and p not in present]:
             del self._seen[gone]
-        return ready
+        return ready, len(present) - len(ready)
 
     def forget(self, path: Path) -> None:
         self._seen.pop(path, None)
@@ -125,7 +126,8 @@ def move_out(path: Path, destination: Path, report: dict[str, Any]) -> Path:
     path; the name gets a short hash suffix if `destination` already holds that name.
     Raises FileNotFoundError if another poller moved the file first."""
     destination.mkdir(exist_ok=True)
-    target = _free_name(destination, path.name, str(report.get("sha256", ""))[:8])
+    # An unread (oversize) file has no hash to tell copies apart by; "copy" does then.
+    target = _free_name(destination, path.name, str(report.get("sha256") or "copy")[:8])
     write_atomically(
         destination / (target.name + RESULT_SUFFIX),
         (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode(),

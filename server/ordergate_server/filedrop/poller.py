@@ -12,10 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import Settings, submit_limits
-from ..service.file_import import FILE_PROCESSED, import_file, principal_for_folder
+from ..domain.access import Principal
+from ..service.file_import import (
+    FILE_PROCESSED,
+    FileResult,
+    import_file,
+    oversize_file,
+    principal_for_folder,
+)
 from ..service.submit import SubmitLimits
 from ..storage import Database
-from .inbox import SettleWatch, client_folders, is_order_file, move_out
+from .inbox import SettleWatch, client_folders, move_out
 from .outbox import write_stock_snapshot
 
 log = logging.getLogger(__name__)
@@ -113,27 +120,14 @@ class FilePoller:
                     )
                     self._unknown_clients.add(folder.client)
                 continue
-            files = self._watch.complete_files(folder.inbox)
-            summary.waiting += sum(
-                1 for p in folder.inbox.iterdir() if is_order_file(p.name)
-            ) - len(files)
+            files, waiting = self._watch.complete_files(folder.inbox)
+            summary.waiting += waiting
             for path in files:
                 if stop is not None and stop.is_set():
                     return summary
-                try:
-                    content = path.read_bytes()
-                except FileNotFoundError:  # another poller took it
+                result = self._import(principal, path)
+                if result is None:
                     continue
-                if _changed_since_read(path, content):
-                    continue  # written to again after it settled: wait for it to settle anew
-                result = import_file(
-                    self.db,
-                    principal,
-                    path.name,
-                    content,
-                    limits=self.settings.limits,
-                    max_file_bytes=self.settings.max_file_bytes,
-                )
                 try:
                     moved = move_out(path, folder.out(result.folder), result.report)
                 except FileNotFoundError:
@@ -145,6 +139,21 @@ class FilePoller:
                     summary.problem += 1
                 log.info("imported %s -> %s", path, moved)
         return summary
+
+    def _import(self, principal: Principal, path: Path) -> FileResult | None:
+        """Import one complete file; None when it is gone (another poller took it) or was
+        written to again after it settled (it waits to settle anew)."""
+        limit = self.settings.max_file_bytes
+        try:
+            size = path.stat().st_size
+            if size > limit:  # set aside unread: reading it could exhaust memory
+                return oversize_file(principal, path.name, size, limit)
+            content = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if _changed_since_read(path, content):
+            return None
+        return import_file(self.db, principal, path.name, content, limits=self.settings.limits)
 
 
 def _changed_since_read(path: Path, content: bytes) -> bool:

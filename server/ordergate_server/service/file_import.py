@@ -61,17 +61,11 @@ def import_file(
     content: bytes,
     *,
     limits: SubmitLimits,
-    max_file_bytes: int,
 ) -> FileResult:
     """Submit every order in `content` (one order, or a batch) and report on each."""
     content_sha256 = hashlib.sha256(content).hexdigest()
     now = datetime.now(UTC)
-    header: dict[str, Any] = {
-        "file": file_name,
-        "client": principal.client_name,
-        "sha256": content_sha256,
-        "imported_at": now.isoformat().replace("+00:00", "Z"),
-    }
+    header = _header(principal, file_name, content_sha256, now)
     with db.reader() as conn:
         earlier = imported_files.find_result(conn, principal.client_id, content_sha256)
     if earlier is not None:
@@ -83,18 +77,6 @@ def import_file(
         }
         return FileResult(folder_for(earlier), report)
 
-    if len(content) > max_file_bytes:
-        return FileResult(
-            FILE_PROBLEM,
-            {
-                **header,
-                "error": {
-                    "reason": "FILE_TOO_LARGE",
-                    "message": f"The file is {len(content)} bytes; the limit is {max_file_bytes}.",
-                },
-                "orders": [],
-            },
-        )
     documents = split_batch(content, limits.document)
     if documents == []:
         return FileResult(
@@ -125,14 +107,39 @@ def import_file(
     return FileResult(folder_for(report), report)
 
 
+def oversize_file(principal: Principal, file_name: str, size: int, limit: int) -> FileResult:
+    """The answer for a file larger than the limit, which is set aside without being read
+    (so neither its hash nor its orders are known)."""
+    return FileResult(
+        FILE_PROBLEM,
+        {
+            **_header(principal, file_name, "", datetime.now(UTC)),
+            "error": {
+                "reason": "FILE_TOO_LARGE",
+                "message": f"The file is {size} bytes; the limit is {limit}.",
+            },
+            "orders": [],
+        },
+    )
+
+
+def _header(principal: Principal, file_name: str, sha256: str, now: datetime) -> dict[str, Any]:
+    return {
+        "file": file_name,
+        "client": principal.client_name,
+        "sha256": sha256,
+        "imported_at": now.isoformat().replace("+00:00", "Z"),
+    }
+
+
+_NOT_ACCEPTED = {OrderState.ON_HOLD.value, "REJECTED"}
+
+
 def folder_for(report: dict[str, Any]) -> str:
     """processed/ when every order in the report was accepted, else problem/."""
     orders = report["orders"]
     accepted = bool(orders) and all(o["state"] not in _NOT_ACCEPTED for o in orders)
     return FILE_PROCESSED if accepted else FILE_PROBLEM
-
-
-_NOT_ACCEPTED = {OrderState.ON_HOLD.value, "REJECTED"}
 
 
 def _submit_one(
@@ -159,9 +166,5 @@ def _submit_one(
         "ordergate_id": order.id,
         "state": order.state.value,
         "replayed": result.replayed,
-        "hold_reasons": [
-            {"code": r.code.value, "field": r.field, "message": r.message}
-            | ({"rule": r.rule} if r.rule else {})
-            for r in order.hold_reasons
-        ],
+        "hold_reasons": [r.to_dict() for r in order.hold_reasons],
     }

@@ -144,11 +144,7 @@ def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "state": order.state.value,
-        "hold_reasons": [
-            {"code": r.code.value, "field": r.field, "message": r.message}
-            | ({"rule": r.rule} if r.rule else {})
-            for r in order.hold_reasons
-        ],
+        "hold_reasons": [r.to_dict() for r in order.hold_reasons],
         "delivery": pii.seal_json(conn, _delivery_to_json(order.delivery), "orders.delivery"),
         "notes": order.notes,
         "allocation_location": order.allocation_location or None,
