@@ -42,6 +42,7 @@ class Settings:
     # Threads per process that run database transactions; 0 runs them inline on the event loop;
     # -1 picks by database: inline on SQLite, 4 threads on PostgreSQL (bench/README.md).
     db_threads: int = -1
+    submit_batch_max: int = 64  # submissions stored in one transaction at most (group commit)
     # Calls served at once per process; past this, calls are refused rather than queued.
     max_concurrent_rpcs: int = 256
     # host:port of the Prometheus metrics endpoint (/metrics); empty: no endpoint.

@@ -12,13 +12,15 @@ import grpc
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
 
+from ..domain.access import Principal
 from ..domain.model import OrderState
 from ..formats.ubl_response import order_response
 from ..service import lifecycle, order_events
 from ..service import orders as order_queries
 from ..service.errors import ServiceError
 from ..service.ordered_feed import InOrder
-from ..service.submit import SubmitLimits, SubmitResult, submit_order
+from ..service.submit import SubmitLimits, SubmitResult, prepare_submission, submit_order
+from ..service.submit_queue import SubmitQueue
 from ..storage import Database
 from ..storage.orders import LoggedEvent
 from .convert import event_to_proto, order_to_proto, state_from_proto
@@ -38,12 +40,14 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         run: Runner,
         metrics: Metrics,
         *,
+        submit_queue: SubmitQueue,
         seller_name: str = "Ordergate",
     ) -> None:
         self._db = db
         self._limits = limits
         self._metrics = metrics
         self._run = run  # where the blocking service calls run (api/runner.py)
+        self._submit_queue = submit_queue  # submissions share transactions (group commit)
         self._seller_name = seller_name  # the seller party of UBL OrderResponse documents
 
     def _answer(
@@ -60,18 +64,27 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             )
         return response
 
+    async def _submit(self, principal: Principal, request: pb.SubmitOrderRequest) -> SubmitResult:
+        if request.validate_only:  # reads only: nothing to commit
+            return await self._run(
+                submit_order,
+                self._db,
+                principal,
+                request_id=request.request_id,
+                payload=request.order_xml,
+                validate_only=True,
+                limits=self._limits,
+            )
+        # Reading the document is CPU work, done here; the transaction is the queue's.
+        prepared = prepare_submission(
+            principal, request_id=request.request_id, payload=request.order_xml, limits=self._limits
+        )
+        return await self._submit_queue.submit(prepared)
+
     async def SubmitOrder(
         self, request: pb.SubmitOrderRequest, context: Context
     ) -> pb.SubmitOrderResponse:
-        result = await self._run(
-            submit_order,
-            self._db,
-            current_principal(),
-            request_id=request.request_id,
-            payload=request.order_xml,
-            validate_only=request.validate_only,
-            limits=self._limits,
-        )
+        result = await self._submit(current_principal(), request)
         return self._answer(request, result)
 
     async def SubmitOrders(
@@ -82,15 +95,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         async for item in requests:
             request = item.order
             try:
-                result = await self._run(
-                    submit_order,
-                    self._db,
-                    principal,
-                    request_id=request.request_id,
-                    payload=request.order_xml,
-                    validate_only=request.validate_only,
-                    limits=self._limits,
-                )
+                result = await self._submit(principal, request)
             except ServiceError as refused:
                 yield pb.SubmitOrdersResponse(
                     request_id=request.request_id, error=item_error(refused)

@@ -37,6 +37,7 @@ from ..filedrop import DropSettings, FilePoller
 from ..service import monitoring
 from ..service.auth import Authenticator
 from ..service.rate_limits import KeyLimits
+from ..service.submit_queue import SubmitQueue
 from ..storage import Database
 from .audit_servicer import AuditServicer
 from .catalog_servicer import CatalogServicer
@@ -73,6 +74,7 @@ class RunningServer:
     metrics: Metrics
     metrics_port: int  # 0 when there is no metrics endpoint
     background: list[asyncio.Task[None]]
+    submit_queue: SubmitQueue
 
     async def stop(self, grace: float) -> None:
         """Drain: NOT_SERVING first so balancers stop sending, then finish in-flight calls."""
@@ -80,6 +82,7 @@ class RunningServer:
         for task in self.background:
             task.cancel()
         await self.server.stop(grace)
+        await asyncio.to_thread(self.submit_queue.close)
         self.metrics.stop()
 
 
@@ -115,8 +118,12 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     if threads < 0:
         threads = 4 if db.dialect == "postgresql" else 0
     run = thread_pool(threads) if threads > 0 else inline
+    submit_queue = SubmitQueue(db, max_batch=settings.submit_batch_max)
     order_service_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(db, limits, run, metrics, seller_name=settings.seller_name), server
+        OrderServicer(
+            db, limits, run, metrics, submit_queue=submit_queue, seller_name=settings.seller_name
+        ),
+        server,
     )
     inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
         InventoryServicer(db, run), server
@@ -155,7 +162,9 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     drop = DropSettings.from_settings(settings)
     if drop.enabled:
         background.append(asyncio.create_task(_poll_drop_folders(FilePoller(db, drop))))
-    return RunningServer(server, port, health_servicer, metrics, metrics_port, background)
+    return RunningServer(
+        server, port, health_servicer, metrics, metrics_port, background, submit_queue
+    )
 
 
 async def _poll_drop_folders(poller: FilePoller) -> None:

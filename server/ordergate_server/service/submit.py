@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.access import Principal
 from ..domain.allocation import DemandLine, choose_location, shortfall_reasons, total_demand
-from ..domain.model import Delivery, HoldReason, OrderDraft, OrderState
+from ..domain.model import Customer, Delivery, HoldReason, OrderDraft, OrderState, Product
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
 from ..formats import DocumentLimits, UnreadableOrder, read_order
@@ -44,6 +45,19 @@ class SubmitResult:
     replayed: bool
 
 
+@dataclass(frozen=True)
+class PreparedSubmission:
+    """A submission read and checked, ready for its transaction (no database touched yet)."""
+
+    principal: Principal
+    request_id: str
+    payload: bytes
+    payload_sha256: str
+    document: OrderDraft | UnreadableOrder
+    received_at: datetime
+    acting: Principal | None = None
+
+
 def submit_order(
     db: Database,
     principal: Principal,
@@ -62,6 +76,30 @@ def submit_order(
     Raises ServiceError for a request that cannot be taken at all (too large, bad request_id,
     request_id reused for other content, an order id already past ON_HOLD with other content).
     """
+    prepared = prepare_submission(
+        principal,
+        request_id=request_id,
+        payload=payload,
+        validate_only=validate_only,
+        limits=limits,
+        acting=acting,
+    )
+    if validate_only:
+        return _validate_only(db, prepared)
+    return store_submission(db, prepared)
+
+
+def prepare_submission(
+    principal: Principal,
+    *,
+    request_id: str,
+    payload: bytes,
+    validate_only: bool = False,
+    limits: SubmitLimits = SubmitLimits(),
+    acting: Principal | None = None,
+) -> PreparedSubmission:
+    """The CPU part of a submission, outside any transaction: size limit, request_id, reading
+    the document. Raises ServiceError for a request that cannot be taken at all."""
     if len(payload) > limits.max_payload_bytes:
         raise ServiceError(
             ErrorKind.RESOURCE_EXHAUSTED,
@@ -75,28 +113,26 @@ def submit_order(
         )
     if not validate_only:
         _check_request_id(request_id)
-    payload_sha256 = hashlib.sha256(payload).hexdigest()
-    document = read_order(payload, limits.document)  # CPU only: outside any transaction
-    now = datetime.now(UTC)
+    return PreparedSubmission(
+        principal=principal,
+        request_id=request_id,
+        payload=payload,
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        document=read_order(payload, limits.document),
+        received_at=datetime.now(UTC),
+        acting=acting,
+    )
 
-    if validate_only:
-        return _validate_only(db, principal, document, payload_sha256, now)
 
+def store_submission(db: Database, prepared: PreparedSubmission) -> SubmitResult:
+    """Store one prepared submission in its own transaction and answer it (raises
+    ServiceError for a refused one, after the refusal itself is on record)."""
     # Two attempts are enough: the only conflicts are a concurrent submission that claimed the
     # same request_id or order id first, and the second attempt sees its committed result.
     for attempt in range(3):
         try:
             with db.transaction() as tx:
-                outcome = _submit_in_transaction(
-                    tx,
-                    principal,
-                    request_id,
-                    payload,
-                    payload_sha256,
-                    document,
-                    now,
-                    acting,
-                )
+                outcome = _submit_in_transaction(tx, prepared)
             break
         except IntegrityError:
             if attempt == 2:
@@ -106,14 +142,9 @@ def submit_order(
     return outcome
 
 
-def _validate_only(
-    db: Database,
-    principal: Principal,
-    document: OrderDraft | UnreadableOrder,
-    payload_sha256: str,
-    now: datetime,
-) -> SubmitResult:
+def _validate_only(db: Database, prepared: PreparedSubmission) -> SubmitResult:
     """The answer a real submission would get now, with nothing stored or allocated."""
+    principal, document = prepared.principal, prepared.document
     with db.reader() as conn:
         existing = (
             orders.find_by_client_order_id(conn, principal.client_id, document.client_order_id)
@@ -121,13 +152,11 @@ def _validate_only(
             else None
         )
         if existing is not None and existing.state is not OrderState.ON_HOLD:
-            if existing.content_sha256 != payload_sha256:
+            if existing.content_sha256 != prepared.payload_sha256:
                 raise _duplicate_order_error(document.client_order_id, existing.state)
             return SubmitResult(_get(conn, existing.id), replayed=True)
         evaluation = _evaluate(conn, document, principal, lock=False)
-    return SubmitResult(
-        _order_record("", principal, document, evaluation, payload_sha256, now), False
-    )
+    return SubmitResult(_order_record("", prepared, evaluation), False)
 
 
 def _check_request_id(request_id: str) -> None:
@@ -143,99 +172,152 @@ def _check_request_id(request_id: str) -> None:
 
 
 @dataclass(frozen=True)
-class _Evaluation:
+class Evaluation:
+    """The verdict on one document: why it is held, or where its stock comes from."""
+
     reasons: tuple[HoldReason, ...]
     lines: tuple[LineRecord, ...]
     location: str  # where the stock comes from; "" when the order is held
     demand: dict[str, int]
-    stock: dict[tuple[str, str], catalog.StockRow] = field(default_factory=dict)
+    stock: dict[tuple[str, str], catalog.StockRow] = field(default_factory=dict)  # before
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """What the rules need from the catalog for a group of documents, read in a few statements
+    for the whole group (one submission, or a batch of them)."""
+
+    products: dict[tuple[str, bool], Product]
+    customers: dict[str, Customer]
+    renamed: dict[str, str]  # old SKUs whose rename window has ended -> the new SKU
+
+    @classmethod
+    def read(cls, conn: Connection, drafts: Iterable[OrderDraft]) -> CatalogView:
+        drafts = list(drafts)
+        keys = {line.catalog_key for draft in drafts for line in draft.lines}
+        products = catalog.resolve_products(conn, keys)
+        accounts = {draft.customer_account for draft in drafts if draft.customer_account}
+        unresolved = {code for code, is_barcode in keys if not is_barcode} - {
+            code for code, is_barcode in products if not is_barcode
+        }
+        return cls(
+            products=products,
+            customers=catalog.get_customers(conn, accounts) if accounts else {},
+            renamed=catalog.expired_renames(conn, unresolved, datetime.now(UTC))
+            if unresolved
+            else {},
+        )
+
+    def judge(
+        self, draft: OrderDraft, principal: Principal
+    ) -> tuple[list[HoldReason], tuple[LineRecord, ...]]:
+        """The rules' verdict on `draft`, and its lines with SKUs resolved."""
+        facts = CatalogFacts(
+            products=self.products,
+            customer=self.customers.get(draft.customer_account),
+            ordering_client_id=principal.client_id,
+            renamed=self.renamed,
+        )
+        lines = tuple(
+            LineRecord(
+                line_number=line.line_number,
+                submitted_code=line.code,
+                sku=product.sku if (product := self.products.get(line.catalog_key)) else "",
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
+            for line in draft.lines
+        )
+        return check_order(draft, facts), lines
+
+
+@dataclass
+class StockView:
+    """Stock of the SKUs a group of orders needs (bundles expanded), read once and then
+    allocated from in memory, order after order; `taken` is what to write back."""
+
+    kits: dict[str, list[tuple[str, int]]]
+    stock: dict[tuple[str, str], catalog.StockRow]
+    locations: list[str]
+    taken: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def read(
+        cls, conn: Connection, line_groups: Iterable[Sequence[LineRecord]], *, lock: bool
+    ) -> StockView:
+        """With `lock`, the stock rows stay locked until the transaction ends (PostgreSQL)."""
+        skus = {line.sku for lines in line_groups for line in lines}
+        # A bundle line asks for its components; a bundle has no stock of its own.
+        kits = catalog.bundle_components(conn, skus)
+        wanted = {
+            sku
+            for bundle_or_sku in skus
+            for sku, _ in kits.get(bundle_or_sku, [(bundle_or_sku, 1)])
+        }
+        return cls(
+            kits=kits,
+            stock=catalog.stock_records(conn, wanted, lock=lock),
+            locations=catalog.locations_by_priority(conn),
+        )
+
+    def plan(self, lines: tuple[LineRecord, ...]) -> Evaluation:
+        """Where `lines` can be allocated from (one location), or why they cannot."""
+        demand_lines = [
+            DemandLine(i, ln.line_number, sku, ln.quantity * per_kit)
+            for i, ln in enumerate(lines)
+            for sku, per_kit in self.kits.get(ln.sku, [(ln.sku, 1)])
+        ]
+        demand = total_demand(demand_lines)
+        available = {key: row.on_hand - row.allocated for key, row in self.stock.items()}
+        location = choose_location(demand, available, self.locations)
+        if location is None:
+            reasons = shortfall_reasons(demand_lines, available, self.locations)
+            return Evaluation(tuple(reasons), lines, "", {})
+        before = {(sku, location): self.stock[(sku, location)] for sku in demand}
+        return Evaluation((), lines, location, demand, before)
+
+    def take(self, evaluation: Evaluation) -> None:
+        """Count an allocated order's demand as allocated, for the orders planned after it."""
+        for sku, quantity in evaluation.demand.items():
+            key = (sku, evaluation.location)
+            self.stock[key] = replace(
+                self.stock[key], allocated=self.stock[key].allocated + quantity
+            )
+            self.taken[key] = self.taken.get(key, 0) + quantity
 
 
 def _evaluate(
     conn: Connection, document: OrderDraft | UnreadableOrder, principal: Principal, *, lock: bool
-) -> _Evaluation:
-    """Rules and allocation choice for a document (nothing written)."""
+) -> Evaluation:
+    """Rules and allocation choice for one document (nothing written)."""
     if isinstance(document, UnreadableOrder):
-        return _Evaluation(document.reasons, (), "", {})
-    products = catalog.resolve_products(conn, (line.catalog_key for line in document.lines))
-    unresolved = {ln.code for ln in document.lines if ln.catalog_key not in products}
-    facts = CatalogFacts(
-        products=products,
-        customer=catalog.get_customer(conn, document.customer_account)
-        if document.customer_account
-        else None,
-        ordering_client_id=principal.client_id,
-        renamed=catalog.expired_renames(conn, unresolved, datetime.now(UTC)) if unresolved else {},
-    )
-    reasons = check_order(document, facts)
-    lines = []
-    for line in document.lines:
-        product = facts.products.get(line.catalog_key)
-        lines.append(
-            LineRecord(
-                line_number=line.line_number,
-                submitted_code=line.code,
-                sku=product.sku if product else "",
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-            )
-        )
+        return Evaluation(document.reasons, (), "", {})
+    reasons, lines = CatalogView.read(conn, [document]).judge(document, principal)
     if reasons:
-        return _Evaluation(tuple(reasons), tuple(lines), "", {})
-    return plan_allocation(conn, tuple(lines), lock=lock)
+        return Evaluation(tuple(reasons), lines, "", {})
+    return plan_allocation(conn, lines, lock=lock)
 
 
-def plan_allocation(conn: Connection, lines: tuple[LineRecord, ...], *, lock: bool) -> _Evaluation:
+def plan_allocation(conn: Connection, lines: tuple[LineRecord, ...], *, lock: bool) -> Evaluation:
     """Where resolved `lines` can be allocated from (one location), or why they cannot."""
-    # A bundle line asks for its components; a bundle has no stock of its own.
-    kits = catalog.bundle_components(conn, {line.sku for line in lines})
-    demand_lines = [
-        DemandLine(i, ln.line_number, sku, ln.quantity * per_kit)
-        for i, ln in enumerate(lines)
-        for sku, per_kit in kits.get(ln.sku, [(ln.sku, 1)])
-    ]
-    demand = total_demand(demand_lines)
-    stock = catalog.stock_records(conn, demand, lock=lock)
-    available = {key: row.on_hand - row.allocated for key, row in stock.items()}
-    locations = catalog.locations_by_priority(conn)
-    location = choose_location(demand, available, locations)
-    if location is None:
-        return _Evaluation(
-            tuple(shortfall_reasons(demand_lines, available, locations)), tuple(lines), "", {}
-        )
-    return _Evaluation((), tuple(lines), location, demand, stock)
+    return StockView.read(conn, [lines], lock=lock).plan(lines)
 
 
 def _submit_in_transaction(
-    tx: Connection,
-    principal: Principal,
-    request_id: str,
-    payload: bytes,
-    payload_sha256: str,
-    document: OrderDraft | UnreadableOrder,
-    now: datetime,
-    acting: Principal | None,
+    tx: Connection, prepared: PreparedSubmission
 ) -> SubmitResult | ServiceError:
+    principal, request_id, document = prepared.principal, prepared.request_id, prepared.document
+    now, acting = prepared.received_at, prepared.acting
     actor = (acting or principal).client_name
     client_id = principal.client_id
     previous = submissions.find(tx, client_id, request_id)
     if previous is not None:
-        return _replay(tx, principal, request_id, previous, payload_sha256)
+        return _replay(tx, request_id, previous, prepared.payload_sha256)
 
     def record_submission(order_id: str, outcome: str) -> None:
         # The idempotency claim: unique per (client, request_id). A concurrent twin blocks here
         # (PostgreSQL) until we commit, then fails and retries into _replay.
-        submissions.insert(
-            tx,
-            submission_id=str(uuid.uuid4()),
-            client_id=client_id,
-            request_id=request_id,
-            received_at=now,
-            payload=payload,
-            payload_sha256=payload_sha256,
-            order_id=order_id,
-            outcome=outcome,
-        )
+        submissions.insert_many(tx, [_submission_row(prepared, order_id, outcome)])
 
     existing = (
         orders.find_by_client_order_id(tx, client_id, document.client_order_id, lock=True)
@@ -243,7 +325,7 @@ def _submit_in_transaction(
         else None
     )
     if existing is not None and existing.state is not OrderState.ON_HOLD:
-        if existing.content_sha256 == payload_sha256:
+        if existing.content_sha256 == prepared.payload_sha256:
             record_submission(existing.id, OUTCOME_DUPLICATE)
             return SubmitResult(_get(tx, existing.id), replayed=True)
         record_submission(existing.id, OUTCOME_REJECTED)
@@ -262,11 +344,10 @@ def _submit_in_transaction(
         stock_log.record(tx, allocation_changes(evaluation, principal, order_id, now))
 
     if existing is None:
-        order = _order_record(order_id, principal, document, evaluation, payload_sha256, now)
-        order = replace(order, events=(_event(actor, "SUBMITTED", None, order, now),))
+        order = new_order(order_id, prepared, evaluation)
         orders.insert_order(tx, client_id, order)
     else:  # a held order resubmitted: the new content replaces it and is judged afresh
-        order = _order_record(existing.id, principal, document, evaluation, payload_sha256, now)
+        order = _order_record(existing.id, prepared, evaluation)
         order = replace(order, created_at=existing.created_at)
         orders.replace_order(tx, existing.seq, order)
         orders.insert_events(
@@ -292,8 +373,36 @@ def _submit_in_transaction(
     return SubmitResult(order, replayed=False)
 
 
+def new_order(order_id: str, prepared: PreparedSubmission, evaluation: Evaluation) -> OrderRecord:
+    """The record of a new order as judged by `evaluation`, with its SUBMITTED event."""
+    order = _order_record(order_id, prepared, evaluation)
+    actor = (prepared.acting or prepared.principal).client_name
+    event = _event(actor, "SUBMITTED", None, order, prepared.received_at)
+    return replace(order, events=(event,))
+
+
+def _submission_row(
+    prepared: PreparedSubmission, order_id: str, outcome: str
+) -> submissions.NewSubmission:
+    return submissions.NewSubmission(
+        id=str(uuid.uuid4()),
+        client_id=prepared.principal.client_id,
+        request_id=prepared.request_id,
+        received_at=prepared.received_at,
+        payload=prepared.payload,
+        payload_sha256=prepared.payload_sha256,
+        order_id=order_id,
+        outcome=outcome,
+    )
+
+
+def accepted_submission(prepared: PreparedSubmission, order_id: str) -> submissions.NewSubmission:
+    """The submission log row of a submission that created order `order_id`."""
+    return _submission_row(prepared, order_id, OUTCOME_ORDER)
+
+
 def allocation_changes(
-    evaluation: _Evaluation, principal: Principal, order_id: str, now: datetime
+    evaluation: Evaluation, principal: Principal, order_id: str, now: datetime
 ) -> list[stock_log.StockChange]:
     changes = []
     for sku, quantity in evaluation.demand.items():
@@ -317,7 +426,6 @@ def allocation_changes(
 
 def _replay(
     tx: Connection,
-    principal: Principal,
     request_id: str,
     previous: submissions.Submission,
     payload_sha256: str,
@@ -355,13 +463,9 @@ def _get(conn: Connection, order_id: str) -> OrderRecord:
 
 
 def _order_record(
-    order_id: str,
-    principal: Principal,
-    document: OrderDraft | UnreadableOrder,
-    evaluation: _Evaluation,
-    payload_sha256: str,
-    now: datetime,
+    order_id: str, prepared: PreparedSubmission, evaluation: Evaluation
 ) -> OrderRecord:
+    document, now = prepared.document, prepared.received_at
     # A problem submission keeps only what could be read safely: its order id, if any.
     draft = (
         document
@@ -370,7 +474,7 @@ def _order_record(
     )
     return OrderRecord(
         id=order_id,
-        client=principal.client_name,
+        client=prepared.principal.client_name,
         client_order_id=draft.client_order_id,
         customer_account=draft.customer_account,
         channel=draft.channel,
@@ -385,7 +489,7 @@ def _order_record(
         notes=draft.notes,
         allocation_location=evaluation.location,
         problem_submission=isinstance(document, UnreadableOrder),
-        content_sha256=payload_sha256,
+        content_sha256=prepared.payload_sha256,
     )
 
 

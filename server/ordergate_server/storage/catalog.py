@@ -14,11 +14,11 @@ from sqlalchemy import (
     bindparam,
     or_,
     select,
-    update,
 )
 
 from ..domain.model import Customer, Product
 from . import tables as t
+from .bulk import add_allocated
 from .upsert import upsert
 
 
@@ -45,8 +45,8 @@ _PRODUCTS_BY_CODE = (
     .join(t.products, _p.sku == _pc.sku)
     .where(_pc.code.in_(bindparam("codes", expanding=True)), _current(bindparam("at")))
 )
-_CUSTOMER = select(_c.account, _c.currency, _c.requires_special_handling, _c.client_id).where(
-    _c.account == bindparam("account")
+_CUSTOMERS = select(_c.account, _c.currency, _c.requires_special_handling, _c.client_id).where(
+    _c.account.in_(bindparam("accounts", expanding=True))
 )
 _BUNDLE_COMPONENTS = (
     select(_b.bundle_sku, _b.component_sku, _b.quantity)
@@ -105,10 +105,18 @@ def resolve_products(
 
 
 def get_customer(conn: Connection, account: str) -> Customer | None:
-    row = conn.execute(_CUSTOMER, {"account": account}).first()
-    if row is None:
-        return None
-    return Customer(row.account, row.currency, bool(row.requires_special_handling), row.client_id)
+    return get_customers(conn, [account]).get(account)
+
+
+def get_customers(conn: Connection, accounts: Iterable[str]) -> dict[str, Customer]:
+    """The customers among `accounts` that are in the catalog, by account."""
+    rows = conn.execute(_CUSTOMERS, {"accounts": sorted(set(accounts))})
+    return {
+        row.account: Customer(
+            row.account, row.currency, bool(row.requires_special_handling), row.client_id
+        )
+        for row in rows
+    }
 
 
 def bundle_components(conn: Connection, skus: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
@@ -138,35 +146,14 @@ def stock_records(
     }
 
 
-class StockChangedError(RuntimeError):
-    """A conditional stock update found less available than the locked read promised."""
-
-
-# Built once: constructing a Core statement costs more than executing it on SQLite.
-_ALLOCATE = (
-    update(t.stock)
-    .where(
-        and_(
-            t.stock.c.sku == bindparam("b_sku"),
-            t.stock.c.location == bindparam("b_location"),
-            t.stock.c.on_hand - t.stock.c.allocated >= bindparam("b_quantity"),
-        )
-    )
-    .values(allocated=t.stock.c.allocated + bindparam("b_quantity"))
-)
-
-
 def allocate(conn: Connection, location: str, demand: Mapping[str, int]) -> None:
-    """Add `demand` to the allocated quantity at `location`, in one executemany. Each row's
-    update is conditional on enough stock being available, so even a caller that forgot to
-    lock cannot oversell; where the driver reports it, a short count is an error."""
-    rows = [
-        {"b_sku": sku, "b_location": location, "b_quantity": quantity}
-        for sku, quantity in sorted(demand.items())
-    ]
-    result = conn.execute(_ALLOCATE, rows)
-    if conn.dialect.supports_sane_multi_rowcount and result.rowcount != len(rows):
-        raise StockChangedError(f"less available at {location} than the locked read promised")
+    """Add `demand` (pieces per SKU) to the allocated quantity at `location`."""
+    allocate_at(conn, {(sku, location): quantity for sku, quantity in demand.items()})
+
+
+def allocate_at(conn: Connection, demand: Mapping[tuple[str, str], int]) -> None:
+    """Add `demand` (pieces per (sku, location)) to the allocated quantities (bulk.py)."""
+    add_allocated(conn, demand)
 
 
 # --- stock records (`ordergate load`) -------------------------------------------------------

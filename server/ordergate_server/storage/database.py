@@ -7,13 +7,21 @@ Two engines over one database:
   READ COMMITTED transaction; rows that decide an outcome are locked with SELECT ... FOR UPDATE.
 - `reader()` for reads in AUTOCOMMIT: no transaction bookkeeping per lookup (measured to double
   stock-lookup throughput, DESIGN.md).
+
+SQLite has one writer at a time. Writers of every process queue for it on a kernel file lock
+next to the database (`WriteGate`) before BEGIN IMMEDIATE, and are woken the moment it is free;
+left to SQLite's busy handler they would poll, sleeping 1, 2, 5, 10... ms between tries, and
+with `serve --workers` the CPUs sat idle while the lock was free (bench/submit_orders.py).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +37,31 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+class WriteGate:
+    """One writer at a time across threads (a lock) and processes (flock on `path`)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._threads = threading.Lock()
+        self._fd = -1  # opened on first use: a spawned worker opens its own
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads:
+            if self._fd < 0:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 @dataclass
 class Database:
     engine: Engine
     read_engine: Engine
+    write_gate: WriteGate | None = field(default=None)  # SQLite only
 
     @property
     def dialect(self) -> str:
@@ -41,7 +70,8 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One unit of work: commits when the block ends, rolls back if it raises."""
-        with self.engine.begin() as conn:
+        gate = self.write_gate.held() if self.write_gate else nullcontext()
+        with gate, self.engine.begin() as conn:
             yield conn
 
     @contextmanager
@@ -98,7 +128,7 @@ def _engines(parsed: URL, pool_size: int) -> Database:
         for each in (engine, read_engine):
             event.listen(each, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_begin_immediate)
-        return Database(engine, read_engine)
+        return Database(engine, read_engine, WriteGate(Path(f"{parsed.database}.write-lock")))
 
     # No pre-ping: it costs a round trip per transaction. A connection broken by a database
     # restart fails its statement (UNAVAILABLE to the caller, who retries) and is replaced.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -15,6 +15,7 @@ from ..domain.model import Address, Delivery, HoldCode, HoldReason, OrderState
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from . import pii
 from . import tables as t
+from .bulk import BulkInsert
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,18 @@ _FIND_BY_CLIENT_ORDER_ID = select(_o.seq, _o.id, _o.state, _o.content_sha256, _o
     and_(_o.client_id == bindparam("client_id"), _o.client_order_id == bindparam("order_id"))
 )
 _FIND_BY_CLIENT_ORDER_ID_LOCKED = _FIND_BY_CLIENT_ORDER_ID.with_for_update()
+_FIND_MANY_BY_CLIENT_ORDER_ID = select(_o.client_id, _o.client_order_id).where(
+    and_(
+        _o.client_id.in_(bindparam("client_ids", expanding=True)),
+        _o.client_order_id.in_(bindparam("order_ids", expanding=True)),
+    )
+)
+_FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED = _FIND_MANY_BY_CLIENT_ORDER_ID.with_for_update()
 _INSERT_ORDER = t.orders.insert().returning(_o.seq)
-_INSERT_LINES = t.order_lines.insert()
-_INSERT_EVENTS = t.order_events.insert()
+_INSERT_ORDERS = BulkInsert(t.orders)
+_SEQ_BY_ID = select(_o.id, _o.seq).where(_o.id.in_(bindparam("ids", expanding=True)))
+_INSERT_LINES = BulkInsert(t.order_lines)
+_INSERT_EVENTS = BulkInsert(t.order_events)
 
 
 def find_by_client_order_id(
@@ -51,6 +61,24 @@ def find_by_client_order_id(
     return OrderKey(row.seq, row.id, OrderState(row.state), row.content_sha256, row.created_at)
 
 
+def existing_client_order_ids(
+    conn: Connection, keys: Iterable[tuple[int, str]], *, lock: bool = False
+) -> set[tuple[int, str]]:
+    """Which (client_id, client order id) pairs of `keys` name an order already, in one
+    statement; with `lock`, those order rows stay locked (PostgreSQL)."""
+    wanted = set(keys)
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        _FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_MANY_BY_CLIENT_ORDER_ID,
+        {
+            "client_ids": sorted({client_id for client_id, _ in wanted}),
+            "order_ids": sorted({order_id for _, order_id in wanted}),
+        },
+    )
+    return {(row.client_id, row.client_order_id) for row in rows} & wanted
+
+
 def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
     """Store a new order with its lines and events; returns its seq."""
     seq: int = conn.execute(
@@ -59,6 +87,20 @@ def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
     _insert_lines(conn, seq, order.lines)
     insert_events(conn, seq, order.events)
     return seq
+
+
+def insert_orders(conn: Connection, new: Sequence[tuple[int, OrderRecord]]) -> None:
+    """Store new orders (client_id, order) with their lines and events: four statements for
+    any number of orders (rows, their seqs, all lines, all events)."""
+    if not new:
+        return
+    _INSERT_ORDERS(
+        conn, [{"client_id": client_id, **_order_values(conn, order)} for client_id, order in new]
+    )
+    rows = conn.execute(_SEQ_BY_ID, {"ids": [order.id for _, order in new]})
+    seqs = {row.id: row.seq for row in rows}
+    _insert_lines_of(conn, [(seqs[order.id], order.lines) for _, order in new])
+    _insert_events_of(conn, [(seqs[order.id], order.events) for _, order in new])
 
 
 def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
@@ -71,23 +113,27 @@ def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
 
 
 def insert_events(conn: Connection, order_seq: int, events: Sequence[EventRecord]) -> None:
-    if events:
-        conn.execute(
-            _INSERT_EVENTS,
-            [
-                {
-                    "id": e.id,
-                    "order_seq": order_seq,
-                    "created_at": e.created_at,
-                    "actor": e.actor,
-                    "type": e.type,
-                    "old_state": e.old_state.value if e.old_state else None,
-                    "new_state": e.new_state.value,
-                    "detail": e.detail,
-                }
-                for e in events
-            ],
-        )
+    _insert_events_of(conn, [(order_seq, events)])
+
+
+def _insert_events_of(
+    conn: Connection, per_order: Sequence[tuple[int, Sequence[EventRecord]]]
+) -> None:
+    rows = [
+        {
+            "id": e.id,
+            "order_seq": order_seq,
+            "created_at": e.created_at,
+            "actor": e.actor,
+            "type": e.type,
+            "old_state": e.old_state.value if e.old_state else None,
+            "new_state": e.new_state.value,
+            "detail": e.detail,
+        }
+        for order_seq, events in per_order
+        for e in events
+    ]
+    _INSERT_EVENTS(conn, rows)
 
 
 def get_order(
@@ -154,22 +200,26 @@ def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
 
 
 def _insert_lines(conn: Connection, seq: int, lines: Sequence[LineRecord]) -> None:
-    if lines:
-        conn.execute(
-            _INSERT_LINES,
-            [
-                {
-                    "order_seq": seq,
-                    "position": position,
-                    "line_number": line.line_number,
-                    "submitted_code": line.submitted_code,
-                    "sku": line.sku or None,
-                    "quantity": line.quantity,
-                    "unit_price": str(line.unit_price) if line.unit_price is not None else None,
-                }
-                for position, line in enumerate(lines)
-            ],
-        )
+    _insert_lines_of(conn, [(seq, lines)])
+
+
+def _insert_lines_of(
+    conn: Connection, per_order: Sequence[tuple[int, Sequence[LineRecord]]]
+) -> None:
+    rows = [
+        {
+            "order_seq": seq,
+            "position": position,
+            "line_number": line.line_number,
+            "submitted_code": line.submitted_code,
+            "sku": line.sku or None,
+            "quantity": line.quantity,
+            "unit_price": str(line.unit_price) if line.unit_price is not None else None,
+        }
+        for seq, lines in per_order
+        for position, line in enumerate(lines)
+    ]
+    _INSERT_LINES(conn, rows)
 
 
 def _order_select() -> Select[Any]:

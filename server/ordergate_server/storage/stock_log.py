@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from . import tables as t
+from .bulk import BulkInsert
 
 
 @dataclass(frozen=True)
@@ -29,28 +30,30 @@ class StockChange:
     seq: int = 0  # assigned by the database
 
 
+_INSERT = BulkInsert(t.stock_changes)
+
+
 def record(conn: Connection, changes: Sequence[StockChange]) -> None:
-    if changes:
-        conn.execute(
-            t.stock_changes.insert(),
-            [
-                {
-                    "at": c.at,
-                    "sku": c.sku,
-                    "location": c.location,
-                    "kind": c.kind,
-                    "on_hand_delta": c.on_hand_delta,
-                    "allocated_delta": c.allocated_delta,
-                    "on_hand_after": c.on_hand_after,
-                    "allocated_after": c.allocated_after,
-                    "actor": c.actor,
-                    "reason": c.reason,
-                    "order_id": c.order_id,
-                    "request_id": c.request_id,
-                }
-                for c in changes
-            ],
-        )
+    _INSERT(
+        conn,
+        [
+            {
+                "at": c.at,
+                "sku": c.sku,
+                "location": c.location,
+                "kind": c.kind,
+                "on_hand_delta": c.on_hand_delta,
+                "allocated_delta": c.allocated_delta,
+                "on_hand_after": c.on_hand_after,
+                "allocated_after": c.allocated_after,
+                "actor": c.actor,
+                "reason": c.reason,
+                "order_id": c.order_id,
+                "request_id": c.request_id,
+            }
+            for c in changes
+        ],
+    )
 
 
 def _change(row: Row[Any]) -> StockChange:

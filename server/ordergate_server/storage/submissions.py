@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, and_, bindparam, select
 
 from . import pii
 from . import tables as t
+from .bulk import BulkInsert
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,35 @@ _s = t.submissions.c
 _FIND = select(_s.id, _s.payload_sha256, _s.order_id, _s.outcome).where(
     and_(_s.client_id == bindparam("client_id"), _s.request_id == bindparam("request_id"))
 )
-_INSERT = t.submissions.insert()
+# Many at once: both columns of the unique key as IN lists (an index range each), the pairs
+# that were not asked for dropped afterwards.
+_FIND_MANY = select(_s.client_id, _s.request_id).where(
+    and_(
+        _s.client_id.in_(bindparam("client_ids", expanding=True)),
+        _s.request_id.in_(bindparam("request_ids", expanding=True)),
+    )
+)
+_INSERT = BulkInsert(t.submissions)
 
 
 def find(conn: Connection, client_id: int, request_id: str) -> Submission | None:
     row = conn.execute(_FIND, {"client_id": client_id, "request_id": request_id}).first()
     return Submission(row.id, row.payload_sha256, row.order_id, row.outcome) if row else None
+
+
+def claimed(conn: Connection, keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which of the (client_id, request_id) pairs `keys` are already claimed, in one statement."""
+    wanted = set(keys)
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        _FIND_MANY,
+        {
+            "client_ids": sorted({client_id for client_id, _ in wanted}),
+            "request_ids": sorted({request_id for _, request_id in wanted}),
+        },
+    )
+    return {(row.client_id, row.request_id) for row in rows} & wanted
 
 
 def insert(
@@ -46,18 +71,52 @@ def insert(
 ) -> None:
     """Record a submission. Raises IntegrityError when (client, request_id) is already taken:
     that unique key is the idempotency claim."""
-    conn.execute(
-        _INSERT,
-        {
-            "id": submission_id,
-            "client_id": client_id,
-            "request_id": request_id,
-            "received_at": received_at,
-            "payload": pii.seal_bytes(conn, payload, "submissions.payload"),
-            "payload_sha256": payload_sha256,
-            "order_id": order_id,
-            "outcome": outcome,
-        },
+    insert_many(
+        conn,
+        [
+            NewSubmission(
+                submission_id,
+                client_id,
+                request_id,
+                received_at,
+                payload,
+                payload_sha256,
+                order_id,
+                outcome,
+            )
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class NewSubmission:
+    id: str
+    client_id: int
+    request_id: str
+    received_at: datetime
+    payload: bytes
+    payload_sha256: str
+    order_id: str | None
+    outcome: str
+
+
+def insert_many(conn: Connection, new: Sequence[NewSubmission]) -> None:
+    """Record submissions in one statement; IntegrityError if any (client, request_id) is taken."""
+    _INSERT(
+        conn,
+        [
+            {
+                "id": s.id,
+                "client_id": s.client_id,
+                "request_id": s.request_id,
+                "received_at": s.received_at,
+                "payload": pii.seal_bytes(conn, s.payload, "submissions.payload"),
+                "payload_sha256": s.payload_sha256,
+                "order_id": s.order_id,
+                "outcome": s.outcome,
+            }
+            for s in new
+        ],
     )
 
 
