@@ -82,7 +82,7 @@ class RunningServer:
         for task in self.background:
             task.cancel()
         await self.server.stop(grace)
-        await asyncio.to_thread(self.submit_queue.close)
+        await self.submit_queue.close()
         self.metrics.stop()
 
 

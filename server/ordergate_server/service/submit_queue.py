@@ -1,10 +1,18 @@
 """Group commit: the SubmitOrder calls of one process share their transactions.
 
-A call reads its document where it runs (`prepare_submission`: CPU only) and queues it; one
-writer thread takes everything waiting, up to `max_batch`, stores it with `store_submissions`
-(one transaction for the lot) and answers each caller. Nothing waits to fill a batch: under
-light load a batch is a single submission, under heavy load the queue fills while the previous
-batch is written, so the cost per order falls as the load rises (bench/submit_orders.py).
+A call reads its document where it runs (`prepare_submission`: CPU only) and queues it. One
+flusher task takes everything waiting, up to `max_batch`, stores it with `store_submissions`
+(one transaction for the lot) and answers each caller. Nothing waits on a timer to fill a batch:
+while one batch is being written the next one gathers, so under light load a batch is a single
+submission and under heavy load the cost per order falls (bench/submit_orders.py).
+
+Where the batch is written depends on the database (measured, bench/README.md):
+- SQLite has one writer at a time across all worker processes. The flusher waits for that
+  write lock in a thread, so the event loop goes on reading requests meanwhile, then writes the
+  batch on the event loop itself: while it holds the lock no other thread of this process
+  competes with it for the GIL, so the lock is held as briefly as possible.
+- PostgreSQL writes concurrently; the batch goes to a thread, so the event loop goes on while
+  the statements make their round trips.
 
 An answer is given only after its transaction committed. A call cancelled while still queued
 (its deadline passed, the client went away) is dropped unstored: its client retries with the
@@ -14,73 +22,78 @@ same request_id.
 from __future__ import annotations
 
 import asyncio
-import threading
+import contextlib
 from collections import deque
-from concurrent.futures import Future
 
 from ..storage import Database
 from .submit import PreparedSubmission, SubmitResult
-from .submit_batch import store_submissions
+from .submit_batch import Outcome, store_submissions
 
 DEFAULT_MAX_BATCH = 64
+
+_Waiting = tuple[PreparedSubmission, "asyncio.Future[SubmitResult]"]
 
 
 class SubmitQueue:
     def __init__(self, db: Database, *, max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self._db = db
         self._max_batch = max_batch
-        self._waiting: deque[tuple[PreparedSubmission, Future[SubmitResult]]] = deque()
-        self._wake = threading.Condition()
-        self._closed = False
-        self._writer = threading.Thread(
-            target=self._write, name="ordergate-submit-writer", daemon=True
-        )
-        self._writer.start()
+        self._waiting: deque[_Waiting] = deque()
+        self._arrived = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def submit(self, prepared: PreparedSubmission) -> SubmitResult:
         """Store `prepared` with whatever else is waiting; its answer once committed. Raises
         what `store_submission` would (ServiceError for a refused submission)."""
-        done: Future[SubmitResult] = Future()
-        with self._wake:
-            if self._closed:
-                raise RuntimeError("the submit queue is closed")
-            self._waiting.append((prepared, done))
-            self._wake.notify()
-        return await asyncio.wrap_future(done)
+        loop = asyncio.get_running_loop()
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush_forever(), name="submit-queue")
+        done: asyncio.Future[SubmitResult] = loop.create_future()
+        self._waiting.append((prepared, done))
+        self._arrived.set()
+        return await done
 
-    def close(self) -> None:
-        """Store what is queued, then stop the writer."""
-        with self._wake:
-            self._closed = True
-            self._wake.notify()
-        self._writer.join()
+    async def close(self) -> None:
+        """Stop the flusher (after the server drained: nothing is waiting any more)."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
 
-    def _write(self) -> None:
+    async def _flush_forever(self) -> None:
         while True:
-            with self._wake:
-                while not self._waiting and not self._closed:
-                    self._wake.wait()
-                if not self._waiting:
-                    return  # closed and drained
-                taken = [
-                    self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))
-                ]
-            # From here on a caller's cancellation no longer withdraws its submission.
-            batch = [
-                (prepared, done) for prepared, done in taken if done.set_running_or_notify_cancel()
-            ]
-            if batch:
-                self._store(batch)
+            await self._arrived.wait()
+            async with self._db.write_turn() as holding_write_lock:
+                self._arrived.clear()
+                batch = self._take()
+                if not batch:
+                    continue
+                prepared = [item for item, _ in batch]
+                try:
+                    if holding_write_lock:
+                        outcomes = store_submissions(self._db, prepared, turn_taken=True)
+                    else:
+                        outcomes = await asyncio.to_thread(store_submissions, self._db, prepared)
+                except Exception as failure:  # the batch could not be stored at all
+                    outcomes = [failure] * len(batch)
+            _answer(batch, outcomes)
+            if self._waiting:
+                self._arrived.set()
 
-    def _store(self, batch: list[tuple[PreparedSubmission, Future[SubmitResult]]]) -> None:
-        try:
-            outcomes = store_submissions(self._db, [prepared for prepared, _ in batch])
-        except Exception as failure:  # the batch could not be stored at all (database down)
-            for _, done in batch:
-                done.set_exception(failure)
-            return
-        for (_, done), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                done.set_exception(outcome)
-            else:
-                done.set_result(outcome)
+    def _take(self) -> list[_Waiting]:
+        batch: list[_Waiting] = []
+        while self._waiting and len(batch) < self._max_batch:
+            item = self._waiting.popleft()
+            if not item[1].done():  # a caller cancelled while queued withdraws its submission
+                batch.append(item)
+        return batch
+
+
+def _answer(batch: list[_Waiting], outcomes: list[Outcome]) -> None:
+    for (_, done), outcome in zip(batch, outcomes, strict=True):
+        if done.done():
+            continue  # cancelled while being stored: a retry of its request_id replays it
+        if isinstance(outcome, Exception):
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)

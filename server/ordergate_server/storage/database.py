@@ -16,11 +16,12 @@ with `serve --workers` the CPUs sat idle while the lock was free (bench/submit_o
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,23 +39,31 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 class WriteGate:
-    """One writer at a time across threads (a lock) and processes (flock on `path`)."""
+    """One writer at a time across threads (a lock) and processes (flock on `path`). Acquired
+    in one thread and released in another when `write_turn` waits for it in a thread."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._threads = threading.Lock()
         self._fd = -1  # opened on first use: a spawned worker opens its own
 
+    def acquire(self) -> None:
+        self._threads.acquire()
+        if self._fd < 0:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
     @contextmanager
     def held(self) -> Iterator[None]:
-        with self._threads:
-            if self._fd < 0:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
 
 
 @dataclass
@@ -68,11 +77,26 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One unit of work: commits when the block ends, rolls back if it raises."""
-        gate = self.write_gate.held() if self.write_gate else nullcontext()
+    def transaction(self, *, turn_taken: bool = False) -> Iterator[Connection]:
+        """One unit of work: commits when the block ends, rolls back if it raises.
+        `turn_taken`: the caller holds the write lock already (inside `write_turn`)."""
+        gate = self.write_gate.held() if self.write_gate and not turn_taken else nullcontext()
         with gate, self.engine.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[bool]:
+        """On SQLite: wait for the write lock in a thread (the event loop goes on meanwhile) and
+        hold it for the block, which yields True; its transactions pass `turn_taken=True`.
+        On PostgreSQL writers do not queue: yields False at once."""
+        if self.write_gate is None:
+            yield False
+            return
+        await asyncio.to_thread(self.write_gate.acquire)
+        try:
+            yield True
+        finally:
+            self.write_gate.release()
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:
