@@ -1,0 +1,193 @@
+"""Group commit: a batch of submissions stored in one transaction answers each of them exactly as
+storing them one at a time, in the same order, would have; on both databases.
+
+The same mixed sequence (new orders competing for scarce stock, a bundle, a retry, a duplicate
+order id, an unreadable document, a held order's resubmission, an unknown SKU, a reused
+request_id) is stored once one by one and once as one batch, on a fresh catalog each time;
+answers, stock and row counts must agree, and match what the rules say they should be.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from ordergate_server.domain.access import Principal
+from ordergate_server.domain.model import HoldCode, OrderState
+from ordergate_server.service.auth import Authenticator
+from ordergate_server.service.errors import ServiceError
+from ordergate_server.service.submit import PreparedSubmission, prepare_submission, store_submission
+from ordergate_server.service.submit_batch import Outcome, store_submissions
+from ordergate_server.storage import Database, orders, submissions
+from ordergate_server.storage import tables as t
+from ordergate_server.storage.database import WriteGate
+
+from ..support import order_xml, seed_demo
+from .stock import count, stock_row
+
+REQUESTS = [str(uuid.uuid4()) for _ in range(10)]
+# (request_id, payload): the order the sequence is submitted in.
+SEQUENCE = [
+    (REQUESTS[0], order_xml("G-A", [("SKU-1005", 2)])),  # accepted: 5 -> 3 left
+    (REQUESTS[1], order_xml("G-B", [("SKU-1005", 3)])),  # accepted: takes the last 3
+    (REQUESTS[2], order_xml("G-C", [("SKU-1005", 1)])),  # held: nothing left
+    (REQUESTS[0], order_xml("G-A", [("SKU-1005", 2)])),  # the retry of the first: replayed
+    (REQUESTS[3], order_xml("G-A", [("SKU-1001", 1)])),  # other content, order id taken
+    (REQUESTS[4], "<Order"),  # unreadable: held as a problem submission
+    (REQUESTS[5], order_xml("G-C", [("SKU-1001", 1)])),  # G-C corrected: replaces the held one
+    (REQUESTS[6], order_xml("G-D", [("NOPE-1", 1)])),  # unknown SKU: held
+    (REQUESTS[6], order_xml("G-D", [("SKU-1001", 1)])),  # request_id reused: refused
+    (REQUESTS[7], order_xml("G-E", [("KIT-1", 1)])),  # a bundle: its components allocated
+]
+EXPECTED = [
+    ("order", "G-A", OrderState.ACCEPTED, [], False),
+    ("order", "G-B", OrderState.ACCEPTED, [], False),
+    ("order", "G-C", OrderState.ON_HOLD, [HoldCode.INSUFFICIENT_STOCK], False),
+    ("order", "G-A", OrderState.ACCEPTED, [], True),
+    ("refused", "DUPLICATE_ORDER_ID"),
+    ("order", "", OrderState.ON_HOLD, [HoldCode.XML_MALFORMED], False),
+    ("order", "G-C", OrderState.ACCEPTED, [], False),
+    ("order", "G-D", OrderState.ON_HOLD, [HoldCode.SKU_UNKNOWN], False),
+    ("refused", "IDEMPOTENCY_KEY_REUSED"),
+    ("order", "G-E", OrderState.ACCEPTED, [], False),
+]
+
+
+def _fresh_catalog(db: Database) -> Principal:
+    with db.transaction() as tx:
+        for table in reversed(t.metadata.sorted_tables):
+            tx.execute(table.delete())
+    keys = seed_demo(db)
+    with db.transaction() as tx:
+        tx.execute(update(t.stock).where(t.stock.c.sku == "SKU-1005").values(on_hand=0))
+        tx.execute(
+            update(t.stock)
+            .where(t.stock.c.sku == "SKU-1005", t.stock.c.location == "WH-MAIN")
+            .values(on_hand=5)
+        )
+    principal = Authenticator(db).authenticate(keys.shop)
+    assert principal is not None
+    return principal
+
+
+def _prepared(principal: Principal) -> list[PreparedSubmission]:
+    return [
+        prepare_submission(principal, request_id=request_id, payload=payload.encode())
+        for request_id, payload in SEQUENCE
+    ]
+
+
+def _summary(outcome: Outcome) -> tuple[object, ...]:
+    if isinstance(outcome, ServiceError):
+        return ("refused", outcome.reason)
+    if isinstance(outcome, Exception):
+        raise outcome
+    order = outcome.order
+    codes = sorted({reason.code for reason in order.hold_reasons}, key=lambda code: code.value)
+    return ("order", order.client_order_id, order.state, codes, outcome.replayed)
+
+
+def _one_by_one(db: Database, prepared: list[PreparedSubmission]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for item in prepared:
+        try:
+            outcomes.append(store_submission(db, item))
+        except ServiceError as refused:
+            outcomes.append(refused)
+    return outcomes
+
+
+def _state(db: Database) -> dict[str, object]:
+    return {
+        "SKU-1005": stock_row(db, "SKU-1005"),
+        "SKU-1001": stock_row(db, "SKU-1001"),
+        "SKU-1002": stock_row(db, "SKU-1002"),
+        **{
+            table: count(db, table)
+            for table in ("orders", "order_lines", "order_events", "submissions", "stock_changes")
+        },
+    }
+
+
+def test_a_batch_answers_each_submission_as_one_by_one_would(db: Database) -> None:
+    principal = _fresh_catalog(db)
+    sequential = [_summary(o) for o in _one_by_one(db, _prepared(principal))]
+    after_sequential = _state(db)
+
+    principal = _fresh_catalog(db)
+    batched = [_summary(o) for o in store_submissions(db, _prepared(principal))]
+
+    assert sequential == EXPECTED
+    assert batched == EXPECTED
+    assert _state(db) == after_sequential
+    assert after_sequential["SKU-1005"] == (5, 5)  # G-A's 2 and G-B's 3; G-C went elsewhere
+    assert after_sequential["orders"] == 6  # G-A, G-B, G-C, the problem submission, G-D, G-E
+
+
+def test_a_batch_that_loses_a_unique_key_race_is_stored_one_by_one(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica claims a request_id between the batch's check and its insert: the whole
+    batch transaction rolls back (nothing half-written) and each submission is stored on its
+    own, the raced one as the retry it is."""
+    principal = _fresh_catalog(db)
+    first = _prepared(principal)[:3]
+    store_submission(db, first[0])  # "the other replica" took G-A's request_id already
+    # The batch does not see that claim (as if it came after its check) ...
+    monkeypatch.setattr(submissions, "claimed", lambda conn, keys: set())
+    monkeypatch.setattr(orders, "existing_client_order_ids", lambda conn, keys, lock=False: set())
+    outcomes = [_summary(o) for o in store_submissions(db, first)]
+
+    assert outcomes == [
+        ("order", "G-A", OrderState.ACCEPTED, [], True),  # ... and replays it after the race
+        EXPECTED[1],
+        EXPECTED[2],
+    ]
+    assert stock_row(db, "SKU-1005") == (5, 5)
+    assert count(db, "orders") == 3
+    assert count(db, "submissions") == 3
+
+
+def test_sqlite_writers_of_every_process_queue_on_the_write_gate(tmp_path: Path) -> None:
+    lock = tmp_path / "db.sqlite3.write-lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(0.5)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    gate = WriteGate(lock)
+    started = time.monotonic()
+    with gate.held():  # another process holds it: we wait for its release
+        waited = time.monotonic() - started
+        assert holder.poll() is not None or waited >= 0.3
+        # ... and threads of this process wait for us.
+        entered = threading.Event()
+
+        def take_turn() -> None:
+            with gate.held():
+                entered.set()
+
+        other = threading.Thread(target=take_turn)
+        other.start()
+        assert not entered.wait(0.2)
+    other.join(timeout=5)
+    assert entered.is_set()
+    assert waited >= 0.3
+    holder.wait(timeout=5)
