@@ -124,16 +124,14 @@ def prepare_submission(
     )
 
 
-def store_submission(
-    db: Database, prepared: PreparedSubmission, *, turn_taken: bool = False
-) -> SubmitResult:
+def store_submission(db: Database, prepared: PreparedSubmission) -> SubmitResult:
     """Store one prepared submission in its own transaction and answer it (raises
     ServiceError for a refused one, after the refusal itself is on record)."""
     # Two attempts are enough: the only conflicts are a concurrent submission that claimed the
     # same request_id or order id first, and the second attempt sees its committed result.
     for attempt in range(3):
         try:
-            with db.transaction(turn_taken=turn_taken) as tx:
+            with db.transaction() as tx:
                 outcome = _submit_in_transaction(tx, prepared)
             break
         except IntegrityError:

@@ -42,14 +42,11 @@ from .submit import (
 Outcome = SubmitResult | Exception
 
 
-def store_submissions(
-    db: Database, batch: Sequence[PreparedSubmission], *, turn_taken: bool = False
-) -> list[Outcome]:
+def store_submissions(db: Database, batch: Sequence[PreparedSubmission]) -> list[Outcome]:
     """Store `batch` and answer each submission, in order. A submission's answer is the same as
-    `store_submission` would have given it with the batch stored one by one, in this order.
-    `turn_taken`: the caller holds the write lock (Database.write_turn)."""
+    `store_submission` would have given it with the batch stored one by one, in this order."""
     try:
-        with db.transaction(turn_taken=turn_taken) as tx:
+        with db.transaction() as tx:
             stored = _store_new_orders(tx, batch)
     except IntegrityError:
         stored = {}  # a concurrent claim won a unique key: one at a time, each with its retry
@@ -59,7 +56,7 @@ def store_submissions(
             outcomes.append(stored[index])
             continue
         try:
-            outcomes.append(store_submission(db, prepared, turn_taken=turn_taken))
+            outcomes.append(store_submission(db, prepared))
         except Exception as failure:  # handed to this submission's caller, not raised here
             outcomes.append(failure)
     return outcomes

@@ -71,7 +71,7 @@ class SubmitQueue:
                 prepared = [item for item, _ in batch]
                 try:
                     if holding_write_lock:
-                        outcomes = store_submissions(self._db, prepared, turn_taken=True)
+                        outcomes = store_submissions(self._db, prepared)
                     else:
                         outcomes = await asyncio.to_thread(store_submissions, self._db, prepared)
                 except Exception as failure:  # the batch could not be stored at all

@@ -39,23 +39,41 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 class WriteGate:
-    """One writer at a time across threads (a lock) and processes (flock on `path`). Acquired
-    in one thread and released in another when `write_turn` waits for it in a thread."""
+    """One writer at a time across processes (flock on `path`) and the threads of this one.
+
+    The holder is a thread. `write_turn` waits for the gate in a helper thread on behalf of the
+    event loop's thread (`owner`); the owner's own transactions then pass straight through, so a
+    write run inline on the event loop meanwhile can neither deadlock nor interleave (it runs to
+    its end before the loop gets back to the turn's holder)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._threads = threading.Lock()
+        self._state = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
         self._fd = -1  # opened on first use: a spawned worker opens its own
 
-    def acquire(self) -> None:
-        self._threads.acquire()
-        if self._fd < 0:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+    def acquire(self, owner: int | None = None) -> None:
+        owner = threading.get_ident() if owner is None else owner
+        with self._state:
+            while self._owner is not None and self._owner != owner:
+                self._state.wait()
+            self._depth += 1
+            if self._depth > 1:
+                return  # the owner's again
+            self._owner = owner
+            if self._fd < 0:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            # Inside the condition: other threads of this process wait their turn meanwhile.
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._threads.release()
+        with self._state:
+            self._depth -= 1
+            if self._depth == 0:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._owner = None
+                self._state.notify_all()
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -77,26 +95,36 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self, *, turn_taken: bool = False) -> Iterator[Connection]:
-        """One unit of work: commits when the block ends, rolls back if it raises.
-        `turn_taken`: the caller holds the write lock already (inside `write_turn`)."""
-        gate = self.write_gate.held() if self.write_gate and not turn_taken else nullcontext()
+    def transaction(self) -> Iterator[Connection]:
+        """One unit of work: commits when the block ends, rolls back if it raises."""
+        gate = self.write_gate.held() if self.write_gate else nullcontext()
         with gate, self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def write_turn(self) -> AsyncIterator[bool]:
         """On SQLite: wait for the write lock in a thread (the event loop goes on meanwhile) and
-        hold it for the block, which yields True; its transactions pass `turn_taken=True`.
-        On PostgreSQL writers do not queue: yields False at once."""
-        if self.write_gate is None:
+        hold it for this thread for the block, which yields True. On PostgreSQL writers do not
+        queue: yields False at once."""
+        gate = self.write_gate
+        if gate is None:
             yield False
             return
-        await asyncio.to_thread(self.write_gate.acquire)
+        acquiring = asyncio.ensure_future(asyncio.to_thread(gate.acquire, threading.get_ident()))
+        try:
+            await asyncio.shield(acquiring)
+        except asyncio.CancelledError:  # the thread still gets the gate: give it back then
+
+            def give_back(done: asyncio.Future[None]) -> None:
+                if done.exception() is None:
+                    gate.release()
+
+            acquiring.add_done_callback(give_back)
+            raise
         try:
             yield True
         finally:
-            self.write_gate.release()
+            gate.release()
 
     @contextmanager
     def reader(self) -> Iterator[Connection]:
