@@ -9,12 +9,15 @@ answers, stock and row counts must agree, and match what the rules say they shou
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -23,12 +26,20 @@ from sqlalchemy import update
 from ordergate.v1 import order_pb2, order_service_pb2
 from ordergate_server.domain.access import Principal
 from ordergate_server.domain.model import HoldCode, OrderState
+from ordergate_server.service import submit_queue
 from ordergate_server.service.auth import Authenticator
 from ordergate_server.service.errors import ServiceError
-from ordergate_server.service.submit import PreparedSubmission, prepare_submission, store_submission
+from ordergate_server.service.submit import (
+    PreparedSubmission,
+    SubmitResult,
+    prepare_submission,
+    store_submission,
+)
 from ordergate_server.service.submit_batch import Outcome, store_submissions
+from ordergate_server.service.submit_queue import SubmitQueue
 from ordergate_server.storage import Database, orders, submissions
 from ordergate_server.storage import tables as t
+from ordergate_server.storage.bulk import StockChangedError, add_allocated
 from ordergate_server.storage.database import WriteGate
 
 from ..support import Api, auth, order_xml, seed_demo
@@ -215,3 +226,97 @@ def test_other_writes_run_alongside_the_group_commit(api: Api, db: Database) -> 
     assert states[0] == [order_pb2.ORDER_STATE_ACCEPTED] * 60
     assert states[1] == [order_pb2.ORDER_STATE_CANCELLED] * 20
     assert stock_row(db, "SKU-1001")[1] == 60
+
+
+def test_an_allocation_beyond_what_is_available_is_refused_whole(db: Database) -> None:
+    _fresh_catalog(db)  # SKU-1005: 5 on hand at WH-MAIN
+    with pytest.raises(StockChangedError), db.transaction() as tx:
+        add_allocated(tx, {("SKU-1001", "WH-MAIN"): 1, ("SKU-1005", "WH-MAIN"): 6})
+    assert stock_row(db, "SKU-1005") == (5, 0)
+    assert stock_row(db, "SKU-1001")[1] == 0
+
+
+def _new_orders(principal: Principal, count_: int) -> list[PreparedSubmission]:
+    return [
+        prepare_submission(
+            principal,
+            request_id=str(uuid.uuid4()),
+            payload=order_xml(f"Q-{n}", [("SKU-1001", 1)]).encode(),
+        )
+        for n in range(count_)
+    ]
+
+
+def test_submissions_waiting_together_share_one_transaction(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    principal = _fresh_catalog(db)
+    batches: list[int] = []
+
+    def counting(db: Database, batch: Sequence[PreparedSubmission]) -> list[Outcome]:
+        batches.append(len(batch))
+        return store_submissions(db, batch)
+
+    monkeypatch.setattr(submit_queue, "store_submissions", counting)
+
+    async def submit_ten() -> list[SubmitResult]:
+        queue = SubmitQueue(db)
+        try:
+            return await asyncio.gather(*(queue.submit(p) for p in _new_orders(principal, 10)))
+        finally:
+            await queue.close()
+
+    results = asyncio.run(submit_ten())
+    assert batches == [10]
+    assert [r.order.state for r in results] == [OrderState.ACCEPTED] * 10
+    assert count(db, "orders") == 10
+
+
+def test_a_call_cancelled_while_queued_is_not_stored(db: Database) -> None:
+    principal = _fresh_catalog(db)
+    withdrawn, kept = _new_orders(principal, 2)
+
+    async def cancel_then_submit() -> SubmitResult:
+        queue = SubmitQueue(db)
+        try:
+            first = asyncio.ensure_future(queue.submit(withdrawn))
+            await asyncio.sleep(0)  # it runs up to its wait in the queue
+            assert len(queue._waiting) == 1
+            first.cancel()  # the client went away before the batch was taken
+            return await queue.submit(kept)
+        finally:
+            await queue.close()
+
+    assert asyncio.run(cancel_then_submit()).order.state is OrderState.ACCEPTED
+    assert count(db, "submissions") == 1
+    assert count(db, "orders") == 1
+
+
+def test_a_failed_write_turn_fails_its_calls_and_the_queue_goes_on(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    principal = _fresh_catalog(db)
+    first, second = _new_orders(principal, 2)
+    real_turn, turns = db.write_turn, [0]
+
+    @asynccontextmanager
+    async def failing_once() -> AsyncIterator[bool]:
+        turns[0] += 1
+        if turns[0] == 1:
+            raise OSError("write-lock file not writable")
+        async with real_turn() as holding:
+            yield holding
+
+    monkeypatch.setattr(db, "write_turn", failing_once)
+
+    async def submit_both() -> SubmitResult:
+        queue = SubmitQueue(db)
+        try:
+            with pytest.raises(OSError, match="not writable"):
+                await asyncio.wait_for(queue.submit(first), timeout=10)
+            return await asyncio.wait_for(queue.submit(second), timeout=10)
+        finally:
+            await queue.close()
+
+    assert asyncio.run(submit_both()).order.state is OrderState.ACCEPTED
+    assert count(db, "orders") == 1

@@ -317,7 +317,7 @@ def _submit_in_transaction(
     def record_submission(order_id: str, outcome: str) -> None:
         # The idempotency claim: unique per (client, request_id). A concurrent twin blocks here
         # (PostgreSQL) until we commit, then fails and retries into _replay.
-        submissions.insert_many(tx, [_submission_row(prepared, order_id, outcome)])
+        submissions.insert_many(tx, [submission_row(prepared, order_id, outcome)])
 
     existing = (
         orders.find_by_client_order_id(tx, client_id, document.client_order_id, lock=True)
@@ -381,9 +381,10 @@ def new_order(order_id: str, prepared: PreparedSubmission, evaluation: Evaluatio
     return replace(order, events=(event,))
 
 
-def _submission_row(
-    prepared: PreparedSubmission, order_id: str, outcome: str
+def submission_row(
+    prepared: PreparedSubmission, order_id: str, outcome: str = OUTCOME_ORDER
 ) -> submissions.NewSubmission:
+    """The submission log row of `prepared`, which came to `outcome` for order `order_id`."""
     return submissions.NewSubmission(
         id=str(uuid.uuid4()),
         client_id=prepared.principal.client_id,
@@ -394,11 +395,6 @@ def _submission_row(
         order_id=order_id,
         outcome=outcome,
     )
-
-
-def accepted_submission(prepared: PreparedSubmission, order_id: str) -> submissions.NewSubmission:
-    """The submission log row of a submission that created order `order_id`."""
-    return _submission_row(prepared, order_id, OUTCOME_ORDER)
 
 
 def allocation_changes(

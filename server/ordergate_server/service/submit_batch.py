@@ -31,10 +31,10 @@ from .submit import (
     PreparedSubmission,
     StockView,
     SubmitResult,
-    accepted_submission,
     allocation_changes,
     new_order,
     store_submission,
+    submission_row,
 )
 
 # What each submission of a batch came to: its answer, or what store_submission raised for it
@@ -93,7 +93,7 @@ def _store_new_orders(
                 evaluation, prepared.principal, order.id, prepared.received_at
             )
         new.append((prepared.principal.client_id, order))
-        claims.append(accepted_submission(prepared, order.id))
+        claims.append(submission_row(prepared, order.id))
         answers[index] = SubmitResult(order, replayed=False)
 
     catalog.allocate_at(tx, stock.taken)

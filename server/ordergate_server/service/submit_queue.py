@@ -63,19 +63,21 @@ class SubmitQueue:
     async def _flush_forever(self) -> None:
         while True:
             await self._arrived.wait()
-            async with self._db.write_turn() as holding_write_lock:
-                self._arrived.clear()
-                batch = self._take()
-                if not batch:
-                    continue
-                prepared = [item for item, _ in batch]
-                try:
-                    if holding_write_lock:
+            batch: list[_Waiting] = []
+            try:
+                async with self._db.write_turn() as holding_write_lock:
+                    self._arrived.clear()
+                    batch = self._take()  # taken only now: more gathered while waiting
+                    prepared = [item for item, _ in batch]
+                    if not prepared:
+                        outcomes: list[Outcome] = []
+                    elif holding_write_lock:
                         outcomes = store_submissions(self._db, prepared)
                     else:
                         outcomes = await asyncio.to_thread(store_submissions, self._db, prepared)
-                except Exception as failure:  # the batch could not be stored at all
-                    outcomes = [failure] * len(batch)
+            except Exception as failure:  # no turn (lock file), or the batch not stored at all
+                batch = batch or self._take()
+                outcomes = [failure] * len(batch)
             _answer(batch, outcomes)
             if self._waiting:
                 self._arrived.set()

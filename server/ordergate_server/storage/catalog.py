@@ -104,10 +104,6 @@ def resolve_products(
     return found
 
 
-def get_customer(conn: Connection, account: str) -> Customer | None:
-    return get_customers(conn, [account]).get(account)
-
-
 def get_customers(conn: Connection, accounts: Iterable[str]) -> dict[str, Customer]:
     """The customers among `accounts` that are in the catalog, by account."""
     rows = conn.execute(_CUSTOMERS, {"accounts": sorted(set(accounts))})

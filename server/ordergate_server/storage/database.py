@@ -61,11 +61,16 @@ class WriteGate:
             self._depth += 1
             if self._depth > 1:
                 return  # the owner's again
+            try:
+                if self._fd < 0:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                # Inside the condition: other threads of this process wait their turn meanwhile
+                # (the owner's own thread too, if it writes before the turn is through).
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth = 0
+                raise
             self._owner = owner
-            if self._fd < 0:
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            # Inside the condition: other threads of this process wait their turn meanwhile.
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def release(self) -> None:
         with self._state:

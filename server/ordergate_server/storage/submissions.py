@@ -57,37 +57,6 @@ def claimed(conn: Connection, keys: Iterable[tuple[int, str]]) -> set[tuple[int,
     return {(row.client_id, row.request_id) for row in rows} & wanted
 
 
-def insert(
-    conn: Connection,
-    *,
-    submission_id: str,
-    client_id: int,
-    request_id: str,
-    received_at: datetime,
-    payload: bytes,
-    payload_sha256: str,
-    order_id: str | None,
-    outcome: str,
-) -> None:
-    """Record a submission. Raises IntegrityError when (client, request_id) is already taken:
-    that unique key is the idempotency claim."""
-    insert_many(
-        conn,
-        [
-            NewSubmission(
-                submission_id,
-                client_id,
-                request_id,
-                received_at,
-                payload,
-                payload_sha256,
-                order_id,
-                outcome,
-            )
-        ],
-    )
-
-
 @dataclass(frozen=True)
 class NewSubmission:
     id: str
@@ -101,7 +70,8 @@ class NewSubmission:
 
 
 def insert_many(conn: Connection, new: Sequence[NewSubmission]) -> None:
-    """Record submissions in one statement; IntegrityError if any (client, request_id) is taken."""
+    """Record submissions in one statement. Raises IntegrityError when a (client, request_id)
+    is already taken: that unique key is the idempotency claim."""
     _INSERT(
         conn,
         [
