@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ordergate_server.domain.access import Role
 from ordergate_server.storage import Database, clients
 from ordergate_server.storage import tables as t
+from ordergate_server.storage.one_of import one_of
 
 
 def test_migrations_match_the_table_definitions(db: Database) -> None:
@@ -41,3 +42,22 @@ def test_timestamps_come_back_as_the_same_aware_utc_instant(db: Database) -> Non
     assert stored == when
     assert stored.tzinfo is not None
     assert stored.utcoffset() == UTC.utcoffset(None)
+
+
+def test_one_of_matches_exactly_the_listed_values_whatever_their_number(db: Database) -> None:
+    """one_of binds a whole list as one parameter (a JSON array on SQLite, an array on
+    PostgreSQL): every value matches as itself, including quotes, commas, brackets, non-ASCII
+    text and integer keys; an empty list matches nothing; the same statement serves any length."""
+    names = ["plain", "it's", 'say "hi"', "a,b", "[x]", "Straße-Ü", "back\\slash", "%_like"]
+    with db.transaction() as tx:
+        for name in [*names, "not-asked"]:
+            clients.ensure_client(tx, name, Role.WEBSITE, datetime.now(UTC))
+    by_name = select(t.clients.c.name).where(one_of(t.clients.c.name, "names"))
+    by_id = select(t.clients.c.name).where(one_of(t.clients.c.id, "ids"))
+    with db.reader() as conn:
+        for asked in ([], names[:1], names, [*names, "absent"]):
+            found = conn.execute(by_name, {"names": asked}).scalars().all()
+            assert sorted(found) == sorted(set(asked) - {"absent"})
+        ids = dict(conn.execute(select(t.clients.c.name, t.clients.c.id)).all())
+        found = conn.execute(by_id, {"ids": [ids["it's"], ids["a,b"]]}).scalars().all()
+        assert sorted(found) == ["a,b", "it's"]

@@ -6,7 +6,8 @@ import base64
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -17,8 +18,9 @@ from .errors import ErrorKind, FieldViolation, ServiceError
 MAX_CODES = 1000
 
 
-@dataclass(frozen=True)
-class Level:
+# Level and ProductStock are NamedTuples: a 100-code GetStockLevels call makes a few hundred of
+# them, and a frozen dataclass costs several times as much to create.
+class Level(NamedTuple):
     location: str  # "" for a total
     on_hand: int
     allocated: int
@@ -29,11 +31,10 @@ class Level:
         return self.kits if self.kits is not None else self.on_hand - self.allocated
 
 
-@dataclass(frozen=True)
-class ProductStock:
+class ProductStock(NamedTuple):
     requested_code: str
     sku: str  # "" when the code is unknown
-    levels: list[Level] = field(default_factory=list)
+    levels: list[Level]
     bundle: bool = False
 
     @property
@@ -107,8 +108,8 @@ def get_stock_levels(
         wanted = set(skus.values()) | {sku for parts in kits.values() for sku, _ in parts}
         rows = catalog.stock_rows(conn, wanted, location_codes)
     by_sku: dict[str, list[Level]] = defaultdict(list)
-    for row in rows:
-        by_sku[row.sku].append(Level(row.location, row.on_hand, row.allocated))
+    for sku, location, on_hand, allocated in rows:
+        by_sku[sku].append(Level(location, on_hand, allocated))
     priority = list(dict.fromkeys(row.location for row in rows))  # rows come in priority order
     answers = []
     for code in codes:

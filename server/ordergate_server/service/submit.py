@@ -280,9 +280,8 @@ class StockView:
         """Count an allocated order's demand as allocated, for the orders planned after it."""
         for sku, quantity in evaluation.demand.items():
             key = (sku, evaluation.location)
-            self.stock[key] = replace(
-                self.stock[key], allocated=self.stock[key].allocated + quantity
-            )
+            row = self.stock[key]
+            self.stock[key] = row._replace(allocated=row.allocated + quantity)
             self.taken[key] = self.taken.get(key, 0) + quantity
 
 

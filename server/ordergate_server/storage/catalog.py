@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import (
     BindParameter,
@@ -19,6 +20,7 @@ from sqlalchemy import (
 from ..domain.model import Customer, Product
 from . import tables as t
 from .bulk import add_allocated
+from .one_of import one_of
 from .upsert import upsert
 
 
@@ -29,7 +31,7 @@ def _current(at: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
 
 
 # Statements of the submit path, built once: building a Core statement costs more than running
-# it on SQLite. `in_` lists are "expanding" parameters, filled in per execution.
+# it on SQLite. Lists of values are one parameter each (one_of.py), so the text stays fixed.
 _p, _pc, _c, _b, _s = (
     t.products.c,
     t.product_codes.c,
@@ -37,43 +39,39 @@ _p, _pc, _c, _b, _s = (
     t.bundle_components.c,
     t.stock.c,
 )
-_PRODUCTS_BY_SKU = select(_p.sku, _p.requires_special_handling).where(
-    _p.sku.in_(bindparam("codes", expanding=True))
-)
+_PRODUCTS_BY_SKU = select(_p.sku, _p.requires_special_handling).where(one_of(_p.sku, "codes"))
 _PRODUCTS_BY_CODE = (
     select(_pc.code, _pc.kind, _p.sku, _p.requires_special_handling)
     .join(t.products, _p.sku == _pc.sku)
-    .where(_pc.code.in_(bindparam("codes", expanding=True)), _current(bindparam("at")))
+    .where(one_of(_pc.code, "codes"), _current(bindparam("at")))
 )
 _CUSTOMERS = select(_c.account, _c.currency, _c.requires_special_handling, _c.client_id).where(
-    _c.account.in_(bindparam("accounts", expanding=True))
+    one_of(_c.account, "accounts")
 )
 _BUNDLE_COMPONENTS = (
     select(_b.bundle_sku, _b.component_sku, _b.quantity)
-    .where(_b.bundle_sku.in_(bindparam("skus", expanding=True)))
+    .where(one_of(_b.bundle_sku, "skus"))
     .order_by(_b.bundle_sku, _b.component_sku)
 )
 _LOCATIONS = select(t.locations.c.code).order_by(t.locations.c.priority, t.locations.c.code)
 _STOCK = (
     select(_s.sku, _s.location, _s.on_hand, _s.allocated)
-    .where(_s.sku.in_(bindparam("skus", expanding=True)))
+    .where(one_of(_s.sku, "skus"))
     .order_by(_s.sku, _s.location)
 )
 _STOCK_LOCKED = _STOCK.with_for_update()
 # The stock read path (GetStockLevels, WatchStockLevels).
-_SKUS = select(_p.sku).where(_p.sku.in_(bindparam("codes", expanding=True)))
+_SKUS = select(_p.sku).where(one_of(_p.sku, "codes"))
 _SKUS_BY_CODE = select(_pc.code, _pc.sku).where(
-    _pc.code.in_(bindparam("codes", expanding=True)), _current(bindparam("at"))
+    one_of(_pc.code, "codes"), _current(bindparam("at"))
 )
 _STOCK_BY_PRIORITY = (
     select(_s.sku, _s.location, _s.on_hand, _s.allocated)
     .join(t.locations, t.locations.c.code == _s.location)
-    .where(_s.sku.in_(bindparam("skus", expanding=True)))
+    .where(one_of(_s.sku, "skus"))
     .order_by(t.locations.c.priority, t.locations.c.code)
 )
-_STOCK_BY_PRIORITY_AT = _STOCK_BY_PRIORITY.where(
-    _s.location.in_(bindparam("locations", expanding=True))
-)
+_STOCK_BY_PRIORITY_AT = _STOCK_BY_PRIORITY.where(one_of(_s.location, "locations"))
 
 
 def resolve_products(
@@ -89,14 +87,14 @@ def resolve_products(
     barcodes = {code for code, is_barcode in keys if is_barcode and code}
     found: dict[tuple[str, bool], Product] = {}
     if sku_codes:
-        rows = conn.execute(_PRODUCTS_BY_SKU, {"codes": sorted(sku_codes)})
+        rows = conn.execute(_PRODUCTS_BY_SKU, {"codes": sorted(sku_codes)}).all()
         for sku, special in rows:
             found[(sku, False)] = Product(sku, bool(special))
     other_codes = (sku_codes - {code for code, _ in found}) | barcodes
     if other_codes:
         code_rows = conn.execute(
             _PRODUCTS_BY_CODE, {"codes": sorted(other_codes), "at": at or datetime.now(UTC)}
-        )
+        ).all()
         for code, kind, sku, special in code_rows:
             key = (code, kind == "barcode")
             if key in keys:
@@ -106,7 +104,7 @@ def resolve_products(
 
 def get_customers(conn: Connection, accounts: Iterable[str]) -> dict[str, Customer]:
     """The customers among `accounts` that are in the catalog, by account."""
-    rows = conn.execute(_CUSTOMERS, {"accounts": sorted(set(accounts))})
+    rows = conn.execute(_CUSTOMERS, {"accounts": sorted(set(accounts))}).all()
     return {
         row.account: Customer(
             row.account, row.currency, bool(row.requires_special_handling), row.client_id
@@ -120,7 +118,7 @@ def bundle_components(conn: Connection, skus: Iterable[str]) -> dict[str, list[t
     found: dict[str, list[tuple[str, int]]] = {}
     for bundle, component, quantity in conn.execute(
         _BUNDLE_COMPONENTS, {"skus": sorted(set(skus))}
-    ):
+    ).all():
         found.setdefault(bundle, []).append((component, quantity))
     return found
 
@@ -135,11 +133,8 @@ def stock_records(
     """Stock records per (sku, location). With `lock`, the rows stay locked (PostgreSQL
     FOR UPDATE) until the transaction ends; they are locked in (sku, location) order, the same
     order in every transaction, so two allocations cannot deadlock."""
-    rows = conn.execute(_STOCK_LOCKED if lock else _STOCK, {"skus": sorted(set(skus))})
-    return {
-        (row.sku, row.location): StockRow(row.sku, row.location, row.on_hand, row.allocated)
-        for row in rows
-    }
+    rows = conn.execute(_STOCK_LOCKED if lock else _STOCK, {"skus": sorted(set(skus))}).all()
+    return {(row[0], row[1]): StockRow._make(row) for row in rows}
 
 
 def allocate(conn: Connection, location: str, demand: Mapping[str, int]) -> None:
@@ -182,16 +177,15 @@ def expired_renames(conn: Connection, codes: Iterable[str], at: datetime) -> dic
 def resolve_any_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
     """Canonical SKU per code, for codes that are a SKU, an alias or a barcode (a SKU wins)."""
     codes = set(codes)
-    found = {sku: sku for (sku,) in conn.execute(_SKUS, {"codes": sorted(codes)})}
+    found = {sku: sku for (sku,) in conn.execute(_SKUS, {"codes": sorted(codes)}).all()}
     rest = codes - set(found)
     if rest:
         rows = conn.execute(_SKUS_BY_CODE, {"codes": sorted(rest), "at": datetime.now(UTC)})
-        found.update({code: sku for code, sku in rows})
+        found.update({code: sku for code, sku in rows.all()})
     return found
 
 
-@dataclass(frozen=True)
-class StockRow:
+class StockRow(NamedTuple):  # a NamedTuple: made per row on the hot paths, cheap to create
     sku: str
     location: str
     on_hand: int
@@ -208,7 +202,7 @@ def stock_rows(
         if wanted
         else conn.execute(_STOCK_BY_PRIORITY, {"skus": sorted(set(skus))})
     )
-    return [StockRow(r.sku, r.location, r.on_hand, r.allocated) for r in rows]
+    return list(map(StockRow._make, rows.all()))
 
 
 def all_stock_rows(conn: Connection) -> list[StockRow]:
@@ -216,7 +210,7 @@ def all_stock_rows(conn: Connection) -> list[StockRow]:
     query = select(
         t.stock.c.sku, t.stock.c.location, t.stock.c.on_hand, t.stock.c.allocated
     ).order_by(t.stock.c.sku, t.stock.c.location)
-    return [StockRow(r.sku, r.location, r.on_hand, r.allocated) for r in conn.execute(query)]
+    return list(map(StockRow._make, conn.execute(query).all()))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ..domain.records import EventRecord, LineRecord, OrderRecord
 from . import pii
 from . import tables as t
 from .bulk import BulkInsert
+from .one_of import one_of
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,14 @@ _FIND_BY_CLIENT_ORDER_ID = select(_o.seq, _o.id, _o.state, _o.content_sha256, _o
 _FIND_BY_CLIENT_ORDER_ID_LOCKED = _FIND_BY_CLIENT_ORDER_ID.with_for_update()
 _FIND_MANY_BY_CLIENT_ORDER_ID = select(_o.client_id, _o.client_order_id).where(
     and_(
-        _o.client_id.in_(bindparam("client_ids", expanding=True)),
-        _o.client_order_id.in_(bindparam("order_ids", expanding=True)),
+        one_of(_o.client_id, "client_ids"),
+        one_of(_o.client_order_id, "order_ids"),
     )
 )
 _FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED = _FIND_MANY_BY_CLIENT_ORDER_ID.with_for_update()
 _INSERT_ORDER = t.orders.insert().returning(_o.seq)
 _INSERT_ORDERS = BulkInsert(t.orders)
-_SEQ_BY_ID = select(_o.id, _o.seq).where(_o.id.in_(bindparam("ids", expanding=True)))
+_SEQ_BY_ID = select(_o.id, _o.seq).where(one_of(_o.id, "ids"))
 _INSERT_LINES = BulkInsert(t.order_lines)
 _INSERT_EVENTS = BulkInsert(t.order_events)
 

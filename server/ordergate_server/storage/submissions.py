@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, select
 from . import pii
 from . import tables as t
 from .bulk import BulkInsert
+from .one_of import one_of
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ _FIND = select(_s.id, _s.payload_sha256, _s.order_id, _s.outcome).where(
 # that were not asked for dropped afterwards.
 _FIND_MANY = select(_s.client_id, _s.request_id).where(
     and_(
-        _s.client_id.in_(bindparam("client_ids", expanding=True)),
-        _s.request_id.in_(bindparam("request_ids", expanding=True)),
+        one_of(_s.client_id, "client_ids"),
+        one_of(_s.request_id, "request_ids"),
     )
 )
 _INSERT = BulkInsert(t.submissions)

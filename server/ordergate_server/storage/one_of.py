@@ -1,0 +1,92 @@
+"""`column IN (a list)` with the whole list bound as one parameter.
+
+SQLAlchemy's expanding IN (`column.in_(bindparam(..., expanding=True))`) writes one placeholder
+per value into the SQL at every execution. For the 100 codes of a GetStockLevels call that was
+most of the call's cost: SQLAlchemy renders each placeholder (with a type cast on PostgreSQL),
+psycopg re-parses the long text on every execution (it caches only short queries), and
+PostgreSQL plans a new statement. Here the text is fixed, whatever the number of values, so
+SQLAlchemy's compiled cache and psycopg's prepared statements apply:
+
+- PostgreSQL: `column = ANY(%(name)s::TYPE[])`, the values as one array;
+- SQLite: `column IN (SELECT value FROM json_each(?))`, the values as one JSON array (the
+  planner probes the column's index with each value, as for a literal IN list).
+
+Use `one_of(column, "name")` in a statement built once, then execute it with
+`{"name": <any iterable of values>}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Boolean, String, bindparam
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.type_api import TypeEngine
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator
+
+
+class ValueList(TypeDecorator[list[Any]]):
+    """A list of values of one column type, bound as an array (PostgreSQL) or JSON (SQLite)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, item_type: TypeEngine[Any]) -> None:
+        super().__init__()
+        self.item_type = item_type
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(self.item_type))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Iterable[Any] | None, dialect: Dialect) -> Any:
+        values = list(value or ())
+        return values if dialect.name == "postgresql" else json.dumps(values)
+
+
+class OneOf(ColumnElement[bool]):
+    """`column` is one of the values bound to `values` (see the module docstring)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], values: BindParameter[Any]) -> None:
+        self.column = column
+        self.values = values
+
+
+def one_of(column: ColumnElement[Any], name: str) -> OneOf:
+    return OneOf(column, bindparam(name, type_=ValueList(column.type)))
+
+
+@compiles(OneOf, "postgresql")
+def _any_array(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return (
+        f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.values, **kw)})"
+    )
+
+
+@compiles(OneOf, "sqlite")
+def _in_json_each(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.column, **kw)
+    return f"{column} IN (SELECT value FROM json_each({compiler.process(element.values, **kw)}))"
+
+
+@compiles(OneOf)
+def _unsupported(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(
+        f"one_of() is written for SQLite and PostgreSQL, not {compiler.dialect.name}"
+    )
