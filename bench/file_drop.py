@@ -50,7 +50,7 @@ async def sequential_submits(target: str, key: str, count: int) -> LoadResult:
             latencies.append((time.perf_counter() - t0) * 1000)
             accepted += reply.order.state == order_pb2.ORDER_STATE_ACCEPTED
         assert accepted == count, f"{count - accepted} orders were not accepted"
-        return LoadResult(count, time.perf_counter() - started, latencies)
+        return LoadResult(count, time.perf_counter() - started, latencies, [count])
 
 
 async def warm_up(target: str, key: str) -> None:
@@ -58,7 +58,7 @@ async def warm_up(target: str, key: str) -> None:
     async with grpc.aio.insecure_channel(target) as channel:
         orders = order_service_pb2_grpc.OrderServiceStub(channel)
 
-        async def call(n: int) -> object:
+        async def call(n: int, lane: int) -> object:
             return await orders.SubmitOrder(
                 order_service_pb2.SubmitOrderRequest(
                     request_id=str(uuid.uuid4()), order_xml=order(10**6 + n)

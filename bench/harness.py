@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +112,7 @@ class LoadResult:
     calls: int
     seconds: float
     latencies_ms: list[float]
+    calls_per_lane: list[int]
 
     @property
     def rate(self) -> float:
@@ -123,53 +124,70 @@ class LoadResult:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(p) - 1]
 
 
-async def run_load(
-    call: Callable[[int], Awaitable[object]], *, concurrency: int, seconds: float
-) -> LoadResult:
-    """Run `call(i)` from `concurrency` workers, each back to back, for `seconds`."""
+# A load call: `call(n, lane)` makes the n-th call of a run on connection number `lane`.
+Call = Callable[[int, int], Awaitable[object]]
+
+
+async def run_load(call: Call, *, concurrency: int, seconds: float, lanes: int = 1) -> LoadResult:
+    """Run `call` from `concurrency` callers, each back to back, for `seconds`. Caller k keeps to
+    lane (connection) k % lanes, like a client that waits for its answer on its own connection:
+    a connection served by a busier worker then simply completes fewer calls, and every worker
+    stays busy however the kernel spread the connections (SO_REUSEPORT hashes each one to a
+    worker; with few connections the split is often uneven)."""
     latencies: list[float] = []
+    per_lane = [0] * lanes
     counter = iter(range(10**12))
     deadline = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def caller(lane: int) -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            await call(next(counter))
+            await call(next(counter), lane)
             latencies.append((time.perf_counter() - started) * 1000)
+            per_lane[lane] += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return LoadResult(len(latencies), time.perf_counter() - started, latencies)
+    await asyncio.gather(*(caller(k % lanes) for k in range(concurrency)))
+    return LoadResult(len(latencies), time.perf_counter() - started, latencies, per_lane)
 
 
 async def run_paced(
-    call: Callable[[int], Awaitable[object]], *, rate: float, seconds: float
+    call: Call, *, rate: float, seconds: float, shares: Sequence[float] = (1.0,)
 ) -> LoadResult:
-    """Start `call(i)` at a steady `rate` per second for `seconds` (open loop: a slow call does
-    not delay the next start), and time each from its scheduled start."""
+    """Start calls at a steady `rate` per second for `seconds` (open loop: a slow call does not
+    delay the next start), and time each from its scheduled start. Lane k gets `shares[k]` of
+    the calls (smooth weighted round robin): given a closed-loop run's calls per lane, each
+    connection, and so each worker, runs at the same fraction of what it served at its peak."""
     latencies: list[float] = []
+    per_lane = [0] * len(shares)
+    weights = [share / sum(shares) for share in shares]
+    credit = [0.0] * len(shares)
     interval = 1.0 / rate
     started = time.perf_counter()
     tasks = []
 
-    async def one(n: int, due: float) -> None:
-        await call(n)
+    async def one(n: int, lane: int, due: float) -> None:
+        await call(n, lane)
         latencies.append((time.perf_counter() - due) * 1000)
+        per_lane[lane] += 1
 
     n = 0
     while (due := started + n * interval) < started + seconds:
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(n, due)))
+        credit = [c + w for c, w in zip(credit, weights, strict=True)]
+        lane = max(range(len(credit)), key=credit.__getitem__)
+        credit[lane] -= 1.0
+        tasks.append(asyncio.create_task(one(n, lane, due)))
         n += 1
     await asyncio.gather(*tasks)
-    return LoadResult(len(latencies), time.perf_counter() - started, latencies)
+    return LoadResult(len(latencies), time.perf_counter() - started, latencies, per_lane)
 
 
 # Workers share the port per connection (SO_REUSEPORT), and a gRPC channel is one connection:
 # the load generator opens several, each its own, and spreads its calls over them.
-CONNECTIONS = 4
+CONNECTIONS = 8
 
 
 @asynccontextmanager

@@ -77,25 +77,26 @@ async def measure(
             ],
         )
 
-        async def health_call(n: int) -> object:
-            return await health[n % len(health)].Check(check)
+        async def health_call(n: int, lane: int) -> object:
+            return await health[lane].Check(check)
 
-        async def stock_call(n: int) -> object:
-            reply = await inventory[n % len(inventory)].GetStockLevels(request, metadata=metadata)
+        async def stock_call(n: int, lane: int) -> object:
+            reply = await inventory[lane].GetStockLevels(request, metadata=metadata)
             assert len(reply.items) == len(SKUS)
             return reply
 
-        async def price_call(n: int) -> object:
-            reply = await pricing[n % len(pricing)].GetCustomerPrices(
-                price_request, metadata=metadata
-            )
+        async def price_call(n: int, lane: int) -> object:
+            reply = await pricing[lane].GetCustomerPrices(price_request, metadata=metadata)
             assert all(item.priced for item in reply.items)
             return reply
 
-        await run_load(health_call, concurrency=concurrency, seconds=1)  # warm up
-        baseline = await run_load(health_call, concurrency=concurrency, seconds=seconds)
-        stock = await run_load(stock_call, concurrency=concurrency, seconds=seconds)
-        prices = await run_load(price_call, concurrency=concurrency, seconds=seconds)
+        lanes = len(channels)
+        await run_load(health_call, concurrency=concurrency, seconds=1, lanes=lanes)  # warm up
+        baseline = await run_load(
+            health_call, concurrency=concurrency, seconds=seconds, lanes=lanes
+        )
+        stock = await run_load(stock_call, concurrency=concurrency, seconds=seconds, lanes=lanes)
+        prices = await run_load(price_call, concurrency=concurrency, seconds=seconds, lanes=lanes)
         return baseline, stock, prices
 
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
-from .harness import LoadResult, run_load, seeded_database, server
+from .harness import Call, LoadResult, run_load, seeded_database, server
 from .submit_orders import SKUS, catalog, order
 
 
@@ -76,11 +76,11 @@ async def measure(
         orders = order_service_pb2_grpc.OrderServiceStub(channel)
         check = health_pb2.HealthCheckRequest()
 
-        async def health_call(_: int) -> object:
+        async def health_call(n: int, lane: int) -> object:
             return await health.Check(check)
 
-        def submitter(make: Callable[[int], bytes]) -> Callable[[int], Awaitable[object]]:
-            async def submit(n: int) -> object:
+        def submitter(make: Callable[[int], bytes]) -> Call:
+            async def submit(n: int, lane: int) -> object:
                 reply = await orders.SubmitOrder(
                     order_service_pb2.SubmitOrderRequest(
                         request_id=str(uuid.uuid4()), order_xml=make(n)

@@ -7,6 +7,8 @@ import pytest
 
 from ordergate.v1 import inventory_service_pb2 as pb
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
+from ordergate_server.storage import Database
+from ordergate_server.storage import tables as t
 
 from ..support import Api, auth, order_xml, rich_error
 
@@ -118,3 +120,30 @@ def test_a_bundle_order_allocates_its_components_never_the_bundle(api: Api) -> N
         ("INSUFFICIENT_STOCK", "lines[0].quantity")
     ]
     assert "SKU-1002" in too_many.hold_reasons[0].message
+
+
+@pytest.mark.parametrize("locations", [(), ("STORE-BER",), ("WH-MAIN", "STORE-BER")])
+def test_many_codes_in_one_call_answer_as_each_code_alone(
+    api: Api, db: Database, locations: tuple[str, ...]
+) -> None:
+    """The read takes one statement when every code is a plain SKU and more for aliases,
+    barcodes and bundles; mixing them in one call must not change any code's answer."""
+    with db.transaction() as tx:  # a bundle that is also asked for by an alias
+        tx.execute(t.product_codes.insert().values(code="BARISTA", kind="alias", sku="KIT-1"))
+    api.submit(order_xml("MIX-1", [("SKU-1002", 7), ("SKU-1001", 2)]))
+    codes = ["KIT-1", "SKU-1003", "CUP-SET-6", "BARISTA", "4006381333948", "NOPE-1", "KIT-1"]
+    mixed = levels(api, *codes, locations=locations)
+    alone = [levels(api, code, locations=locations)[0] for code in codes]
+    assert mixed == alone
+    assert [(i.sku, i.bundle) for i in mixed] == [
+        ("KIT-1", True),
+        ("SKU-1003", False),
+        ("SKU-1001", False),
+        ("KIT-1", True),
+        ("SKU-1002", False),
+        ("", False),
+        ("KIT-1", True),
+    ]
+    kit_in = {x.location_code: x.available for x in mixed[0].locations}
+    jugs_in = {x.location_code: x.available for x in mixed[4].locations}
+    assert kit_in.get("WH-MAIN", 0) == jugs_in.get("WH-MAIN", 0) // 2

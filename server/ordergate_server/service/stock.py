@@ -74,6 +74,13 @@ def resolve_request(
 ) -> tuple[dict[str, str], dict[str, list[tuple[str, int]]]]:
     """Check a stock request (1 to MAX_CODES codes, known locations) and resolve it: the
     canonical SKU per known code, and the components of the bundles among them."""
+    check_request(conn, codes, location_codes)
+    skus = catalog.resolve_any_codes(conn, codes)
+    return skus, catalog.bundle_components(conn, set(skus.values()))
+
+
+def check_request(conn: Connection, codes: Sequence[str], location_codes: Sequence[str]) -> None:
+    """1 to MAX_CODES codes, and only known locations."""
     if not codes:
         raise _invalid("CODES_MISSING", "Ask for at least one product code.", "codes", "empty")
     if len(codes) > MAX_CODES:
@@ -93,8 +100,6 @@ def resolve_request(
                 "location_codes",
                 ", ".join(unknown),
             )
-    skus = catalog.resolve_any_codes(conn, codes)
-    return skus, catalog.bundle_components(conn, set(skus.values()))
 
 
 def get_stock_levels(
@@ -104,13 +109,11 @@ def get_stock_levels(
 ) -> list[ProductStock]:
     """Stock per requested code, in request order; unknown codes come back with found=False."""
     with db.reader() as conn:
-        skus, kits = resolve_request(conn, codes, location_codes)
-        wanted = set(skus.values()) | {sku for parts in kits.values() for sku, _ in parts}
-        rows = catalog.stock_rows(conn, wanted, location_codes)
+        check_request(conn, codes, location_codes)
+        skus, kits, rows, priority = _read_levels(conn, codes, location_codes)
     by_sku: dict[str, list[Level]] = defaultdict(list)
     for sku, location, on_hand, allocated in rows:
         by_sku[sku].append(Level(location, on_hand, allocated))
-    priority = list(dict.fromkeys(row.location for row in rows))  # rows come in priority order
     answers = []
     for code in codes:
         sku = skus.get(code, "")
@@ -121,6 +124,30 @@ def get_stock_levels(
         else:
             answers.append(ProductStock(code, sku, list(by_sku.get(sku, []))))
     return answers
+
+
+def _read_levels(
+    conn: Connection, codes: Sequence[str], location_codes: Sequence[str]
+) -> tuple[dict[str, str], dict[str, list[tuple[str, int]]], list[catalog.StockRow], list[str]]:
+    """The canonical SKU per known code, the components of the bundles among them, the stock
+    records of the plain products and of the components (each SKU's in location priority
+    order), and the locations by priority when there are bundles to count kits for.
+
+    One statement when every code is a plain product's SKU; aliases, barcodes and bundles add
+    a statement or two."""
+    direct = catalog.products_stock(conn, codes, location_codes)
+    skus = {sku: sku for sku in direct.skus}
+    skus.update(catalog.resolve_other_codes(conn, set(codes) - direct.skus))
+    unread = set(skus.values()) - direct.skus  # products asked for by another code
+    maybe_bundles = direct.bundles | unread
+    kits = catalog.bundle_components(conn, maybe_bundles) if maybe_bundles else {}
+    unread |= {sku for parts in kits.values() for sku, _ in parts}
+    unread -= direct.skus - direct.bundles  # their records are in hand already
+    rows = direct.rows
+    if unread:
+        rows = rows + catalog.stock_rows(conn, unread, location_codes)
+    priority = catalog.locations_by_priority(conn) if kits else []
+    return skus, kits, rows, priority
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
+    Select,
     and_,
     bindparam,
+    exists,
     or_,
     select,
 )
@@ -72,6 +74,32 @@ _STOCK_BY_PRIORITY = (
     .order_by(t.locations.c.priority, t.locations.c.code)
 )
 _STOCK_BY_PRIORITY_AT = _STOCK_BY_PRIORITY.where(one_of(_s.location, "locations"))
+
+
+# GetStockLevels in one statement when every code is a SKU and none a bundle (the usual call):
+# the products among the codes, whether each is a bundle, and their stock records (none: NULLs).
+# A location filter goes into the join, so that a product stocked elsewhere is still found.
+def _product_stock(stock_join: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(
+            _p.sku,
+            exists().where(_b.bundle_sku == _p.sku).label("bundle"),
+            _s.location,
+            _s.on_hand,
+            _s.allocated,
+        )
+        .select_from(
+            t.products.outerjoin(t.stock, stock_join).outerjoin(
+                t.locations, t.locations.c.code == _s.location
+            )
+        )
+        .where(one_of(_p.sku, "codes"))
+        .order_by(t.locations.c.priority, t.locations.c.code)
+    )
+
+
+_PRODUCT_STOCK = _product_stock(_s.sku == _p.sku)
+_PRODUCT_STOCK_AT = _product_stock(and_(_s.sku == _p.sku, one_of(_s.location, "locations")))
 
 
 def resolve_products(
@@ -178,11 +206,17 @@ def resolve_any_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
     """Canonical SKU per code, for codes that are a SKU, an alias or a barcode (a SKU wins)."""
     codes = set(codes)
     found = {sku: sku for (sku,) in conn.execute(_SKUS, {"codes": sorted(codes)}).all()}
-    rest = codes - set(found)
-    if rest:
-        rows = conn.execute(_SKUS_BY_CODE, {"codes": sorted(rest), "at": datetime.now(UTC)})
-        found.update({code: sku for code, sku in rows.all()})
+    found.update(resolve_other_codes(conn, codes - set(found)))
     return found
+
+
+def resolve_other_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
+    """SKU per code for codes that are a current alias, renamed SKU or barcode."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    rows = conn.execute(_SKUS_BY_CODE, {"codes": wanted, "at": datetime.now(UTC)}).all()
+    return {code: sku for code, sku in rows}
 
 
 class StockRow(NamedTuple):  # a NamedTuple: made per row on the hot paths, cheap to create
@@ -203,6 +237,34 @@ def stock_rows(
         else conn.execute(_STOCK_BY_PRIORITY, {"skus": sorted(set(skus))})
     )
     return list(map(StockRow._make, rows.all()))
+
+
+@dataclass(frozen=True)
+class ProductsStock:
+    skus: set[str]  # the codes that are a product's own SKU
+    bundles: set[str]  # those of them that are bundles
+    rows: list[StockRow]  # their stock records, in location priority order
+
+
+def products_stock(
+    conn: Connection, codes: Iterable[str], locations: Iterable[str] = ()
+) -> ProductsStock:
+    """For the codes that are SKUs, in one statement: which are bundles, and the stock records
+    (optionally only at `locations`) of the others (a bundle has none of its own)."""
+    wanted = sorted(set(locations))
+    found = conn.execute(
+        _PRODUCT_STOCK_AT if wanted else _PRODUCT_STOCK,
+        {"codes": sorted(set(codes)), "locations": wanted},
+    ).all()
+    return ProductsStock(
+        {row[0] for row in found},
+        {row[0] for row in found if row[1]},
+        [
+            StockRow(sku, location, on_hand, allocated)
+            for sku, _, location, on_hand, allocated in found
+            if location is not None
+        ],
+    )
 
 
 def all_stock_rows(conn: Connection) -> list[StockRow]:
