@@ -42,6 +42,11 @@ class Settings:
     # Threads per process that run database transactions; 0 runs them inline on the event loop;
     # -1 picks by database: inline on SQLite, 4 threads on PostgreSQL (bench/README.md).
     db_threads: int = -1
+    # Threads per process for read-only calls (stock levels, prices, locations, watches); 0 runs
+    # them inline on the event loop. Reads never wait for a lock, so inline costs only the round
+    # trips: on PostgreSQL next to the server that is cheaper than a thread hop (bench/README.md);
+    # on a distant one (a millisecond or more per round trip) give them threads.
+    db_read_threads: int = 0
     submit_batch_max: int = 64  # submissions stored in one transaction at most (group commit)
     # Calls served at once per process; past this, calls are refused rather than queued.
     max_concurrent_rpcs: int = 256

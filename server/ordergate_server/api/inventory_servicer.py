@@ -75,14 +75,15 @@ def _corrected(done: stock_corrections.Correction) -> pb.StockLevel:
 
 
 class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, db: Database, run: Runner) -> None:
+    def __init__(self, db: Database, run: Runner, read: Runner) -> None:
         self._db = db
-        self._run = run
+        self._run = run  # transactions
+        self._read = read  # read-only calls
 
     async def GetStockLevels(
         self, request: pb.GetStockLevelsRequest, context: Context
     ) -> pb.GetStockLevelsResponse:
-        items = await self._run(
+        items = await self._read(
             stock.get_stock_levels, self._db, list(request.codes), list(request.location_codes)
         )
         response = pb.GetStockLevelsResponse()
@@ -92,12 +93,12 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
     async def WatchStockLevels(
         self, request: pb.WatchStockLevelsRequest, context: Context
     ) -> AsyncIterator[pb.WatchStockLevelsResponse]:
-        watch = await self._run(
+        watch = await self._read(
             stock_watch.plan, self._db, list(request.codes), list(request.location_codes)
         )
         cursor = request.after_change_id
         if cursor <= 0:
-            items, cursor = await self._run(stock_watch.snapshot, self._db, watch)
+            items, cursor = await self._read(stock_watch.snapshot, self._db, watch)
             first = pb.WatchStockLevelsResponse()
             first.snapshot.change_id = cursor
             _add_products(first.snapshot.items, items)
@@ -105,13 +106,13 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
         in_order: InOrder[stock_log.StockChange] = InOrder(cursor)
         loop = asyncio.get_running_loop()
         while True:
-            changes = await self._run(stock_watch.poll, self._db, in_order.cursor)
+            changes = await self._read(stock_watch.poll, self._db, in_order.cursor)
             for change in in_order.ready(changes, loop.time()):
                 if change.sku not in watch.skus:
                     continue
                 if watch.locations and change.location not in watch.locations:
                     continue
-                bundles = await self._run(
+                bundles = await self._read(
                     stock_watch.bundles_containing, self._db, watch, change.sku
                 )
                 yield pb.WatchStockLevelsResponse(change=_change(change, bundles))
@@ -160,7 +161,7 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
     async def ListLocations(
         self, request: pb.ListLocationsRequest, context: Context
     ) -> pb.ListLocationsResponse:
-        page = await self._run(
+        page = await self._read(
             stock.list_locations,
             self._db,
             page_size=request.page_size,

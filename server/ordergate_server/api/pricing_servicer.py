@@ -36,15 +36,15 @@ def _stamp(value: Any) -> Timestamp | None:
 
 
 class PricingServicer(pricing_service_pb2_grpc.PricingServiceServicer):
-    def __init__(self, db: Database, run: Runner) -> None:
+    def __init__(self, db: Database, read: Runner) -> None:
         self._db = db
-        self._run = run
+        self._read = read  # every call here only reads
 
     async def GetCustomerPrices(
         self, request: pb.GetCustomerPricesRequest, context: Context
     ) -> pb.GetCustomerPricesResponse:
         at = request.price_time.ToDatetime(tzinfo=UTC) if request.HasField("price_time") else None
-        answer = await self._run(
+        answer = await self._read(
             pricing.get_customer_prices,
             self._db,
             current_principal(),
@@ -76,7 +76,7 @@ class PricingServicer(pricing_service_pb2_grpc.PricingServiceServicer):
     async def ListCreditNotes(
         self, request: pb.ListCreditNotesRequest, context: Context
     ) -> pb.ListCreditNotesResponse:
-        page = await self._run(
+        page = await self._read(
             pricing.list_credit_notes,
             self._db,
             current_principal(),

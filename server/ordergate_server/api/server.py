@@ -118,6 +118,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     if threads < 0:
         threads = 4 if db.dialect == "postgresql" else 0
     run = thread_pool(threads) if threads > 0 else inline
+    read = thread_pool(settings.db_read_threads) if settings.db_read_threads > 0 else inline
     submit_queue = SubmitQueue(db, max_batch=settings.submit_batch_max)
     order_service_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(
@@ -126,10 +127,10 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         server,
     )
     inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
-        InventoryServicer(db, run), server
+        InventoryServicer(db, run, read), server
     )
     catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(db, run), server)
-    pricing_service_pb2_grpc.add_PricingServiceServicer_to_server(PricingServicer(db, run), server)
+    pricing_service_pb2_grpc.add_PricingServiceServicer_to_server(PricingServicer(db, read), server)
     fulfillment_service_pb2_grpc.add_FulfillmentServiceServicer_to_server(
         FulfillmentServicer(db, run), server
     )
