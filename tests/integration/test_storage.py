@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from ordergate_server.domain.access import Role
-from ordergate_server.storage import Database, clients
+from ordergate_server.storage import Database, clients, submissions
 from ordergate_server.storage import tables as t
 from ordergate_server.storage.one_of import one_of
 
@@ -61,3 +62,28 @@ def test_one_of_matches_exactly_the_listed_values_whatever_their_number(db: Data
         ids = dict(conn.execute(select(t.clients.c.name, t.clients.c.id)).all())
         found = conn.execute(by_id, {"ids": [ids["it's"], ids["a,b"]]}).scalars().all()
         assert sorted(found) == ["a,b", "it's"]
+
+
+def test_one_of_lookups_use_the_index(db: Database) -> None:
+    """A list lookup must probe the key's index, not scan the table: the submission claims and
+    order ids of every group-commit batch are read this way, from tables that only grow."""
+    statement = submissions._FIND_MANY  # (client_id, request_id) is the unique key
+    sql = str(statement.compile(dialect=db.engine.dialect))
+    with db.reader() as conn:
+        if db.dialect == "sqlite":
+            params: Any = ("[1]", '["r-1"]')
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
+            steps = [row[-1] for row in plan]
+            assert any(s.startswith("SEARCH submissions USING") for s in steps), steps
+            assert not any(s.startswith("SCAN submissions") for s in steps), steps
+        else:  # an empty table is scanned anyway; forbid that to see whether the index can serve
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            try:
+                plan = conn.exec_driver_sql(
+                    "EXPLAIN " + sql, {"client_ids": [1], "request_ids": ["r-1"]}
+                ).all()
+            finally:
+                conn.exec_driver_sql("RESET enable_seqscan")
+            text_plan = "\n".join(row[0] for row in plan)
+            assert "Index" in text_plan, text_plan
+            assert "Seq Scan" not in text_plan, text_plan

@@ -58,6 +58,9 @@ class OneOf(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    # A condition in itself: without this, SQLAlchemy writes "(...) = 1" for a Boolean
+    # expression on SQLite, and SQLite cannot use an index for that (a full table scan).
+    _is_implicitly_boolean = True
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),
