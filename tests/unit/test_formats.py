@@ -40,6 +40,7 @@ def test_full_example_maps_every_field() -> None:
     assert draft.delivery.phone == "+49 40 123-4567"
     assert draft.delivery.email == "goods-in@cafe-lindner.example"
     assert draft.delivery.window_start == datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
+    assert draft.delivery.window_end == datetime(2026, 11, 25, 11, 0, tzinfo=UTC)
     assert draft.delivery.special_handling.startswith("Fragile")
     assert [(ln.line_number, ln.code, ln.code_is_barcode, ln.quantity) for ln in draft.lines] == [
         (1, "SKU-1003", False, 1),
@@ -49,6 +50,17 @@ def test_full_example_maps_every_field() -> None:
     ]
     assert draft.lines[0].unit_price == Decimal("149.00")
     assert draft.notes.startswith("Invoice")
+
+
+def test_comments_and_processing_instructions_between_elements_change_nothing() -> None:
+    plain = (EXAMPLES / "full-order.xml").read_text()
+    noisy = (
+        plain.replace("<Street>", "<!-- gate 3 --><?scanner x?><Street>")
+        .replace("<Line>", "<!-- line --><Line><!-- first -->")
+        .replace("<Phone>", "<?pi?><Phone>")
+    )
+    assert noisy.count("<!--") > 4
+    assert read_order(noisy.encode()) == read_order(plain.encode())
 
 
 def test_date_only_order_date_is_midnight_utc() -> None:

@@ -51,45 +51,136 @@ def order_id_of(root: etree._Element) -> str:
     return value if 0 < len(value) <= 64 and value.isprintable() else ""
 
 
+def _q(name: str) -> str:
+    return f"{{{NAMESPACE}}}{name}"
+
+
+# Tags in Clark notation: matching a child's tag against these is a string comparison, where
+# find("o:Name", namespaces) parses its path again on every call (most of the mapping's time).
+_LINES, _LINE, _DELIVERY, _ADDRESS, _CONTACT, _WINDOW, _STREET = map(
+    _q, ("Lines", "Line", "Delivery", "Address", "Contact", "Window", "Street")
+)
+
+(
+    _ORDER_ID,
+    _ORDER_DATE,
+    _CUSTOMER_ACCOUNT,
+    _CHANNEL,
+    _CURRENCY,
+    _NOTES,
+    _NAME,
+    _CITY,
+    _POSTAL_CODE,
+    _REGION,
+    _COUNTRY,
+    _PHONE,
+    _EMAIL,
+    _EARLIEST,
+    _LATEST,
+    _SPECIAL_HANDLING,
+    _LINE_NUMBER,
+    _SKU,
+    _BARCODE,
+    _QUANTITY,
+    _UNIT_PRICE,
+) = map(
+    _q,
+    (
+        "OrderId",
+        "OrderDate",
+        "CustomerAccount",
+        "Channel",
+        "Currency",
+        "Notes",
+        "Name",
+        "City",
+        "PostalCode",
+        "Region",
+        "Country",
+        "Phone",
+        "Email",
+        "Earliest",
+        "Latest",
+        "SpecialHandling",
+        "LineNumber",
+        "Sku",
+        "Barcode",
+        "Quantity",
+        "UnitPrice",
+    ),
+)
+
+
+def _children(element: etree._Element | None) -> dict[str, str]:
+    """The stripped text of each child element by tag; the first of a repeated tag wins (as
+    find() does). Comments and processing instructions are not elements and are skipped."""
+    texts: dict[str, str] = {}
+    if element is not None:
+        for child in element:
+            tag = child.tag
+            if isinstance(tag, str) and tag not in texts:
+                texts[tag] = (child.text or "").strip()
+    return texts
+
+
+def _child(element: etree._Element | None, tag: str) -> etree._Element | None:
+    if element is None:
+        return None
+    for child in element:
+        if child.tag == tag:
+            return child
+    return None
+
+
 def to_draft(root: etree._Element) -> OrderDraft:
     """Map a schema-valid native order to the domain's OrderDraft (no judgement here)."""
-    address = root.find("o:Delivery/o:Address", _NS)
-    assert address is not None  # guaranteed by the schema
+    order = _children(root)
+    delivery_element = _child(root, _DELIVERY)
+    address_element = _child(delivery_element, _ADDRESS)
+    assert address_element is not None  # guaranteed by the schema
+    delivery = _children(delivery_element)
+    address = _children(address_element)
+    contact = _children(_child(delivery_element, _CONTACT))
+    window = _children(_child(delivery_element, _WINDOW))
     lines = []
-    for line in root.iterfind("o:Lines/o:Line", _NS):
-        barcode = _text(line, "o:Barcode")
+    lines_element = _child(root, _LINES)
+    for line_element in lines_element if lines_element is not None else ():
+        if line_element.tag != _LINE:
+            continue
+        line = _children(line_element)
+        barcode = line.get(_BARCODE, "")
         lines.append(
             LineDraft(
-                line_number=int(_text(line, "o:LineNumber")),
-                code=barcode or _text(line, "o:Sku"),
+                line_number=int(line.get(_LINE_NUMBER, "")),
+                code=barcode or line.get(_SKU, ""),
                 code_is_barcode=bool(barcode),
-                quantity_text=_text(line, "o:Quantity"),
-                unit_price=_decimal(_text(line, "o:UnitPrice")),
+                quantity_text=line.get(_QUANTITY, ""),
+                unit_price=_decimal(line.get(_UNIT_PRICE, "")),
             )
         )
     return OrderDraft(
-        client_order_id=_text(root, "o:OrderId"),
-        order_time=_timestamp(_text(root, "o:OrderDate")),
-        customer_account=_text(root, "o:CustomerAccount"),
-        channel=_text(root, "o:Channel"),
-        currency=_text(root, "o:Currency"),
+        client_order_id=order.get(_ORDER_ID, ""),
+        order_time=_timestamp(order.get(_ORDER_DATE, "")),
+        customer_account=order.get(_CUSTOMER_ACCOUNT, ""),
+        channel=order.get(_CHANNEL, ""),
+        currency=order.get(_CURRENCY, ""),
         delivery=Delivery(
             address=Address(
-                name=_text(address, "o:Name"),
+                name=address.get(_NAME, ""),
                 street_lines=tuple(
-                    (s.text or "").strip() for s in address.iterfind("o:Street", _NS)
+                    (s.text or "").strip() for s in address_element if s.tag == _STREET
                 ),
-                city=_text(address, "o:City"),
-                postal_code=_text(address, "o:PostalCode"),
-                region=_text(address, "o:Region"),
-                country_code=_text(address, "o:Country"),
+                city=address.get(_CITY, ""),
+                postal_code=address.get(_POSTAL_CODE, ""),
+                region=address.get(_REGION, ""),
+                country_code=address.get(_COUNTRY, ""),
             ),
-            phone=_text(root, "o:Delivery/o:Contact/o:Phone"),
-            email=_text(root, "o:Delivery/o:Contact/o:Email"),
-            window_start=_timestamp(_text(root, "o:Delivery/o:Window/o:Earliest")),
-            window_end=_timestamp(_text(root, "o:Delivery/o:Window/o:Latest")),
-            special_handling=_text(root, "o:Delivery/o:SpecialHandling"),
+            phone=contact.get(_PHONE, ""),
+            email=contact.get(_EMAIL, ""),
+            window_start=_timestamp(window.get(_EARLIEST, "")),
+            window_end=_timestamp(window.get(_LATEST, "")),
+            special_handling=delivery.get(_SPECIAL_HANDLING, ""),
         ),
         lines=tuple(lines),
-        notes=_text(root, "o:Notes"),
+        notes=order.get(_NOTES, ""),
     )
