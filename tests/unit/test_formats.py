@@ -13,6 +13,7 @@ import pytest
 
 from ordergate_server.domain.model import OrderDraft
 from ordergate_server.formats import DocumentLimits, UnreadableOrder, read_order
+from ordergate_server.formats.safe_xml import XmlRejected, parse_untrusted
 
 from ..support import EXAMPLES, order_xml, recording_http_server
 
@@ -126,6 +127,33 @@ def test_element_count_is_bounded() -> None:
     result = read_order(payload, DocumentLimits(max_depth=32, max_elements=100))
     assert isinstance(result, UnreadableOrder)
     assert result.reasons[0].code.value == "XML_LIMIT_EXCEEDED"
+
+
+def nested(levels: int, innermost: str = "") -> bytes:
+    return ("<a>" * levels + innermost + "</a>" * levels).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "fits"),
+    [
+        (nested(5), True),  # the root is level 1: five levels, the most allowed
+        (nested(6), False),
+        (nested(5, "text only"), True),  # text is not a level
+        (nested(5, "<!-- c --><?pi x?>"), True),  # comments and PIs are dropped unread
+        (b"<a>" + b"<b/>" * 9 + b"</a>", True),  # ten elements, the most allowed
+        (b"<a>" + b"<b/>" * 10 + b"</a>", False),
+        (b"<a>" + b"<b/>" * 9 + b"<!-- c --><?pi?></a>", True),
+        (b"<a>" + b"<b><c/></b>" * 5 + b"</a>", False),  # eleven, nested
+    ],
+)
+def test_depth_and_size_limits_hold_exactly_at_the_boundary(payload: bytes, fits: bool) -> None:
+    limits = DocumentLimits(max_depth=5, max_elements=10)
+    if fits:
+        parse_untrusted(payload, limits)
+    else:
+        with pytest.raises(XmlRejected) as rejected:
+            parse_untrusted(payload, limits)
+        assert rejected.value.reason.code.value == "XML_LIMIT_EXCEEDED"
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
+from typing import cast
 
 from lxml import etree
 
@@ -123,18 +125,23 @@ def parse_untrusted(payload: bytes, limits: DocumentLimits) -> etree._Element:
 
 
 def _check_size(root: etree._Element, limits: DocumentLimits) -> None:
-    count = 0
-    stack = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        count += 1
-        if depth > limits.max_depth or count > limits.max_elements:
-            what = (
-                f"deeper than {limits.max_depth} levels"
-                if depth > limits.max_depth
-                else (f"more than {limits.max_elements} elements")
-            )
-            raise XmlRejected(
-                HoldReason(HoldCode.XML_LIMIT_EXCEEDED, "", f"The document is {what}.")
-            )
-        stack.extend((child, depth + 1) for child in element)
+    too_deep, count = _size_checks(limits.max_depth)
+    if too_deep(root):
+        what = f"deeper than {limits.max_depth} levels"
+    elif cast(float, count(root)) > limits.max_elements:
+        what = f"more than {limits.max_elements} elements"
+    else:
+        return
+    raise XmlRejected(HoldReason(HoldCode.XML_LIMIT_EXCEEDED, "", f"The document is {what}."))
+
+
+@functools.lru_cache(maxsize=8)
+def _size_checks(max_depth: int) -> tuple[etree.XPath, etree.XPath]:
+    """Compiled XPath tests, evaluated in libxml2 rather than by walking the tree in Python
+    (which cost more than parsing): is there an element below `max_depth` levels, the root
+    being level 1; and how many elements are there (comments and PIs are dropped by the
+    parser)."""
+    return (
+        etree.XPath("boolean(" + "*/" * (max_depth - 1) + "*)"),
+        etree.XPath("count(descendant-or-self::*)"),
+    )
