@@ -43,9 +43,12 @@ class ProductStock(NamedTuple):
 
     @property
     def total(self) -> Level:
-        kits = sum(x.available for x in self.levels) if self.bundle else None
-        on_hand = sum(x.on_hand for x in self.levels)
-        return Level("", on_hand, sum(x.allocated for x in self.levels), kits)
+        on_hand = allocated = available = 0
+        for level in self.levels:  # one plain loop: this runs for every item of every answer
+            on_hand += level.on_hand
+            allocated += level.allocated
+            available += level.available
+        return Level("", on_hand, allocated, available if self.bundle else None)
 
 
 def bundle_levels(
