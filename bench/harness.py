@@ -78,7 +78,15 @@ def server(database_url: str, **settings: str) -> Iterator[str]:
 
     The server's output goes to a file (a pipe nobody reads would block it); the file's tail is
     printed if the run fails. `settings` become ORDERGATE_* variables."""
-    env = {**os.environ, "ORDERGATE_DATABASE_URL": database_url, "ORDERGATE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "ORDERGATE_DATABASE_URL": database_url,
+        "ORDERGATE_LOG_LEVEL": "WARNING",
+        # One key drives the whole load: the per-key abuse limit (1,000 calls/s per worker by
+        # default) would cap the figures, not the server. Its check still runs on every call.
+        "ORDERGATE_RATE_LIMIT_PER_SECOND": "1000000",
+        "ORDERGATE_RATE_LIMIT_BURST": "1000000",
+    }
     env.update({f"ORDERGATE_{name.upper()}": value for name, value in settings.items()})
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
         process = subprocess.Popen(
