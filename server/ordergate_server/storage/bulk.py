@@ -7,7 +7,10 @@ database's one write lock), so that time is paid by every waiting writer. Here:
 
 - PostgreSQL: one array per column into `INSERT ... SELECT * FROM unnest(...)` (and an
   `UPDATE ... FROM unnest(...)` for allocations). The text never changes, so psycopg parses it
-  once and the server prepares it once per connection, whatever the number of rows.
+  once and the server prepares it once per connection, whatever the number of rows. The arrays
+  go in binary (`%b`): in text psycopg quotes and escapes every element with regular
+  expressions, which was half the CPU of storing a batch (bench/stages.py: 634 -> 481 us of
+  client CPU per order stored ten at a time).
 - SQLite: the driver's executemany (a C loop) on positional rows.
 
 Each column's bind processing (UtcDateTime, JSON) is applied as SQLAlchemy would apply it.
@@ -55,7 +58,7 @@ class BulkInsert:
             names = ", ".join(quote(name) for name in self.columns)
             if dialect.name == "postgresql":
                 arrays = ", ".join(
-                    f"%s::{self._table.c[name].type.compile(dialect=dialect)}[]"
+                    f"%b::{self._table.c[name].type.compile(dialect=dialect)}[]"
                     for name in self.columns
                 )
                 sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
@@ -85,7 +88,7 @@ class StockChangedError(RuntimeError):
 
 _ADD_ALLOCATED_PG = (
     "UPDATE stock AS s SET allocated = s.allocated + d.quantity"
-    " FROM unnest(%s::varchar[], %s::varchar[], %s::integer[]) AS d(sku, location, quantity)"
+    " FROM unnest(%b::varchar[], %b::varchar[], %b::integer[]) AS d(sku, location, quantity)"
     " WHERE s.sku = d.sku AND s.location = d.location"
     " AND s.on_hand - s.allocated >= d.quantity"
 )
