@@ -38,6 +38,7 @@ class ServerThread:
     def __init__(self, db: Database, **settings: object) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.loop_thread_name = self._thread.name  # where inline calls run
         self._thread.start()
         config = Settings.from_env({}, listen="127.0.0.1:0", **settings)
         self.running: RunningServer = self._call(start_server(config, db))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import grpc
 import pytest
 
 from ordergate.v1 import inventory_service_pb2 as pb
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
+from ordergate_server.service import stock
+from ordergate_server.service.stock import ProductStock, get_stock_levels
 from ordergate_server.storage import Database
 from ordergate_server.storage import tables as t
 
-from ..support import Api, auth, order_xml, rich_error
+from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error
 
 
 def levels(api: Api, *codes: str, locations: tuple[str, ...] = ()) -> list[pb.ProductStock]:
@@ -147,3 +152,28 @@ def test_many_codes_in_one_call_answer_as_each_code_alone(
     kit_in = {x.location_code: x.available for x in mixed[0].locations}
     jugs_in = {x.location_code: x.available for x in mixed[4].locations}
     assert kit_in.get("WH-MAIN", 0) == jugs_in.get("WH-MAIN", 0) // 2
+
+
+@pytest.mark.parametrize("read_threads", [0, 2])
+def test_reads_run_inline_or_on_their_threads_as_configured(
+    db: Database, keys: Keys, monkeypatch: pytest.MonkeyPatch, read_threads: int
+) -> None:
+    """ORDERGATE_DB_READ_THREADS: 0 reads on the event loop's own thread (the default); more
+    gives reads a pool, for a database far away. Either way the answer is the same."""
+    threads: list[str] = []
+
+    def recording(*args: Any, **kwargs: Any) -> list[ProductStock]:
+        threads.append(threading.current_thread().name)
+        return get_stock_levels(*args, **kwargs)
+
+    monkeypatch.setattr(stock, "get_stock_levels", recording)
+    running = ServerThread(db, db_read_threads=read_threads)
+    try:
+        with grpc.insecure_channel(running.target) as channel:
+            [item] = levels(Api(channel, keys.shop), "SKU-1001")
+    finally:
+        running.stop()
+    assert quantities(item.total) == ("", 512, 0, 512)
+    assert len(threads) == 1
+    assert threads[0].startswith("ordergate-db") == (read_threads > 0)
+    assert (threads[0] == running.loop_thread_name) == (read_threads == 0)

@@ -43,7 +43,7 @@ PIECE_UNITS = frozenset({"C62", "H87", "EA", "NAR"})
 def _clark(path: str) -> str:
     """A "cac:Name/cbc:Name" path in Clark notation ({namespace}Name). lxml caches a path it
     has parsed, but keyed with the namespace map, which it sorts into the key on every call;
-    a Clark path is its own key (this halved the cost of mapping an order)."""
+    a Clark path is its own key (mapping an order: 356 -> 322 us, bench/ubl_orders.py)."""
     for prefix, namespace in _NS.items():
         path = path.replace(f"{prefix}:", f"{{{namespace}}}")
     return path
