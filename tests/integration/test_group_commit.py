@@ -320,3 +320,31 @@ def test_a_failed_write_turn_fails_its_calls_and_the_queue_goes_on(
 
     assert asyncio.run(submit_both()).order.state is OrderState.ACCEPTED
     assert count(db, "orders") == 1
+
+
+def test_each_order_of_a_batch_is_stored_with_its_own_lines_and_events(db: Database) -> None:
+    # The orders of a batch are inserted together and their lines and events attached by the
+    # seq the database assigned each (RETURNING on PostgreSQL, a lookup on SQLite): a mix-up
+    # would give an order another's lines.
+    principal = _fresh_catalog(db)
+    wanted = {
+        "L-1": [("SKU-1001", 1)],
+        "L-2": [("SKU-1002", 2), ("SKU-1001", 3)],
+        "L-3": [("SKU-1002", 1), ("SKU-1001", 1), ("SKU-1002", 4)],
+    }
+    batch = [
+        prepare_submission(
+            principal, request_id=str(uuid.uuid4()), payload=order_xml(order_id, lines).encode()
+        )
+        for order_id, lines in wanted.items()
+    ]
+    answers = store_submissions(db, batch)
+
+    with db.reader() as conn:
+        for (order_id, lines), answer in zip(wanted.items(), answers, strict=True):
+            assert isinstance(answer, SubmitResult)
+            stored = orders.get_order(conn, client_id=None, order_id=answer.order.id)
+            assert stored is not None
+            assert stored.client_order_id == order_id
+            assert [(line.sku, line.quantity) for line in stored.lines] == lines
+            assert [event.new_state for event in stored.events] == [OrderState.ACCEPTED]

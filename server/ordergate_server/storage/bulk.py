@@ -22,9 +22,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table
+from sqlalchemy import JSON, Connection, Table, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.type_api import _BindProcessorType
+
+from .one_of import one_of
 
 
 class BulkInsert:
@@ -37,19 +40,54 @@ class BulkInsert:
             c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)
         )
         self._compiled: dict[str, tuple[str, list[_BindProcessorType[Any] | None]]] = {}
+        self._lookups: dict[tuple[str, str], Executable] = {}
 
     def __call__(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
         sql, processors = self._for(conn.dialect)
-        values = [
-            [row[name] if process is None else process(row[name]) for row in rows]
-            for name, process in zip(self.columns, processors, strict=True)
-        ]
+        values = self._values(rows, processors)
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(sql, tuple(values))
         else:
             conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
+
+    def assigned(
+        self, conn: Connection, rows: Sequence[Mapping[str, Any]], key: str, generated: str
+    ) -> dict[Any, Any]:
+        """Insert `rows` and return what the database assigned them in column `generated` (an
+        autoincrement seq), by the value of their unique column `key`.
+
+        PostgreSQL answers in the INSERT itself (RETURNING). SQLite's executemany cannot
+        return rows, so there one indexed lookup by `key` follows: in process, it costs
+        little. On PostgreSQL that second statement was a round trip, and on a freshly
+        created table its plan was a sequential scan (bench/README.md)."""
+        if not rows:
+            return {}
+        if conn.dialect.name == "postgresql":
+            sql, processors = self._for(conn.dialect)
+            quote = conn.dialect.identifier_preparer.quote
+            returned = conn.exec_driver_sql(
+                f"{sql} RETURNING {quote(key)}, {quote(generated)}",
+                tuple(self._values(rows, processors)),
+            )
+            return dict(returned.tuples().all())
+        self(conn, rows)
+        lookup = self._lookups.get((key, generated))
+        if lookup is None:
+            table = self._table
+            lookup = select(table.c[key], table.c[generated]).where(one_of(table.c[key], "keys"))
+            self._lookups[(key, generated)] = lookup
+        return dict(conn.execute(lookup, {"keys": [row[key] for row in rows]}).tuples().all())
+
+    def _values(
+        self, rows: Sequence[Mapping[str, Any]], processors: list[_BindProcessorType[Any] | None]
+    ) -> list[list[Any]]:
+        """The rows as one list of bind-processed values per column."""
+        return [
+            [row[name] if process is None else process(row[name]) for row in rows]
+            for name, process in zip(self.columns, processors, strict=True)
+        ]
 
     def _for(self, dialect: Dialect) -> tuple[str, list[_BindProcessorType[Any] | None]]:
         if dialect.name not in self._compiled:

@@ -45,7 +45,6 @@ _FIND_MANY_BY_CLIENT_ORDER_ID = select(_o.client_id, _o.client_order_id).where(
 _FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED = _FIND_MANY_BY_CLIENT_ORDER_ID.with_for_update()
 _INSERT_ORDER = t.orders.insert().returning(_o.seq)
 _INSERT_ORDERS = BulkInsert(t.orders)
-_SEQ_BY_ID = select(_o.id, _o.seq).where(one_of(_o.id, "ids"))
 _INSERT_LINES = BulkInsert(t.order_lines)
 _INSERT_EVENTS = BulkInsert(t.order_events)
 
@@ -91,15 +90,17 @@ def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
 
 
 def insert_orders(conn: Connection, new: Sequence[tuple[int, OrderRecord]]) -> None:
-    """Store new orders (client_id, order) with their lines and events: four statements for
-    any number of orders (rows, their seqs, all lines, all events)."""
+    """Store new orders (client_id, order) with their lines and events in the same few
+    statements for any number of orders: the rows (answering their seqs), all lines, all
+    events."""
     if not new:
         return
-    _INSERT_ORDERS(
-        conn, [{"client_id": client_id, **_order_values(conn, order)} for client_id, order in new]
+    seqs = _INSERT_ORDERS.assigned(
+        conn,
+        [{"client_id": client_id, **_order_values(conn, order)} for client_id, order in new],
+        key="id",
+        generated="seq",
     )
-    rows = conn.execute(_SEQ_BY_ID, {"ids": [order.id for _, order in new]})
-    seqs = {row.id: row.seq for row in rows}
     _insert_lines_of(conn, [(seqs[order.id], order.lines) for _, order in new])
     _insert_events_of(conn, [(seqs[order.id], order.events) for _, order in new])
 
