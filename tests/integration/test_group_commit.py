@@ -206,6 +206,40 @@ def test_sqlite_writers_of_every_process_queue_on_the_write_gate(tmp_path: Path)
     holder.wait(timeout=5)
 
 
+def test_the_write_gate_is_taken_without_waiting_only_when_free(tmp_path: Path) -> None:
+    # write_turn takes a free gate on the event loop itself (no thread hop); it must never take
+    # one that another process or another thread of this process holds.
+    lock = tmp_path / "db.sqlite3.write-lock"
+    gate, other_process = WriteGate(lock), WriteGate(lock)  # two open files: two flock holders
+    me = threading.get_ident()
+
+    assert gate.try_acquire(me)
+    with gate.held():  # the owner's own transactions pass straight through
+        pass
+    gate.release()
+
+    with other_process.held():
+        assert not gate.try_acquire(me)
+
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold_from_a_thread() -> None:
+        with gate.held():
+            entered.set()
+            leave.wait(5)
+
+    holder = threading.Thread(target=hold_from_a_thread)
+    holder.start()
+    assert entered.wait(5)
+    assert not gate.try_acquire(me)
+    leave.set()
+    holder.join(timeout=5)
+
+    assert gate.try_acquire(me)  # free again once every holder has gone
+    assert not other_process.try_acquire(threading.get_ident())
+    gate.release()
+
+
 def test_other_writes_run_alongside_the_group_commit(api: Api, db: Database) -> None:
     """Cancels (a write run inline on SQLite's event loop) while orders are being batched: each
     call is answered; none waits for a write lock its own event loop holds (found by the soak)."""

@@ -7,10 +7,11 @@ while one batch is being written the next one gathers, so under light load a bat
 submission and under heavy load the cost per order falls (bench/submit_orders.py).
 
 Where the batch is written depends on the database (measured, bench/README.md):
-- SQLite has one writer at a time across all worker processes. The flusher waits for that
-  write lock in a thread, so the event loop goes on reading requests meanwhile, then writes the
-  batch on the event loop itself: while it holds the lock no other thread of this process
-  competes with it for the GIL, so the lock is held as briefly as possible.
+- SQLite has one writer at a time across all worker processes. The flusher takes that write
+  lock at once if it is free; otherwise it waits for it in a thread, so the event loop goes on
+  reading requests meanwhile. Then it writes the batch on the event loop itself: while it
+  holds the lock no other thread of this process competes with it for the GIL, so the lock is
+  held as briefly as possible.
 - PostgreSQL writes concurrently; the batch goes to a thread, so the event loop goes on while
   the statements make their round trips.
 
