@@ -72,8 +72,14 @@ def ordergate(database_url: str, *args: str) -> str:
     return done.stdout
 
 
+class Target(str):
+    """The address a bench server listens on ("127.0.0.1:PORT"), carrying its process id."""
+
+    pid: int
+
+
 @contextmanager
-def server(database_url: str, **settings: str) -> Iterator[str]:
+def server(database_url: str, **settings: str) -> Iterator[Target]:
     """`ordergate serve` on 127.0.0.1, port 0; yields its target; SIGTERM at the end.
 
     The server's output goes to a file (a pipe nobody reads would block it); the file's tail is
@@ -97,7 +103,9 @@ def server(database_url: str, **settings: str) -> Iterator[str]:
             text=True,
         )
         try:
-            yield _wait_for_target(process, Path(log.name))
+            target = Target(_wait_for_target(process, Path(log.name)))
+            target.pid = process.pid
+            yield target
         except BaseException:
             print(Path(log.name).read_text()[-4000:], file=sys.stderr)
             raise
@@ -211,3 +219,50 @@ async def connections(
     finally:
         for channel in channels:
             await channel.close(None)
+
+
+# Where the machine's CPU goes during a phase, by process group, from /proc (Linux).
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _processes() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds used so far, command line) for every process."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone meanwhile
+            continue
+        found[int(entry.name)] = (int(stat[1]), (int(stat[11]) + int(stat[12])) / _TICKS, cmdline)
+    return found
+
+
+def cpu_seconds(server_pid: int, database_url: str) -> dict[str, float]:
+    """CPU seconds used so far by: the server's process tree (workers included; SQLite runs in
+    it), the PostgreSQL backends serving the bench database, and this process."""
+    processes = _processes()
+    tree, grew = {server_pid}, True
+    while grew:
+        children = {pid for pid, (parent, _, _) in processes.items() if parent in tree}
+        grew = not children <= tree
+        tree |= children
+    database = make_url(database_url).database or ""
+    backends = {
+        pid
+        for pid, (_, _, cmdline) in processes.items()
+        if cmdline.startswith("postgres: ") and f" {database} " in cmdline
+    }
+    own = processes.get(os.getpid(), (0, 0.0, ""))[1]
+    return {
+        "server": sum(processes[pid][1] for pid in tree if pid in processes),
+        "database": sum(processes[pid][1] for pid in backends),
+        "load generator": own,
+    }
+
+
+def cpu_per_call(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:
+    """Microseconds of CPU per call of each group, between two `cpu_seconds` readings."""
+    return {group: (after[group] - before[group]) * 1e6 / max(calls, 1) for group in before}

@@ -26,7 +26,10 @@ from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 from .harness import (
     CONNECTIONS,
     LoadResult,
+    Target,
     connections,
+    cpu_per_call,
+    cpu_seconds,
     run_load,
     run_paced,
     seeded_database,
@@ -63,8 +66,8 @@ def order(n: int, lines: int = 10) -> bytes:
 
 
 async def measure(
-    target: str, key: str, seconds: float, concurrency: int
-) -> tuple[LoadResult, LoadResult, LoadResult, int]:
+    target: Target, database_url: str, key: str, seconds: float, concurrency: int
+) -> tuple[LoadResult, LoadResult, LoadResult, int, dict[str, dict[str, float]]]:
     metadata = (("authorization", f"Bearer {key}"),)
     async with connections(target) as channels:
         health = [health_pb2_grpc.HealthStub(c) for c in channels]
@@ -89,24 +92,30 @@ async def measure(
 
         lanes = len(channels)
         await run_load(health_call, concurrency=concurrency, seconds=1, lanes=lanes)  # warm up
+        cpu = {}  # CPU per call by process group, health checks and orders
+        before = cpu_seconds(target.pid, database_url)
         baseline = await run_load(
             health_call, concurrency=concurrency, seconds=seconds, lanes=lanes
         )
+        between = cpu_seconds(target.pid, database_url)
         submits = await run_load(submit_call, concurrency=concurrency, seconds=seconds, lanes=lanes)
+        after = cpu_seconds(target.pid, database_url)
+        cpu["health"] = cpu_per_call(before, between, baseline.calls)
+        cpu["order"] = cpu_per_call(between, after, submits.calls)
         # Latency where a service is run in practice: a steady 80% of the peak just measured,
         # each connection (so each worker) at 80% of what it served at that peak.
         paced = await run_paced(
             submit_call, rate=0.8 * submits.rate, seconds=seconds, shares=submits.calls_per_lane
         )
-        return baseline, submits, paced, accepted
+        return baseline, submits, paced, accepted, cpu
 
 
 def bench(kind: str, seconds: float, concurrency: int, workers: int) -> dict[str, object]:
     with seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, keys):
         key = keys["bench-shop"]
         with server(url, workers=str(workers)) as target:
-            baseline, submits, paced, accepted = asyncio.run(
-                measure(target, key, seconds, concurrency)
+            baseline, submits, paced, accepted, cpu = asyncio.run(
+                measure(target, url, key, seconds, concurrency)
             )
     made = submits.calls + paced.calls
     assert accepted == made, f"{made - accepted} orders were not accepted"
@@ -119,6 +128,7 @@ def bench(kind: str, seconds: float, concurrency: int, workers: int) -> dict[str
         "p99_ms": round(submits.percentile(99), 1),
         "health_p99_ms": round(baseline.percentile(99), 1),
         "paced_p99_ms": round(paced.percentile(99), 1),
+        "cpu_us": cpu,
     }
 
 
@@ -139,13 +149,29 @@ def main() -> None:
         "| p99 ms at 80% of peak |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
+    results = []
     for kind in kinds:
         r = bench(kind, args.seconds, args.concurrency, args.workers)
+        results.append(r)
         print(
             f"| {r['database']} | {r['health_checks_per_s']} | {r['orders_per_s']} | "
             f"{r['ratio']} | {r['p50_ms']} | {r['p99_ms']} | {r['paced_p99_ms']} |",
             flush=True,
         )
+    # Where the two cores went: the ratio is about (CPU per health check) : (CPU per order),
+    # all processes on the machine included (bench/README.md).
+    print()
+    print("CPU per call, microseconds, by process (server workers, PostgreSQL backends, this")
+    print("load generator), at the peak of each phase")
+    print("| database | call | server | database | load generator | total |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in results:
+        for call, groups in r["cpu_us"].items():  # type: ignore[attr-defined]
+            print(
+                f"| {r['database']} | {call} | {groups['server']:.0f} | "
+                f"{groups['database']:.0f} | {groups['load generator']:.0f} | "
+                f"{sum(groups.values()):.0f} |"
+            )
 
 
 if __name__ == "__main__":
