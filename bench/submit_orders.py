@@ -100,8 +100,8 @@ async def measure(
         between = cpu_seconds(target.pid, database_url)
         submits = await run_load(submit_call, concurrency=concurrency, seconds=seconds, lanes=lanes)
         after = cpu_seconds(target.pid, database_url)
-        cpu["health"] = cpu_per_call(before, between, baseline.calls)
-        cpu["order"] = cpu_per_call(between, after, submits.calls)
+        cpu["Health/Check"] = cpu_per_call(before, between, baseline.calls)
+        cpu["SubmitOrder"] = cpu_per_call(between, after, submits.calls)
         # Latency where a service is run in practice: a steady 80% of the peak just measured,
         # each connection (so each worker) at 80% of what it served at that peak.
         paced = await run_paced(
