@@ -222,7 +222,7 @@ async def connections(
 
 
 # Where the machine's CPU goes during a phase, by process group, from /proc (Linux).
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _processes() -> dict[int, tuple[int, float, str]]:
@@ -240,15 +240,31 @@ def _processes() -> dict[int, tuple[int, float, str]]:
     return found
 
 
+def _descendants(processes: dict[int, tuple[int, float, str]], ancestor: int) -> set[int]:
+    found, grew = {ancestor}, True
+    while grew:
+        children = {pid for pid, (parent, _, _) in processes.items() if parent in found}
+        grew = not children <= found
+        found |= children
+    return found - {ancestor}
+
+
+def server_workers(server_pid: int) -> list[int]:
+    """The worker processes of the `ordergate serve` process `server_pid` (its spawned
+    multiprocessing children; not multiprocessing's resource tracker)."""
+    processes = _processes()
+    return sorted(
+        pid
+        for pid in _descendants(processes, server_pid)
+        if "multiprocessing" in processes[pid][2] and "spawn_main" in processes[pid][2]
+    )
+
+
 def cpu_seconds(server_pid: int, database_url: str) -> dict[str, float]:
     """CPU seconds used so far by: the server's process tree (workers included; SQLite runs in
     it), the PostgreSQL backends serving the bench database, and this process."""
     processes = _processes()
-    tree, grew = {server_pid}, True
-    while grew:
-        children = {pid for pid, (parent, _, _) in processes.items() if parent in tree}
-        grew = not children <= tree
-        tree |= children
+    tree = _descendants(processes, server_pid) | {server_pid}
     database = make_url(database_url).database or ""
     backends = {
         pid

@@ -39,7 +39,7 @@ from ordergate.v1 import order_service_pb2_grpc as order_grpc
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
 from ordergate.v1 import pricing_service_pb2_grpc as pricing_grpc
 
-from .harness import seeded_database, server
+from .harness import seeded_database, server, server_workers
 from .submit_orders import SKUS, catalog, order
 
 
@@ -47,20 +47,6 @@ def _rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmRSS:\s+(\d+) kB", status)
     return int(match.group(1)) if match else 0
-
-
-def _worker_pids() -> list[int]:
-    """The `ordergate serve` workers on this machine (spawned multiprocessing children)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"multiprocessing" in cmdline and b"spawn_main" in cmdline:
-                pids.append(int(entry.name))
-    return sorted(pids)
 
 
 class Soak:
@@ -231,7 +217,7 @@ def bench(kind: str, seconds: float, workers: int) -> bool:
     with seeded_database(kind, data, clients) as (url, keys):
         shop, manager = keys["bench-shop"], keys["bench-mgr"]
         with server(url, workers=str(workers)) as target:
-            pids = _worker_pids()
+            pids = server_workers(target.pid)
             before = {pid: _rss_kib(pid) for pid in pids}
             soak = asyncio.run(run(target, shop, manager, seconds))
             after = {pid: _rss_kib(pid) for pid in pids}
