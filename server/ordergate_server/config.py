@@ -78,6 +78,10 @@ class Settings:
     pii_key: str = field(default="", repr=False)
     # Python log level.
     log_level: str = "INFO"
+    # Allocations between the garbage collector's young-generation passes in a serving process;
+    # 0 keeps Python's default (700). Objects built at start-up are frozen out of its passes
+    # either way (gc_tuning.py).
+    gc_threshold: int = 100_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -34,6 +34,7 @@ from ordergate.v1 import (
 
 from ..config import Settings, submit_limits
 from ..filedrop import DropSettings, FilePoller
+from ..gc_tuning import tune_for_serving
 from ..service import monitoring
 from ..service.auth import Authenticator
 from ..service.rate_limits import KeyLimits
@@ -219,6 +220,7 @@ async def _check_stuck_orders(
 async def serve_until_signalled(settings: Settings, db: Database, on_ready: object = None) -> None:
     """Run until SIGTERM or SIGINT, then drain gracefully."""
     running = await start_server(settings, db)
+    tune_for_serving(settings.gc_threshold)  # after start-up: what it built stays frozen
     host = settings.listen.rsplit(":", 1)[0]
     log.info("ordergate listening on %s:%d", host, running.port)
     if callable(on_ready):
