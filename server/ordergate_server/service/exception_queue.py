@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
 from ..domain.access import Principal, Role
+from ..domain.ids import new_id
 from ..domain.model import HoldCode, OrderDraft, OrderState
 from ..domain.records import EventRecord, OrderRecord
 from ..formats import read_order
@@ -125,7 +125,7 @@ def release_order(db: Database, principal: Principal, order_id: str, reason: str
             seq,
             [
                 EventRecord(
-                    str(uuid.uuid4()),
+                    new_id(),
                     now,
                     principal.client_name,
                     "RELEASED",

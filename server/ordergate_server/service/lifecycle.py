@@ -9,13 +9,13 @@ it is (a retry is harmless).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, update
 
 from ..domain.access import Principal
+from ..domain.ids import new_id
 from ..domain.lifecycle import HOLDS_STOCK, allowed_next
 from ..domain.model import OrderState
 from ..domain.records import EventRecord, OrderRecord
@@ -57,7 +57,7 @@ def transition(
             seq,
             [
                 EventRecord(
-                    str(uuid.uuid4()),
+                    new_id(),
                     now,
                     principal.client_name,
                     target.value,

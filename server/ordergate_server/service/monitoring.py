@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from ..domain.ids import new_id
 from ..domain.model import OrderState
 from ..domain.records import EventRecord
 from ..storage import Database, alerts, orders
@@ -79,7 +79,7 @@ def raise_stuck_alerts(db: Database, stuck_rules: list[StuckRule]) -> int:
                     seq,
                     [
                         EventRecord(
-                            str(uuid.uuid4()),
+                            new_id(),
                             now,
                             "system",
                             "STUCK",

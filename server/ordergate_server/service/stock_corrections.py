@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, update
 
 from ..domain.access import Principal
+from ..domain.ids import new_id
 from ..domain.records import EventRecord
 from ..storage import Database, alerts, audit, catalog, orders, stock_log
 from ..storage import tables as t
@@ -207,7 +208,7 @@ def _oversold(
             order.seq,
             [
                 EventRecord(
-                    str(uuid.uuid4()),
+                    new_id(),
                     now,
                     principal.client_name,
                     "OVERSOLD",

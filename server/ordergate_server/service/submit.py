@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.access import Principal
 from ..domain.allocation import DemandLine, choose_location, shortfall_reasons, total_demand
+from ..domain.ids import new_id
 from ..domain.model import Customer, Delivery, HoldReason, OrderDraft, OrderState, Product
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
@@ -337,7 +338,7 @@ def _submit_in_transaction(
         return _duplicate_order_error(document.client_order_id, existing.state)
 
     evaluation = _evaluate(tx, document, principal, lock=True)
-    order_id = existing.id if existing is not None else str(uuid.uuid4())
+    order_id = existing.id if existing is not None else new_id()
     if evaluation.location:
         catalog.allocate(tx, evaluation.location, evaluation.demand)
         stock_log.record(tx, allocation_changes(evaluation, principal, order_id, now))
@@ -385,7 +386,7 @@ def submission_row(
 ) -> submissions.NewSubmission:
     """The submission log row of `prepared`, which came to `outcome` for order `order_id`."""
     return submissions.NewSubmission(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         client_id=prepared.principal.client_id,
         request_id=prepared.request_id,
         received_at=prepared.received_at,
@@ -495,4 +496,4 @@ def _event(
         detail = f"allocated from {order.allocation_location}"
     else:
         detail = "held: " + ", ".join(sorted({r.code.value for r in order.hold_reasons}))
-    return EventRecord(str(uuid.uuid4()), now, actor, kind, old, order.state, detail)
+    return EventRecord(new_id(), now, actor, kind, old, order.state, detail)

@@ -16,12 +16,12 @@ is kept and every submission is stored one at a time instead: the same answers, 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ..domain.ids import new_id
 from ..domain.model import OrderDraft
 from ..domain.records import OrderRecord
 from ..storage import Database, catalog, orders, stock_log, submissions
@@ -87,7 +87,7 @@ def _store_new_orders(
             evaluation = stock.plan(lines)
             if evaluation.location:
                 stock.take(evaluation)
-        order = new_order(str(uuid.uuid4()), prepared, evaluation)
+        order = new_order(new_id(), prepared, evaluation)
         if evaluation.location:
             changes += allocation_changes(
                 evaluation, prepared.principal, order.id, prepared.received_at

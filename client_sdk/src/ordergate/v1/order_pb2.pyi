@@ -314,7 +314,7 @@ class Order(_message.Message):
     PROBLEM_SUBMISSION_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Server-assigned id (a UUID); stable for the life of the order."""
+    """Server-assigned id: a UUID, time-ordered (version 7); stable for the life of the order."""
     client_order_id: _builtins.str
     """The order id the client gave in the XML; empty for a submission whose XML carried none."""
     client: _builtins.str
