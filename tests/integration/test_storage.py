@@ -27,7 +27,7 @@ def test_migrate_is_idempotent(db: Database) -> None:
     db.migrate()
     with db.reader() as conn:
         assert (
-            conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0005"
+            conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0006"
         )
 
 

@@ -299,7 +299,8 @@ stock_changes = Table(
     Column("order_id", String(36), nullable=True),
     # Idempotency key of a manual correction (AdjustStock, RecordStockCount).
     Column("request_id", String(64), nullable=True, unique=True),
-    Index(None, "sku", "seq"),
+    # Read by seq (watchers) and request_id (corrections) only. No index by SKU: it would put
+    # each order's changes on scattered pages, written at every commit (migration 0006).
 )
 
 # Operational alerts, such as OVERSOLD (a store sale left web orders short).
