@@ -81,7 +81,7 @@ class Settings:
     # Allocations between the garbage collector's young-generation passes in a serving process;
     # 0 keeps Python's default (700). Objects built at start-up are frozen out of its passes
     # either way (gc_tuning.py).
-    gc_threshold: int = 100_000
+    gc_threshold: int = 10_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -5,13 +5,14 @@ cyclic collector only has to find the few reference cycles (asyncio futures and 
 their tracebacks). By default it runs a young-generation pass every 700 net container
 allocations, and now and then a full pass over every object in the process: the imported
 modules, the compiled XSDs, SQLAlchemy's caches, none of which ever become garbage. Under
-SubmitOrder load that was 2.6% of a worker's time (about 1,200 passes in 12 s, measured with
+SubmitOrder load that was 2.6% of a worker's time (about 1,000 passes in 12 s, measured with
 gc.callbacks; bench/README.md).
 
 So, once the server is built: `gc.freeze()` moves everything alive at that point out of the
 collector's sight for good, and the young-generation threshold goes up, so a pass comes every
-`threshold` allocations. Cycles are still collected, in fewer, larger passes; the garbage
-waiting for one is bounded by the threshold.
+`threshold` allocations (10,000 by default: a fourteenth of the passes took a fifth of the
+time, and a higher threshold saved no more but held more garbage). Cycles are still collected,
+in fewer, larger passes; the garbage waiting for one is bounded by the threshold.
 """
 
 from __future__ import annotations
