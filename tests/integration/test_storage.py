@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from ordergate_server.domain.access import Role
 from ordergate_server.storage import Database, clients, submissions
 from ordergate_server.storage import tables as t
+from ordergate_server.storage.driver_query import DriverQuery
 from ordergate_server.storage.one_of import one_of
 
 
@@ -87,3 +90,42 @@ def test_one_of_lookups_use_the_index(db: Database) -> None:
             text_plan = "\n".join(row[0] for row in plan)
             assert "Index" in text_plan, text_plan
             assert "Seq Scan" not in text_plan, text_plan
+
+
+def test_driver_query_gives_what_sqlalchemy_gives_and_the_same_errors(db: Database) -> None:
+    """A statement run straight through the driver (storage/driver_query.py) binds its
+    parameters as SQLAlchemy would (a list, a plain value, a UTC datetime, one used twice) and
+    returns the same rows; a database error is the same SQLAlchemy exception."""
+    names = ["it's", "a,b", "Straße-Ü", "not-asked"]
+    created = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    with db.transaction() as tx:
+        for name in names:
+            clients.ensure_client(tx, name, Role.WEBSITE, created)
+    c = t.clients.c
+    statement = (
+        select(c.name, c.role, c.id)
+        .where(
+            one_of(c.name, "names"),
+            c.role == bindparam("role"),
+            c.created_at <= bindparam("until", type_=t.UtcDateTime),
+            c.name != bindparam("but_not"),
+            c.role != bindparam("but_not"),  # a parameter used twice
+        )
+        .order_by(c.name)
+    )
+    params = {
+        "names": names[:3],
+        "role": Role.WEBSITE.value,
+        "until": created + timedelta(seconds=1),
+        "but_not": "a,b",
+    }
+    query = DriverQuery(statement)
+    with db.reader() as conn:
+        expected = [tuple(row) for row in conn.execute(statement, params).all()]
+        assert sorted(name for name, _, _ in expected) == ["Straße-Ü", "it's"]
+        assert query.rows(conn, params) == expected
+        assert query.rows(conn, {**params, "until": created - timedelta(seconds=1)}) == []
+
+    missing = Table("no_such_table", MetaData(), Column("x", Integer))
+    with db.reader() as conn, pytest.raises(DBAPIError):
+        DriverQuery(select(missing.c.x)).rows(conn, {})

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from ..domain.model import Customer, Product
 from . import tables as t
 from .bulk import add_allocated
+from .driver_query import DriverQuery
 from .one_of import one_of
 from .upsert import upsert
 
@@ -98,8 +99,10 @@ def _product_stock(stock_join: ColumnElement[bool]) -> Select[Any]:
     )
 
 
-_PRODUCT_STOCK = _product_stock(_s.sku == _p.sku)
-_PRODUCT_STOCK_AT = _product_stock(and_(_s.sku == _p.sku, one_of(_s.location, "locations")))
+_PRODUCT_STOCK = DriverQuery(_product_stock(_s.sku == _p.sku))
+_PRODUCT_STOCK_AT = DriverQuery(
+    _product_stock(and_(_s.sku == _p.sku, one_of(_s.location, "locations")))
+)
 
 
 def resolve_products(
@@ -252,10 +255,12 @@ def products_stock(
     """For the codes that are SKUs, in one statement: which are bundles, and the stock records
     (optionally only at `locations`) of the others (a bundle has none of its own)."""
     wanted = sorted(set(locations))
-    found = conn.execute(
-        _PRODUCT_STOCK_AT if wanted else _PRODUCT_STOCK,
-        {"codes": sorted(set(codes)), "locations": wanted},
-    ).all()
+    skus = sorted(set(codes))
+    found = (
+        _PRODUCT_STOCK_AT.rows(conn, {"codes": skus, "locations": wanted})
+        if wanted
+        else _PRODUCT_STOCK.rows(conn, {"codes": skus})
+    )
     return ProductsStock(
         {row[0] for row in found},
         {row[0] for row in found if row[1]},
