@@ -70,7 +70,7 @@ def test_one_of_matches_exactly_the_listed_values_whatever_their_number(db: Data
 def test_one_of_lookups_use_the_index(db: Database) -> None:
     """A list lookup must probe the key's index, not scan the table: the submission claims and
     order ids of every group-commit batch are read this way, from tables that only grow."""
-    statement = submissions._FIND_MANY  # (client_id, request_id) is the unique key
+    statement = submissions._FIND_MANY.statement  # (client_id, request_id) is the unique key
     sql = str(statement.compile(dialect=db.engine.dialect))
     with db.reader() as conn:
         if db.dialect == "sqlite":

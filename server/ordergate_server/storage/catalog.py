@@ -42,39 +42,53 @@ _p, _pc, _c, _b, _s = (
     t.bundle_components.c,
     t.stock.c,
 )
-_PRODUCTS_BY_SKU = select(_p.sku, _p.requires_special_handling).where(one_of(_p.sku, "codes"))
-_PRODUCTS_BY_CODE = (
+# They run straight through the driver (driver_query.py): each is read once per order batch or
+# stock call, and SQLAlchemy's execute path cost more than SQLite's own work for them.
+_PRODUCTS_BY_SKU = DriverQuery(
+    select(_p.sku, _p.requires_special_handling).where(one_of(_p.sku, "codes"))
+)
+_PRODUCTS_BY_CODE = DriverQuery(
     select(_pc.code, _pc.kind, _p.sku, _p.requires_special_handling)
     .join(t.products, _p.sku == _pc.sku)
-    .where(one_of(_pc.code, "codes"), _current(bindparam("at")))
+    .where(one_of(_pc.code, "codes"), _current(bindparam("at", type_=t.UtcDateTime)))
 )
-_CUSTOMERS = select(_c.account, _c.currency, _c.requires_special_handling, _c.client_id).where(
-    one_of(_c.account, "accounts")
+_CUSTOMERS = DriverQuery(
+    select(_c.account, _c.currency, _c.requires_special_handling, _c.client_id).where(
+        one_of(_c.account, "accounts")
+    )
 )
-_BUNDLE_COMPONENTS = (
+_BUNDLE_COMPONENTS = DriverQuery(
     select(_b.bundle_sku, _b.component_sku, _b.quantity)
     .where(one_of(_b.bundle_sku, "skus"))
     .order_by(_b.bundle_sku, _b.component_sku)
 )
-_LOCATIONS = select(t.locations.c.code).order_by(t.locations.c.priority, t.locations.c.code)
-_STOCK = (
+_LOCATIONS = DriverQuery(
+    select(t.locations.c.code).order_by(t.locations.c.priority, t.locations.c.code)
+)
+_STOCK_STATEMENT = (
     select(_s.sku, _s.location, _s.on_hand, _s.allocated)
     .where(one_of(_s.sku, "skus"))
     .order_by(_s.sku, _s.location)
 )
-_STOCK_LOCKED = _STOCK.with_for_update()
+_STOCK = DriverQuery(_STOCK_STATEMENT)
+_STOCK_LOCKED = DriverQuery(_STOCK_STATEMENT.with_for_update())
 # The stock read path (GetStockLevels, WatchStockLevels).
-_SKUS = select(_p.sku).where(one_of(_p.sku, "codes"))
-_SKUS_BY_CODE = select(_pc.code, _pc.sku).where(
-    one_of(_pc.code, "codes"), _current(bindparam("at"))
+_SKUS = DriverQuery(select(_p.sku).where(one_of(_p.sku, "codes")))
+_SKUS_BY_CODE = DriverQuery(
+    select(_pc.code, _pc.sku).where(
+        one_of(_pc.code, "codes"), _current(bindparam("at", type_=t.UtcDateTime))
+    )
 )
-_STOCK_BY_PRIORITY = (
+_STOCK_BY_PRIORITY_STATEMENT = (
     select(_s.sku, _s.location, _s.on_hand, _s.allocated)
     .join(t.locations, t.locations.c.code == _s.location)
     .where(one_of(_s.sku, "skus"))
     .order_by(t.locations.c.priority, t.locations.c.code)
 )
-_STOCK_BY_PRIORITY_AT = _STOCK_BY_PRIORITY.where(one_of(_s.location, "locations"))
+_STOCK_BY_PRIORITY = DriverQuery(_STOCK_BY_PRIORITY_STATEMENT)
+_STOCK_BY_PRIORITY_AT = DriverQuery(
+    _STOCK_BY_PRIORITY_STATEMENT.where(one_of(_s.location, "locations"))
+)
 
 
 # GetStockLevels in one statement when every code is a SKU and none a bundle (the usual call):
@@ -118,14 +132,13 @@ def resolve_products(
     barcodes = {code for code, is_barcode in keys if is_barcode and code}
     found: dict[tuple[str, bool], Product] = {}
     if sku_codes:
-        rows = conn.execute(_PRODUCTS_BY_SKU, {"codes": sorted(sku_codes)}).all()
-        for sku, special in rows:
+        for sku, special in _PRODUCTS_BY_SKU.rows(conn, {"codes": sorted(sku_codes)}):
             found[(sku, False)] = Product(sku, bool(special))
     other_codes = (sku_codes - {code for code, _ in found}) | barcodes
     if other_codes:
-        code_rows = conn.execute(
-            _PRODUCTS_BY_CODE, {"codes": sorted(other_codes), "at": at or datetime.now(UTC)}
-        ).all()
+        code_rows = _PRODUCTS_BY_CODE.rows(
+            conn, {"codes": sorted(other_codes), "at": at or datetime.now(UTC)}
+        )
         for code, kind, sku, special in code_rows:
             key = (code, kind == "barcode")
             if key in keys:
@@ -135,27 +148,23 @@ def resolve_products(
 
 def get_customers(conn: Connection, accounts: Iterable[str]) -> dict[str, Customer]:
     """The customers among `accounts` that are in the catalog, by account."""
-    rows = conn.execute(_CUSTOMERS, {"accounts": sorted(set(accounts))}).all()
+    rows = _CUSTOMERS.rows(conn, {"accounts": sorted(set(accounts))})
     return {
-        row.account: Customer(
-            row.account, row.currency, bool(row.requires_special_handling), row.client_id
-        )
-        for row in rows
+        account: Customer(account, currency, bool(special), client_id)
+        for account, currency, special, client_id in rows
     }
 
 
 def bundle_components(conn: Connection, skus: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
     """Components (sku, quantity per kit) of those of `skus` that are bundles."""
     found: dict[str, list[tuple[str, int]]] = {}
-    for bundle, component, quantity in conn.execute(
-        _BUNDLE_COMPONENTS, {"skus": sorted(set(skus))}
-    ).all():
+    for bundle, component, quantity in _BUNDLE_COMPONENTS.rows(conn, {"skus": sorted(set(skus))}):
         found.setdefault(bundle, []).append((component, quantity))
     return found
 
 
 def locations_by_priority(conn: Connection) -> list[str]:
-    return [code for (code,) in conn.execute(_LOCATIONS)]
+    return [code for (code,) in _LOCATIONS.rows(conn, {})]
 
 
 def stock_records(
@@ -164,7 +173,7 @@ def stock_records(
     """Stock records per (sku, location). With `lock`, the rows stay locked (PostgreSQL
     FOR UPDATE) until the transaction ends; they are locked in (sku, location) order, the same
     order in every transaction, so two allocations cannot deadlock."""
-    rows = conn.execute(_STOCK_LOCKED if lock else _STOCK, {"skus": sorted(set(skus))}).all()
+    rows = (_STOCK_LOCKED if lock else _STOCK).rows(conn, {"skus": sorted(set(skus))})
     return {(row[0], row[1]): StockRow._make(row) for row in rows}
 
 
@@ -208,7 +217,7 @@ def expired_renames(conn: Connection, codes: Iterable[str], at: datetime) -> dic
 def resolve_any_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
     """Canonical SKU per code, for codes that are a SKU, an alias or a barcode (a SKU wins)."""
     codes = set(codes)
-    found = {sku: sku for (sku,) in conn.execute(_SKUS, {"codes": sorted(codes)}).all()}
+    found = {sku: sku for (sku,) in _SKUS.rows(conn, {"codes": sorted(codes)})}
     found.update(resolve_other_codes(conn, codes - set(found)))
     return found
 
@@ -218,7 +227,7 @@ def resolve_other_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str
     wanted = sorted(set(codes))
     if not wanted:
         return {}
-    rows = conn.execute(_SKUS_BY_CODE, {"codes": wanted, "at": datetime.now(UTC)}).all()
+    rows = _SKUS_BY_CODE.rows(conn, {"codes": wanted, "at": datetime.now(UTC)})
     return {code: sku for code, sku in rows}
 
 
@@ -235,11 +244,11 @@ def stock_rows(
     """Stock records of `skus` (optionally only at `locations`), in location priority order."""
     wanted = sorted(set(locations))
     rows = (
-        conn.execute(_STOCK_BY_PRIORITY_AT, {"skus": sorted(set(skus)), "locations": wanted})
+        _STOCK_BY_PRIORITY_AT.rows(conn, {"skus": sorted(set(skus)), "locations": wanted})
         if wanted
-        else conn.execute(_STOCK_BY_PRIORITY, {"skus": sorted(set(skus))})
+        else _STOCK_BY_PRIORITY.rows(conn, {"skus": sorted(set(skus))})
     )
-    return list(map(StockRow._make, rows.all()))
+    return list(map(StockRow._make, rows))
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ _Compiled = tuple[str, list[str], dict[str, "_BindProcessorType[Any]"], bool]
 
 class DriverQuery:
     def __init__(self, statement: Select[Any]) -> None:
-        self._statement = statement
+        self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -57,7 +57,7 @@ class DriverQuery:
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
-            statement = self._statement.compile(dialect=dialect)
+            statement = self.statement.compile(dialect=dialect)
             positional = statement.positiontup is not None
             names = list(statement.positiontup or statement.binds)
             processors = {

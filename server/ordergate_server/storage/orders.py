@@ -16,6 +16,7 @@ from ..domain.records import EventRecord, LineRecord, OrderRecord
 from . import pii
 from . import tables as t
 from .bulk import BulkInsert
+from .driver_query import DriverQuery
 from .one_of import one_of
 
 
@@ -36,13 +37,15 @@ _FIND_BY_CLIENT_ORDER_ID = select(_o.seq, _o.id, _o.state, _o.content_sha256, _o
     and_(_o.client_id == bindparam("client_id"), _o.client_order_id == bindparam("order_id"))
 )
 _FIND_BY_CLIENT_ORDER_ID_LOCKED = _FIND_BY_CLIENT_ORDER_ID.with_for_update()
-_FIND_MANY_BY_CLIENT_ORDER_ID = select(_o.client_id, _o.client_order_id).where(
+_FIND_MANY_STATEMENT = select(_o.client_id, _o.client_order_id).where(
     and_(
         one_of(_o.client_id, "client_ids"),
         one_of(_o.client_order_id, "order_ids"),
     )
 )
-_FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED = _FIND_MANY_BY_CLIENT_ORDER_ID.with_for_update()
+# Once per group-commit batch: straight through the driver (driver_query.py).
+_FIND_MANY_BY_CLIENT_ORDER_ID = DriverQuery(_FIND_MANY_STATEMENT)
+_FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED = DriverQuery(_FIND_MANY_STATEMENT.with_for_update())
 _INSERT_ORDER = t.orders.insert().returning(_o.seq)
 _INSERT_ORDERS = BulkInsert(t.orders)
 _INSERT_LINES = BulkInsert(t.order_lines)
@@ -69,14 +72,14 @@ def existing_client_order_ids(
     wanted = set(keys)
     if not wanted:
         return set()
-    rows = conn.execute(
-        _FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_MANY_BY_CLIENT_ORDER_ID,
+    rows = (_FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_MANY_BY_CLIENT_ORDER_ID).rows(
+        conn,
         {
             "client_ids": sorted({client_id for client_id, _ in wanted}),
             "order_ids": sorted({order_id for _, order_id in wanted}),
         },
     )
-    return {(row.client_id, row.client_order_id) for row in rows} & wanted
+    return {(client_id, order_id) for client_id, order_id in rows} & wanted
 
 
 def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:

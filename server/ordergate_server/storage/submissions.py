@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, select
 from . import pii
 from . import tables as t
 from .bulk import BulkInsert
+from .driver_query import DriverQuery
 from .one_of import one_of
 
 
@@ -29,10 +30,12 @@ _FIND = select(_s.id, _s.payload_sha256, _s.order_id, _s.outcome).where(
 )
 # Many at once: both columns of the unique key as IN lists (an index range each), the pairs
 # that were not asked for dropped afterwards.
-_FIND_MANY = select(_s.client_id, _s.request_id).where(
-    and_(
-        one_of(_s.client_id, "client_ids"),
-        one_of(_s.request_id, "request_ids"),
+_FIND_MANY = DriverQuery(  # straight through the driver: once per group-commit batch
+    select(_s.client_id, _s.request_id).where(
+        and_(
+            one_of(_s.client_id, "client_ids"),
+            one_of(_s.request_id, "request_ids"),
+        )
     )
 )
 _INSERT = BulkInsert(t.submissions)
@@ -48,14 +51,14 @@ def claimed(conn: Connection, keys: Iterable[tuple[int, str]]) -> set[tuple[int,
     wanted = set(keys)
     if not wanted:
         return set()
-    rows = conn.execute(
-        _FIND_MANY,
+    rows = _FIND_MANY.rows(
+        conn,
         {
             "client_ids": sorted({client_id for client_id, _ in wanted}),
             "request_ids": sorted({request_id for _, request_id in wanted}),
         },
     )
-    return {(row.client_id, row.request_id) for row in rows} & wanted
+    return {(client_id, request_id) for client_id, request_id in rows} & wanted
 
 
 @dataclass(frozen=True)
