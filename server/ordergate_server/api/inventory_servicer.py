@@ -34,25 +34,32 @@ def _level(level: stock.Level) -> pb.StockLevel:
 def _add_products(
     into: RepeatedCompositeFieldContainer[pb.ProductStock], items: list[stock.ProductStock]
 ) -> None:
-    """Append `items` to a repeated ProductStock field. Messages are made in place with add():
-    building each and handing it over copies it, which doubled a 100-code answer's cost."""
+    """Append `items` to a repeated ProductStock field, each with its levels and their total
+    (the sums over its locations; for a bundle, of the kits). Messages are made in place with
+    add(): building each and handing it over copies it, which doubled a 100-code answer's cost.
+    The tuples are unpacked and the total summed in this one loop, not through Level's and
+    ProductStock's properties: that halved the Python time of a 100-code answer (218 -> 144 us
+    in a loop; bench/README.md)."""
     add = into.add
-    for item in items:
-        message = add(
-            requested_code=item.requested_code, sku=item.sku, found=item.found, bundle=item.bundle
-        )
+    for requested_code, sku, levels, bundle in items:
+        message = add(requested_code=requested_code, sku=sku, found=bool(sku), bundle=bundle)
         add_level = message.locations.add
-        for level in item.levels:
+        on_hand = allocated = available = 0
+        for location, level_on_hand, level_allocated, kits in levels:
+            level_available = level_on_hand - level_allocated if kits is None else kits
             add_level(
-                location_code=level.location,
-                on_hand=level.on_hand,
-                allocated=level.allocated,
-                available=level.available,
+                location_code=location,
+                on_hand=level_on_hand,
+                allocated=level_allocated,
+                available=level_available,
             )
-        total, into_total = item.total, message.total
-        into_total.on_hand = total.on_hand
-        into_total.allocated = total.allocated
-        into_total.available = total.available
+            on_hand += level_on_hand
+            allocated += level_allocated
+            available += level_available
+        total = message.total
+        total.on_hand = on_hand
+        total.allocated = allocated
+        total.available = available
 
 
 def _change(change: stock_log.StockChange, bundles: list[stock.ProductStock]) -> pb.StockChange:

@@ -37,19 +37,6 @@ class ProductStock(NamedTuple):
     levels: list[Level]
     bundle: bool = False
 
-    @property
-    def found(self) -> bool:
-        return bool(self.sku)
-
-    @property
-    def total(self) -> Level:
-        on_hand = allocated = available = 0
-        for level in self.levels:  # one plain loop: this runs for every item of every answer
-            on_hand += level.on_hand
-            allocated += level.allocated
-            available += level.available
-        return Level("", on_hand, allocated, available if self.bundle else None)
-
 
 def bundle_levels(
     components: list[tuple[str, int]], by_sku: dict[str, list[Level]], priority: list[str]
