@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ordergate.v1 import exception_queue_service_pb2 as eq
+from ordergate.v1 import inventory_service_pb2 as inventory
 from ordergate.v1 import order_service_pb2 as orders
+from ordergate.v1 import pricing_service_pb2 as pricing
 from ordergate_server.api import permissions
 from ordergate_server.api.server import SERVICE_NAMES
 from ordergate_server.domain.access import Role
@@ -212,6 +214,31 @@ def test_nul_in_a_text_field_is_refused_by_name(server: ServerThread, keys: Keys
     refusal = rich_error(error)
     assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "TEXT_CONTAINS_NUL")
     assert refusal.field_violations == [("customer_account", "contains NUL")]
+
+
+def test_nul_in_a_list_or_a_nested_text_field_is_refused_by_its_position(
+    server: ServerThread, keys: Keys
+) -> None:
+    """The NUL check scans a list of strings in one go; it must still name the item."""
+    error = _refused(
+        server,
+        "/ordergate.v1.InventoryService/GetStockLevels",
+        inventory.GetStockLevelsRequest(codes=["SKU-1001", "SKU-\x001002", "SKU-1003"]),
+        keys.shop,
+    )
+    refusal = rich_error(error)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "TEXT_CONTAINS_NUL")
+    assert refusal.field_violations == [("codes[1]", "contains NUL")]
+    error = _refused(
+        server,
+        "/ordergate.v1.PricingService/GetCustomerPrices",
+        pricing.GetCustomerPricesRequest(
+            customer_account="C-1",
+            items=[pricing.PriceQuery(code="SKU-1001"), pricing.PriceQuery(code="\x00")],
+        ),
+        keys.shop,
+    )
+    assert rich_error(error).field_violations == [("items[1].code", "contains NUL")]
 
 
 def test_bytes_that_are_not_the_request_message_are_a_bad_request(

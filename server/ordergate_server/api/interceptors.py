@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc.aio import ServerInterceptor, ServicerContext
 from sqlalchemy.exc import OperationalError
@@ -207,13 +208,18 @@ def _text_fields_with_nul(message: Message, prefix: str) -> Iterator[str]:
         is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
         if is_map:
             items = [*value.keys(), *value.values()]
+        elif field.is_repeated:
+            if field.type == FieldDescriptor.TYPE_STRING and "\x00" not in "".join(value):
+                continue  # a list of codes, say: one scan in C instead of one per item
+            items = value
         else:
-            items = value if field.is_repeated else [value]
+            items = [value]
         for index, item in enumerate(items):
-            where = f"{path}[{index}]" if field.is_repeated else path
-            if isinstance(item, str) and "\x00" in item:
-                yield where
+            if isinstance(item, str):
+                if "\x00" in item:
+                    yield f"{path}[{index}]" if field.is_repeated else path
             elif isinstance(item, Message):
+                where = f"{path}[{index}]" if field.is_repeated else path
                 yield from _text_fields_with_nul(item, f"{where}.")
 
 
