@@ -6,9 +6,11 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
+from ordergate.v1 import inventory_service_pb2 as inventory
+from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate_server.storage import Database
 
-from ..support import Api, order_xml, rich_error
+from ..support import Api, auth, order_xml, rich_error
 from .stock import count
 
 
@@ -25,7 +27,37 @@ def test_lost_database_connections_are_unavailable_then_recover(api: Api, db: Da
     # A PostgreSQL restart (simulated: every connection of this database is killed) fails the
     # next call with UNAVAILABLE, which clients may retry; the pool then reconnects.
     api.submit(order_xml("DB-0"))
-    # From outside the server's pool, so that no pooled connection survives.
+    _kill_every_connection(db)
+    with pytest.raises(grpc.RpcError) as caught:
+        api.submit(order_xml("DB-1"))
+    error = rich_error(caught.value)
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert error.reason == "DATABASE_UNAVAILABLE"
+    assert api.submit(order_xml("DB-1")).order.client_order_id == "DB-1"
+
+
+@pytest.mark.parametrize("migrated_db", ["postgres"], indirect=True)
+def test_a_stock_read_on_a_lost_connection_is_unavailable_then_recovers(
+    api: Api, db: Database
+) -> None:
+    # GetStockLevels reads straight through the driver (storage/driver_query.py): a connection
+    # lost under it must be dropped from the pool, with the idle ones, as SQLAlchemy would.
+    stub = InventoryServiceStub(api.channel)
+    request = inventory.GetStockLevelsRequest(codes=["SKU-1001"])
+    assert stub.GetStockLevels(request, metadata=auth(api.key)).items[0].found
+    with db.reader() as first, db.reader() as second:  # two idle connections in the pool
+        first.exec_driver_sql("SELECT 1")
+        second.exec_driver_sql("SELECT 1")
+    _kill_every_connection(db)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetStockLevels(request, metadata=auth(api.key))
+    assert rich_error(caught.value).reason == "DATABASE_UNAVAILABLE"
+    assert stub.GetStockLevels(request, metadata=auth(api.key)).items[0].found
+
+
+def _kill_every_connection(db: Database) -> None:
+    """A PostgreSQL restart, simulated: every connection to the test database is killed, from
+    outside the server's pool, so that no pooled connection survives."""
     admin = create_engine(db.engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         killed = conn.execute(
@@ -37,9 +69,3 @@ def test_lost_database_connections_are_unavailable_then_recover(api: Api, db: Da
         ).scalar_one()
     admin.dispose()
     assert killed >= 1
-    with pytest.raises(grpc.RpcError) as caught:
-        api.submit(order_xml("DB-1"))
-    error = rich_error(caught.value)
-    assert error.code == grpc.StatusCode.UNAVAILABLE
-    assert error.reason == "DATABASE_UNAVAILABLE"
-    assert api.submit(order_xml("DB-1")).order.client_order_id == "DB-1"

@@ -9,7 +9,8 @@ server's CPU per call (bench/README.md).
 
 The statement is still built and compiled by SQLAlchemy (once per dialect), its parameters go
 through the same bind processors, and a driver error comes out as the same SQLAlchemy exception
-(`DBAPIError.instance`), so callers and the error interceptor cannot tell the difference. Rows
+(`DBAPIError.instance`; a connection the database dropped is invalidated, as SQLAlchemy would),
+so callers and the error interceptor cannot tell the difference. Rows
 come back as the driver gives them (tuples, no result processing): use this for plain columns.
 """
 
@@ -50,8 +51,20 @@ class DriverQuery:
             finally:
                 cursor.close()
         except dbapi_error as error:
+            # As SQLAlchemy does on a lost connection (a database restart): this connection
+            # leaves the pool for good, and so do the idle ones, which the restart broke too.
+            lost = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+            if lost:
+                conn.invalidate(error)
+                conn.engine.pool.dispose()
             raise DBAPIError.instance(
-                sql, None, error, dbapi_error, hide_parameters=True, dialect=conn.dialect
+                sql,
+                None,
+                error,
+                dbapi_error,
+                hide_parameters=True,
+                connection_invalidated=lost,
+                dialect=conn.dialect,
             ) from error
 
     def _for(self, dialect: Dialect) -> _Compiled:
