@@ -255,7 +255,9 @@ def stock_rows(
 class ProductsStock:
     skus: set[str]  # the codes that are a product's own SKU
     bundles: set[str]  # those of them that are bundles
-    rows: list[StockRow]  # their stock records, in location priority order
+    # Their stock records, in location priority order: (sku, location, on_hand, allocated), plain
+    # tuples (a hundred per GetStockLevels call; service/stock.py says why).
+    rows: list[tuple[str, str, int, int]]
 
 
 def products_stock(
@@ -274,7 +276,7 @@ def products_stock(
         {row[0] for row in found},
         {row[0] for row in found if row[1]},
         [
-            StockRow(sku, location, on_hand, allocated)
+            (sku, location, on_hand, allocated)
             for sku, _, location, on_hand, allocated in found
             if location is not None
         ],
