@@ -46,6 +46,7 @@ def _add_products(
         add_level = message.locations.add
         on_hand = allocated = available = 0
         for location, level_on_hand, level_allocated, kits in levels:
+            # stock.available(), written out: a call per level costs more than the sum
             level_available = level_on_hand - level_allocated if kits is None else kits
             add_level(
                 location_code=location,

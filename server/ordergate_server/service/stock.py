@@ -19,7 +19,7 @@ MAX_CODES = 1000
 
 
 # Plain tuples, not NamedTuples: a 100-code GetStockLevels call makes a few hundred of them, and
-# making a NamedTuple costs about three times a tuple; with them the call took 6-11% more of the
+# making a NamedTuple costs about three times a tuple; with them the call took 6-10% more of the
 # server's CPU (bench/README.md).
 #
 # A stock level at one location: (location, on_hand, allocated, kits). kits is None but for a
@@ -95,7 +95,7 @@ def get_stock_levels(
     codes: Sequence[str],
     location_codes: Sequence[str] = (),
 ) -> list[ProductStock]:
-    """Stock per requested code, in request order; unknown codes come back with found=False."""
+    """Stock per requested code, in request order; an unknown code comes back with sku ""."""
     with db.reader() as conn:
         check_request(conn, codes, location_codes)
         skus, kits, rows, priority = _read_levels(conn, codes, location_codes)
