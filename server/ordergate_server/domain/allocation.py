@@ -7,16 +7,15 @@ first one in the operator's priority order that has every SKU in the needed quan
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .model import HoldCode, HoldReason
 
 
-@dataclass(frozen=True)
-class DemandLine:
+class DemandLine(NamedTuple):  # one per line and component of every order: cheap to make
     """One order line after SKU resolution: position in the order, line number, SKU, quantity."""
 
-    index: int
+    position: int  # the line's index in the order (field paths: lines[position])
     line_number: int
     sku: str
     quantity: int
@@ -59,7 +58,7 @@ def shortfall_reasons(
             reasons.append(
                 HoldReason(
                     HoldCode.INSUFFICIENT_STOCK,
-                    f"lines[{line.index}].quantity",
+                    f"lines[{line.position}].quantity",
                     f"Line {line.line_number}: SKU {line.sku} needs {demand[line.sku]} in total, "
                     f"at most {max(best, 0)} available at one location "
                     f"(short by {demand[line.sku] - max(best, 0)}).",

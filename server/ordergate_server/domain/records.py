@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from .model import Delivery, HoldReason, OrderState
 
 
-@dataclass(frozen=True)
-class LineRecord:
+# NamedTuples: ten or more per order on the submit path, where a frozen dataclass cost
+# several times as much to make (bench/README.md).
+class LineRecord(NamedTuple):
     line_number: int
     submitted_code: str
     sku: str  # canonical SKU; "" when the submitted code did not resolve

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, func, select
 
@@ -13,8 +12,7 @@ from . import tables as t
 from .bulk import BulkInsert
 
 
-@dataclass(frozen=True)
-class StockChange:
+class StockChange(NamedTuple):  # one per SKU of every allocated order: cheap to make
     at: datetime
     sku: str
     location: str
