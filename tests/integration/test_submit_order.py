@@ -40,6 +40,22 @@ def test_valid_order_is_accepted_and_allocates_stock(api: Api, db: Database) -> 
     assert stock_row(db, "SKU-1002") == (300, 2)
 
 
+def test_order_and_event_ids_are_time_ordered_uuids(api: Api, db: Database) -> None:
+    """Server-assigned ids are UUIDv7 (domain/ids.py): made one after another, they sort in
+    the order they were made, so their unique indexes grow at one end (bench/README.md)."""
+    first = api.submit(order_xml("ID-1")).order
+    second = api.submit(order_xml("ID-2")).order
+    for order in (first, second):
+        assert uuid.UUID(order.id).version == 7
+        assert all(uuid.UUID(event.id).version == 7 for event in order.events)
+    assert first.id < second.id
+    with db.reader() as conn:
+        stored = conn.execute(select(t.submissions.c.id).order_by(t.submissions.c.received_at))
+        ids = [row.id for row in stored]
+    assert [uuid.UUID(i).version for i in ids] == [7, 7]
+    assert ids == sorted(ids)
+
+
 def test_every_rule_violation_is_reported_at_once(api: Api, db: Database) -> None:
     xml = order_xml("A-2", [("NOPE-1", 1), ("SKU-1002", "1.5"), ("SKU-2001", 1)], currency="GBP")
     xml = xml.replace("<PostalCode>20095</PostalCode>", "").replace("+49 40 1234567", "call me")

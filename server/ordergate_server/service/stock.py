@@ -28,7 +28,6 @@ Level: TypeAlias = tuple[str, int, int, int | None]
 # One requested code's answer: (requested_code, sku, levels, bundle); sku is "" when the code is
 # unknown.
 ProductStock: TypeAlias = tuple[str, str, list[Level], bool]
-_StockRow: TypeAlias = tuple[str, str, int, int]  # (sku, location, on_hand, allocated)
 
 
 def available(level: Level) -> int:
@@ -114,7 +113,7 @@ def get_stock_levels(
 
 def _read_levels(
     conn: Connection, codes: Sequence[str], location_codes: Sequence[str]
-) -> tuple[dict[str, str], dict[str, list[tuple[str, int]]], list[_StockRow], list[str]]:
+) -> tuple[dict[str, str], dict[str, list[tuple[str, int]]], list[catalog.StockTuple], list[str]]:
     """The canonical SKU per known code, the components of the bundles among them, the stock
     records of the plain products and of the components (each SKU's in location priority
     order), and the locations by priority when there are bundles to count kits for.

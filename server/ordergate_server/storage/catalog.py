@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from sqlalchemy import (
     BindParameter,
@@ -238,6 +238,11 @@ class StockRow(NamedTuple):  # a NamedTuple: made per row on the hot paths, chea
     allocated: int
 
 
+# A StockRow's fields as a plain tuple, for the hundred rows of a GetStockLevels call, where even
+# a NamedTuple costs too much to make (service/stock.py).
+StockTuple: TypeAlias = tuple[str, str, int, int]
+
+
 def stock_rows(
     conn: Connection, skus: Iterable[str], locations: Iterable[str] = ()
 ) -> list[StockRow]:
@@ -255,9 +260,7 @@ def stock_rows(
 class ProductsStock:
     skus: set[str]  # the codes that are a product's own SKU
     bundles: set[str]  # those of them that are bundles
-    # Their stock records, in location priority order: (sku, location, on_hand, allocated), plain
-    # tuples (a hundred per GetStockLevels call; service/stock.py says why).
-    rows: list[tuple[str, str, int, int]]
+    rows: list[StockTuple]  # their stock records, in location priority order
 
 
 def products_stock(

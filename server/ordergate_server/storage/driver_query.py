@@ -10,8 +10,8 @@ server's CPU per call (bench/README.md).
 The statement is still built and compiled by SQLAlchemy (once per dialect), its parameters go
 through the same bind processors, and a driver error comes out as the same SQLAlchemy exception
 (`DBAPIError.instance`; a connection the database dropped is invalidated, as SQLAlchemy would),
-so callers and the error interceptor cannot tell the difference. Rows
-come back as the driver gives them (tuples, no result processing): use this for plain columns.
+so callers and the error interceptor cannot tell the difference. Rows come back as the driver
+gives them (tuples, no result processing): use this for plain columns.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.type_api import _BindProcessorType
 
-_Compiled = tuple[str, list[str], dict[str, "_BindProcessorType[Any]"], bool]
+# SQL text; parameter names in binding order (a name may repeat); each name once; bind
+# processors by name; whether the driver takes positional parameters.
+_Compiled = tuple[str, list[str], list[str], dict[str, "_BindProcessorType[Any]"], bool]
 
 
 class DriverQuery:
@@ -36,10 +38,10 @@ class DriverQuery:
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The statement's rows for `params` (every bind parameter by name), on `conn`'s
         connection, in its transaction if one is open."""
-        sql, names, processors, positional = self._for(conn.dialect)
+        sql, names, unique, processors, positional = self._for(conn.dialect)
         values = {
             name: process(params[name]) if (process := processors.get(name)) else params[name]
-            for name in set(names)
+            for name in unique
         }
         bound: Any = tuple(values[name] for name in names) if positional else values
         dbapi_error = conn.dialect.loaded_dbapi.Error
@@ -73,11 +75,12 @@ class DriverQuery:
             statement = self.statement.compile(dialect=dialect)
             positional = statement.positiontup is not None
             names = list(statement.positiontup or statement.binds)
+            unique = list(dict.fromkeys(names))
             processors = {
                 name: process
-                for name in set(names)
+                for name in unique
                 if (process := statement.binds[name].type.bind_processor(dialect)) is not None
             }
-            compiled = (statement.string, names, processors, positional)
+            compiled = (statement.string, names, unique, processors, positional)
             self._compiled[dialect.name] = compiled
         return compiled

@@ -314,7 +314,10 @@ class Order(_message.Message):
     PROBLEM_SUBMISSION_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Server-assigned id: a UUID, time-ordered (version 7); stable for the life of the order."""
+    """Server-assigned id, a UUID; treat it as opaque. New orders get time-ordered (version 7)
+    ids; orders stored by earlier versions keep their random (version 4) ones. Stable for the
+    life of the order.
+    """
     client_order_id: _builtins.str
     """The order id the client gave in the XML; empty for a submission whose XML carried none."""
     client: _builtins.str
