@@ -230,3 +230,19 @@ def test_health_and_reflection_need_no_key(api: Api) -> None:
     )
     names = {s.name for s in answer.list_services_response.service}
     assert {"ordergate.v1.OrderService", "grpc.health.v1.Health"} <= names
+
+
+def test_each_call_is_judged_by_its_own_key(api: Api, keys: Keys) -> None:
+    # The guarded handler of a method is kept across calls (api/interceptors.py); the caller
+    # it checks is not: a good key, a bad key and a refused role, in turn, on one method.
+    stock = InventoryServiceStub(api.channel)
+    request = inventory_pb.GetStockLevelsRequest(codes=["SKU-1001"])
+    for _ in range(2):
+        stock.GetStockLevels(request, metadata=auth(keys.shop))
+        with pytest.raises(grpc.RpcError) as bad:
+            stock.GetStockLevels(request, metadata=auth("og_0000000000000000_nope"))
+        assert rich_error(bad.value).reason == "API_KEY_INVALID"
+        with pytest.raises(grpc.RpcError) as refused:
+            api.submit(order_xml(f"ROLE-{uuid.uuid4().hex[:6]}"), key=keys.admin)
+        assert rich_error(refused.value).reason == "ROLE_NOT_ALLOWED"
+        api.submit(order_xml(f"OK-{uuid.uuid4().hex[:6]}"))

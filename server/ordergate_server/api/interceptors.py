@@ -113,7 +113,15 @@ async def _pass_on(_context: Context, _exc: BaseException) -> None:
 
 
 class _GuardInterceptor(ServerInterceptor):  # type: ignore[type-arg]
-    """Wraps the handler of every RPC of ours; health and reflection pass untouched."""
+    """Wraps the handler of every RPC of ours; health and reflection pass untouched.
+
+    gRPC asks every interceptor for the handler on every call, but a method's handler is the
+    same object each time, so its guarded copy is made once per method and kept (the wrapping
+    closures and handler tuple cost as much as the interceptors' own awaits). A different
+    handler for the method (an inner interceptor's own choice) is wrapped anew."""
+
+    def __init__(self) -> None:
+        self._guarded: dict[str, tuple[Handler, Handler]] = {}  # method -> (handler, guarded)
 
     async def intercept_service(
         self,
@@ -121,9 +129,14 @@ class _GuardInterceptor(ServerInterceptor):  # type: ignore[type-arg]
         details: grpc.HandlerCallDetails,
     ) -> Handler:
         handler = await continuation(details)
-        if handler is None or permissions.is_public(details.method):
+        if handler is None:  # no such method: nothing to guard, and nothing kept for it
             return handler
-        return self.guard(handler, details.method)
+        method = details.method
+        known = self._guarded.get(method)
+        if known is None or known[0] is not handler:
+            guarded = handler if permissions.is_public(method) else self.guard(handler, method)
+            known = self._guarded[method] = (handler, guarded)
+        return known[1]
 
     def guard(self, handler: Handler, method: str) -> Handler:
         raise NotImplementedError
@@ -232,6 +245,7 @@ class AuthInterceptor(_GuardInterceptor):
     """`authorization: Bearer <key>` -> Principal; then the method's role check."""
 
     def __init__(self, authenticator: Authenticator) -> None:
+        super().__init__()
         self._authenticator = authenticator
 
     def guard(self, handler: Handler, method: str) -> Handler:
@@ -274,6 +288,7 @@ class LimitInterceptor(_GuardInterceptor):
     token; a streaming call also holds one of the key's stream slots until it ends."""
 
     def __init__(self, limits: KeyLimits) -> None:
+        super().__init__()
         self._limits = limits
 
     def guard(self, handler: Handler, method: str) -> Handler:

@@ -76,6 +76,7 @@ class MetricsInterceptor(_GuardInterceptor):
     """Counts every RPC of ours by method and final status code, and times it."""
 
     def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
         self._metrics = metrics
 
     def guard(self, handler: Handler, method: str) -> Handler:
