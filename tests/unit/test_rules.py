@@ -68,6 +68,11 @@ def test_unknown_customer_and_currency_mismatch() -> None:
         ("NaN", None),
         ("Infinity", None),
         ("1e3", 1000),
+        ("007", 7),
+        ("000", None),
+        ("\u0663", 3),  # ARABIC-INDIC DIGIT THREE: read as before, by Decimal
+        ("\u00b2", None),  # SUPERSCRIPT TWO: isdigit() says yes, int() says no
+        ("9" * 40, int("9" * 40)),
     ],
 )
 def test_quantity_must_be_a_positive_whole_number(text: str, expected: int | None) -> None:
