@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from ordergate_server.domain.access import Role
-from ordergate_server.storage import Database, clients, submissions
+from ordergate_server.storage import Database, clients, stock_log, submissions
 from ordergate_server.storage import tables as t
 from ordergate_server.storage.driver_query import DriverQuery
 from ordergate_server.storage.one_of import one_of
@@ -125,7 +125,34 @@ def test_driver_query_gives_what_sqlalchemy_gives_and_the_same_errors(db: Databa
         assert sorted(name for name, _, _ in expected) == ["Straße-Ü", "it's"]
         assert query.rows(conn, params) == expected
         assert query.rows(conn, {**params, "until": created - timedelta(seconds=1)}) == []
+        # At the boundary: a whole second is bound as SQLAlchemy binds it (on SQLite the text
+        # "...:00.000000"; the sqlite3 adapter's "...:00" compared as an earlier instant).
+        assert query.rows(conn, {**params, "until": created}) == expected
 
     missing = Table("no_such_table", MetaData(), Column("x", Integer))
     with db.reader() as conn, pytest.raises(DBAPIError):
         DriverQuery(select(missing.c.x)).rows(conn, {})
+
+
+def test_bulk_inserted_timestamps_compare_like_any_other(db: Database) -> None:
+    """Rows written by BulkInsert (storage/bulk.py) store a timestamp as SQLAlchemy would:
+    a change at a whole second is found by a plain query for that second, and runs of the same
+    timestamp among the rows are each stored right."""
+    whole = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    later = whole + timedelta(microseconds=250)
+    changes = [
+        stock_log.StockChange(at, "SKU-TS", "DC", "COUNT", 1, 0, n, 0, "test")
+        for n, at in enumerate([whole, whole, later, whole], start=1)
+    ]
+    with db.transaction() as tx:
+        stock_log.record(tx, changes)
+    c = t.stock_changes.c
+    with db.reader() as conn:
+        stored = conn.execute(
+            select(c.on_hand_after, c.at).where(c.sku == "SKU-TS").order_by(c.on_hand_after)
+        ).all()
+        at_whole = conn.execute(
+            select(c.on_hand_after).where(c.sku == "SKU-TS", c.at == whole).order_by(c.seq)
+        ).scalars()
+        assert list(at_whole) == [1, 2, 4]
+    assert [at for _, at in stored] == [whole, whole, later, whole]

@@ -79,7 +79,13 @@ class DriverQuery:
             processors = {
                 name: process
                 for name in unique
-                if (process := statement.binds[name].type.bind_processor(dialect)) is not None
+                # The dialect's processor, as SQLAlchemy's execute uses (bulk.py says why).
+                if (
+                    process := statement.binds[name]
+                    .type.dialect_impl(dialect)
+                    .bind_processor(dialect)
+                )
+                is not None
             }
             compiled = (statement.string, names, unique, processors, positional)
             self._compiled[dialect.name] = compiled

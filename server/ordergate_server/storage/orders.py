@@ -47,9 +47,33 @@ _FIND_MANY_STATEMENT = select(_o.client_id, _o.client_order_id).where(
 _FIND_MANY_BY_CLIENT_ORDER_ID = DriverQuery(_FIND_MANY_STATEMENT)
 _FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED = DriverQuery(_FIND_MANY_STATEMENT.with_for_update())
 _INSERT_ORDER = t.orders.insert().returning(_o.seq)
-_INSERT_ORDERS = BulkInsert(t.orders)
-_INSERT_LINES = BulkInsert(t.order_lines)
-_INSERT_EVENTS = BulkInsert(t.order_events)
+_ORDER_COLUMNS = (
+    "client_id",
+    "id",
+    "client_order_id",
+    "customer_account",
+    "channel",
+    "currency",
+    "order_time",
+    "created_at",
+    "updated_at",
+    "state",
+    "hold_reasons",
+    "delivery",
+    "notes",
+    "allocation_location",
+    "problem_submission",
+    "content_sha256",
+)
+_INSERT_ORDERS = BulkInsert(t.orders, _ORDER_COLUMNS)
+_INSERT_LINES = BulkInsert(
+    t.order_lines,
+    ("order_seq", "position", "line_number", "submitted_code", "sku", "quantity", "unit_price"),
+)
+_INSERT_EVENTS = BulkInsert(
+    t.order_events,
+    ("id", "order_seq", "created_at", "actor", "type", "old_state", "new_state", "detail"),
+)
 
 
 def find_by_client_order_id(
@@ -100,7 +124,7 @@ def insert_orders(conn: Connection, new: Sequence[tuple[int, OrderRecord]]) -> N
         return
     seqs = _INSERT_ORDERS.assigned(
         conn,
-        [{"client_id": client_id, **_order_values(conn, order)} for client_id, order in new],
+        [_order_row(conn, client_id, order) for client_id, order in new],
         key="id",
         generated="seq",
     )
@@ -125,16 +149,16 @@ def _insert_events_of(
     conn: Connection, per_order: Sequence[tuple[int, Sequence[EventRecord]]]
 ) -> None:
     rows = [
-        {
-            "id": e.id,
-            "order_seq": order_seq,
-            "created_at": e.created_at,
-            "actor": e.actor,
-            "type": e.type,
-            "old_state": e.old_state.value if e.old_state else None,
-            "new_state": e.new_state.value,
-            "detail": e.detail,
-        }
+        (
+            e.id,
+            order_seq,
+            e.created_at,
+            e.actor,
+            e.type,
+            e.old_state.value if e.old_state else None,
+            e.new_state.value,
+            e.detail,
+        )
         for order_seq, events in per_order
         for e in events
     ]
@@ -184,6 +208,11 @@ def list_orders(
     return _assemble(conn, rows)
 
 
+def _order_row(conn: Connection, client_id: int, order: OrderRecord) -> tuple[Any, ...]:
+    values = _order_values(conn, order) | {"client_id": client_id}
+    return tuple(values[name] for name in _ORDER_COLUMNS)
+
+
 def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
     return {
         "id": order.id,
@@ -212,15 +241,15 @@ def _insert_lines_of(
     conn: Connection, per_order: Sequence[tuple[int, Sequence[LineRecord]]]
 ) -> None:
     rows = [
-        {
-            "order_seq": seq,
-            "position": position,
-            "line_number": line.line_number,
-            "submitted_code": line.submitted_code,
-            "sku": line.sku or None,
-            "quantity": line.quantity,
-            "unit_price": str(line.unit_price) if line.unit_price is not None else None,
-        }
+        (
+            seq,
+            position,
+            line.line_number,
+            line.submitted_code,
+            line.sku or None,
+            line.quantity,
+            str(line.unit_price) if line.unit_price is not None else None,
+        )
         for seq, lines in per_order
         for position, line in enumerate(lines)
     ]

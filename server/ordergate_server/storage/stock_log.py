@@ -28,30 +28,14 @@ class StockChange(NamedTuple):  # one per SKU of every allocated order: cheap to
     seq: int = 0  # assigned by the database
 
 
-_INSERT = BulkInsert(t.stock_changes)
+# A change's fields up to `seq` are the inserted columns, in this order: a row is its slice.
+_COLUMNS = StockChange._fields[: StockChange._fields.index("seq")]
+_INSERT = BulkInsert(t.stock_changes, _COLUMNS)
 
 
 def record(conn: Connection, changes: Sequence[StockChange]) -> None:
-    _INSERT(
-        conn,
-        [
-            {
-                "at": c.at,
-                "sku": c.sku,
-                "location": c.location,
-                "kind": c.kind,
-                "on_hand_delta": c.on_hand_delta,
-                "allocated_delta": c.allocated_delta,
-                "on_hand_after": c.on_hand_after,
-                "allocated_after": c.allocated_after,
-                "actor": c.actor,
-                "reason": c.reason,
-                "order_id": c.order_id,
-                "request_id": c.request_id,
-            }
-            for c in changes
-        ],
-    )
+    width = len(_COLUMNS)
+    _INSERT(conn, [c[:width] for c in changes])
 
 
 def _change(row: Row[Any]) -> StockChange:

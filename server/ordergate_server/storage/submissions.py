@@ -38,7 +38,19 @@ _FIND_MANY = DriverQuery(  # straight through the driver: once per group-commit 
         )
     )
 )
-_INSERT = BulkInsert(t.submissions)
+_INSERT = BulkInsert(
+    t.submissions,
+    (
+        "id",
+        "client_id",
+        "request_id",
+        "received_at",
+        "payload",
+        "payload_sha256",
+        "order_id",
+        "outcome",
+    ),
+)
 
 
 def find(conn: Connection, client_id: int, request_id: str) -> Submission | None:
@@ -79,16 +91,16 @@ def insert_many(conn: Connection, new: Sequence[NewSubmission]) -> None:
     _INSERT(
         conn,
         [
-            {
-                "id": s.id,
-                "client_id": s.client_id,
-                "request_id": s.request_id,
-                "received_at": s.received_at,
-                "payload": pii.seal_bytes(conn, s.payload, "submissions.payload"),
-                "payload_sha256": s.payload_sha256,
-                "order_id": s.order_id,
-                "outcome": s.outcome,
-            }
+            (
+                s.id,
+                s.client_id,
+                s.request_id,
+                s.received_at,
+                pii.seal_bytes(conn, s.payload, "submissions.payload"),
+                s.payload_sha256,
+                s.order_id,
+                s.outcome,
+            )
             for s in new
         ],
     )
