@@ -269,7 +269,13 @@ class StockView:
             for sku, per_kit in self.kits.get(ln.sku, [(ln.sku, 1)])
         ]
         demand = total_demand(demand_lines)
-        available = {key: row.on_hand - row.allocated for key, row in self.stock.items()}
+        # Only this order's SKUs: the view holds the stock of the whole batch's.
+        available = {
+            (sku, location): row.on_hand - row.allocated
+            for sku in demand
+            for location in self.locations
+            if (row := self.stock.get((sku, location))) is not None
+        }
         location = choose_location(demand, available, self.locations)
         if location is None:
             reasons = shortfall_reasons(demand_lines, available, self.locations)
@@ -281,8 +287,8 @@ class StockView:
         """Count an allocated order's demand as allocated, for the orders planned after it."""
         for sku, quantity in evaluation.demand.items():
             key = (sku, evaluation.location)
-            row = self.stock[key]
-            self.stock[key] = row._replace(allocated=row.allocated + quantity)
+            sku_, location, on_hand, allocated = self.stock[key]
+            self.stock[key] = catalog.StockRow(sku_, location, on_hand, allocated + quantity)
             self.taken[key] = self.taken.get(key, 0) + quantity
 
 
