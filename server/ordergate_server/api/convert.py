@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -26,12 +26,16 @@ def state_from_proto(value: order_pb2.OrderState.ValueType) -> OrderState | None
     return _STATE_FROM_PROTO.get(value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _timestamp(value: datetime | None) -> Timestamp | None:
+    """As Timestamp.FromDatetime (a naive value is UTC), in datetime's C arithmetic: an order's
+    answer has four or more, and FromDatetime's Python took 2 us each against 0.6."""
     if value is None:
         return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    since = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=value.microsecond * 1000)
 
 
 def order_to_proto(order: OrderRecord) -> order_pb2.Order:
