@@ -1,6 +1,6 @@
 """Where one order's server CPU goes, stage by stage: parse, validate, map, rules, storage.
 
-    python -m bench.stages [--db sqlite|postgres|both] [--orders 2000]
+    python -m bench.stages [--db sqlite|postgres|both] [--orders 2000] [--batch 16]
 
 For each database: a fresh database with the bench catalog, then N accepted 10-line orders
 through the same functions SubmitOrder calls, in this process, one after another, timing each
@@ -13,7 +13,7 @@ stage with the thread's CPU clock (time.thread_time):
 - storage:  the rest of submit_order: catalog lookups, allocation, the transaction and commit
             (client-side CPU: SQLAlchemy and the driver; on SQLite the database engine too)
 
-and then, apart, "storage in a batch": the same orders stored BATCH at a time with
+and then, apart, "storage in a batch": the same orders stored --batch at a time with
 `store_submissions`, as SubmitOrder's group commit does under load, per order.
 
 The sum is the order's CPU in the server process outside gRPC. It is printed per stage in
@@ -44,7 +44,7 @@ STAGES = ("parse", "validate", "map", "rules", "storage")
 BATCH = 16
 
 
-def measure(url: str, orders: int) -> dict[str, float]:
+def measure(url: str, orders: int, batch_size: int = BATCH) -> dict[str, float]:
     db = open_database(url)
     with db.reader() as conn:
         client_id = conn.exec_driver_sql(
@@ -85,10 +85,10 @@ def measure(url: str, orders: int) -> dict[str, float]:
             # submit_order repeats parse, validate, map and rules; the rest is storage.
             spent["storage"] += (t6 - t5) - ((t3 - t0) + (t5 - t4))
         batched = 0.0
-        for first in range(0, orders, BATCH):
+        for first in range(0, orders, batch_size):
             batch = [
                 prepare_submission(principal, request_id=str(uuid.uuid4()), payload=order(n))
-                for n in range(first, min(first + BATCH, orders))
+                for n in range(first, min(first + batch_size, orders))
             ]
             t0 = time.thread_time()
             outcomes = store_submissions(db, batch)
@@ -100,22 +100,25 @@ def measure(url: str, orders: int) -> dict[str, float]:
     return per_order | {"storage in a batch": batched / orders * 1e6}
 
 
-def bench(kind: str, orders: int) -> dict[str, float]:
+def bench(kind: str, orders: int, batch_size: int = BATCH) -> dict[str, float]:
     with seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, _):
-        return measure(url, orders)
+        return measure(url, orders, batch_size)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--orders", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=BATCH, help="orders per transaction")
     args = parser.parse_args()
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(f"server CPU per accepted 10-line order, microseconds (share), {args.orders} orders")
-    print("| database | " + " | ".join(STAGES) + f" | total | storage, {BATCH} per transaction |")
+    print(
+        "| database | " + " | ".join(STAGES) + f" | total | storage, {args.batch} per transaction |"
+    )
     print("|---|" + "---:|" * (len(STAGES) + 2))
     for kind in kinds:
-        micros = bench(kind, args.orders)
+        micros = bench(kind, args.orders, args.batch)
         total = sum(micros[s] for s in STAGES)
         cells = [f"{micros[s]:.0f} ({micros[s] / total:.0%})" for s in STAGES]
         batched = micros["storage in a batch"]
