@@ -5,7 +5,8 @@
 
 For each database: a fresh database with 100 SKUs in ample stock, `ordergate serve --workers N`
 (default one per CPU), then from this process (grpc.aio client over several connections, so
-that every worker gets some; same concurrency for both phases):
+that every worker gets some; same concurrency for both phases), after a second of each call and
+statistics gathered (harness.analyze: PostgreSQL's plans as on a database that holds orders):
 1. Health/Check for N seconds: the framework's ceiling on this machine, in this run;
 2. SubmitOrder with valid 10-line orders for N seconds, each a new order id and request_id.
 3. SubmitOrder again, paced at a steady 80% of the rate just measured, for its p99 latency.
@@ -27,6 +28,7 @@ from .harness import (
     CONNECTIONS,
     LoadResult,
     Target,
+    analyze,
     connections,
     cpu_per_call,
     cpu_seconds,
@@ -92,6 +94,10 @@ async def measure(
 
         lanes = len(channels)
         await run_load(health_call, concurrency=concurrency, seconds=1, lanes=lanes)  # warm up
+        # Orders in the tables and statistics on them, as on a running deployment (analyze()).
+        await run_load(submit_call, concurrency=concurrency, seconds=1, lanes=lanes)
+        analyze(database_url)
+        accepted = 0  # the measured phases' own
         cpu = {}  # CPU per call by process group, health checks and orders
         before = cpu_seconds(target.pid, database_url)
         baseline = await run_load(

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
-from .harness import Call, LoadResult, run_load, seeded_database, server
+from .harness import Call, LoadResult, analyze, run_load, seeded_database, server
 from .submit_orders import SKUS, catalog, order
 
 
@@ -68,7 +68,7 @@ def ubl_order(n: int, lines: int = 10) -> bytes:
 
 
 async def measure(
-    target: str, key: str, seconds: float, concurrency: int
+    target: str, database_url: str, key: str, seconds: float, concurrency: int
 ) -> tuple[LoadResult, LoadResult, LoadResult]:
     metadata = (("authorization", f"Bearer {key}"),)
     async with grpc.aio.insecure_channel(target) as channel:
@@ -94,6 +94,8 @@ async def measure(
 
         await run_load(health_call, concurrency=concurrency, seconds=1)  # warm up
         await run_load(submitter(ubl_order), concurrency=concurrency, seconds=1)
+        await run_load(submitter(order), concurrency=concurrency, seconds=1)
+        analyze(database_url)  # statistics, as on a running deployment (harness.analyze)
         baseline = await run_load(health_call, concurrency=concurrency, seconds=seconds)
         native = await run_load(submitter(order), concurrency=concurrency, seconds=seconds)
         ubl = await run_load(submitter(ubl_order), concurrency=concurrency, seconds=seconds)
@@ -106,7 +108,7 @@ def bench(kind: str, seconds: float, concurrency: int) -> dict[str, object]:
         server(url) as target,
     ):
         baseline, native, ubl = asyncio.run(
-            measure(target, keys["bench-shop"], seconds, concurrency)
+            measure(target, url, keys["bench-shop"], seconds, concurrency)
         )
     return {
         "database": kind,
