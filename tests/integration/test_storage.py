@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from ordergate_server.domain.access import Role
 from ordergate_server.storage import Database, clients, stock_log, submissions
 from ordergate_server.storage import tables as t
+from ordergate_server.storage.bulk import BulkInsert
 from ordergate_server.storage.driver_query import DriverQuery
 from ordergate_server.storage.one_of import one_of
 
@@ -156,3 +157,25 @@ def test_bulk_inserted_timestamps_compare_like_any_other(db: Database) -> None:
         ).scalars()
         assert list(at_whole) == [1, 2, 4]
     assert [at for _, at in stored] == [whole, whole, later, whole]
+
+
+def test_bulk_insert_refuses_wrong_columns_and_rows_before_writing(db: Database) -> None:
+    """A BulkInsert names exactly the table's insertable columns (its rows are plain tuples in
+    that order, so a wrong list would shift every value), and a row of the wrong width is
+    refused before anything reaches the database."""
+    lines = ("order_seq", "position", "line_number", "submitted_code", "sku", "quantity")
+    with pytest.raises(ValueError, match="unit_price"):
+        BulkInsert(t.order_lines, lines)  # one missing
+    with pytest.raises(ValueError, match="give exactly the columns"):
+        BulkInsert(t.order_lines, (*lines, "unit_price", "colour"))  # one unknown
+    with pytest.raises(ValueError, match="give exactly the columns"):
+        BulkInsert(t.stock_changes, ("seq", *stock_log._COLUMNS))  # the autoincrement key
+
+    insert = BulkInsert(t.order_lines, (*lines, "unit_price"))
+    with db.transaction() as tx:
+        with pytest.raises(ValueError, match="rows of 7 values"):
+            insert(tx, [(1, 0, 1, "S", "S", 1)])  # six values for seven columns
+        with pytest.raises(ValueError, match="shorter"):
+            insert(tx, [(1, 0, 1, "S", "S", 1, None), (1, 1, 2, "S", "S", 1)])  # uneven
+    with db.reader() as conn:
+        assert conn.execute(select(t.order_lines.c.order_seq)).all() == []

@@ -287,8 +287,10 @@ class StockView:
         """Count an allocated order's demand as allocated, for the orders planned after it."""
         for sku, quantity in evaluation.demand.items():
             key = (sku, evaluation.location)
-            sku_, location, on_hand, allocated = self.stock[key]
-            self.stock[key] = catalog.StockRow(sku_, location, on_hand, allocated + quantity)
+            row = self.stock[key]
+            # A new row made directly: _replace() goes through _make and a map per call.
+            allocated = row.allocated + quantity
+            self.stock[key] = catalog.StockRow(sku, row.location, row.on_hand, allocated)
             self.taken[key] = self.taken.get(key, 0) + quantity
 
 
