@@ -10,6 +10,7 @@ answers, stock and row counts must agree, and match what the rules say they shou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -18,10 +19,12 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from ordergate.v1 import order_pb2, order_service_pb2
 from ordergate_server.domain.access import Principal
@@ -37,9 +40,15 @@ from ordergate_server.service.submit import (
 )
 from ordergate_server.service.submit_batch import Outcome, store_submissions
 from ordergate_server.service.submit_queue import SubmitQueue
-from ordergate_server.storage import Database, orders, submissions
+from ordergate_server.storage import Database, orders, stock_log, submissions
 from ordergate_server.storage import tables as t
-from ordergate_server.storage.bulk import StockChangedError, add_allocated
+from ordergate_server.storage.bulk import (
+    BulkInsert,
+    KeyLookup,
+    StockChangedError,
+    add_allocated,
+    pipelined,
+)
 from ordergate_server.storage.database import WriteGate
 
 from ..support import Api, auth, order_xml, seed_demo
@@ -270,6 +279,102 @@ def test_an_allocation_beyond_what_is_available_is_refused_whole(db: Database) -
     assert stock_row(db, "SKU-1001")[1] == 0
 
 
+def test_a_pipelined_block_refuses_a_short_allocation_and_a_taken_key_whole(db: Database) -> None:
+    # bulk.pipelined: on PostgreSQL the statements' answers arrive together at the end of the
+    # block; the stock check and a unique key must still refuse, and keep nothing of the block.
+    principal = _fresh_catalog(db)  # SKU-1005: 5 on hand at WH-MAIN
+
+    def allocate_one_too_many() -> None:
+        with db.transaction() as tx, pipelined(tx):
+            add_allocated(tx, {("SKU-1001", "WH-MAIN"): 1})
+            add_allocated(tx, {("SKU-1005", "WH-MAIN"): 6})
+            add_allocated(tx, {("SKU-1002", "WH-MAIN"): 1})  # sent after the short one
+
+    with pytest.raises(StockChangedError):
+        allocate_one_too_many()
+    assert [stock_row(db, sku)[1] for sku in ("SKU-1001", "SKU-1002", "SKU-1005")] == [0, 0, 0]
+
+    claim = submissions.NewSubmission(
+        id=str(uuid.uuid4()),
+        client_id=principal.client_id,
+        request_id="R-TWICE",
+        received_at=datetime.now(UTC),
+        payload=b"<Order/>",
+        payload_sha256="0" * 64,
+        order_id=None,
+        outcome="REFUSED",
+    )
+
+    def claim_twice() -> None:
+        with db.transaction() as tx, pipelined(tx):
+            add_allocated(tx, {("SKU-1001", "WH-MAIN"): 1})
+            submissions.insert_many(tx, [claim])
+            submissions.insert_many(tx, [dataclasses.replace(claim, id=str(uuid.uuid4()))])
+
+    with pytest.raises(IntegrityError):
+        claim_twice()
+    assert count(db, "submissions") == 0
+    assert stock_row(db, "SKU-1001")[1] == 0
+
+
+def test_rows_given_by_their_orders_id_get_its_seq_in_the_given_order(db: Database) -> None:
+    # A batch's lines and events are written with their order's id, and the statement looks up
+    # its seq (bulk.KeyLookup): events keep the order they were given in (their seq orders a
+    # watch), and an id found nowhere fails the statement rather than losing the row.
+    principal = _fresh_catalog(db)
+    stored = store_submissions(
+        db,
+        [
+            prepare_submission(
+                principal,
+                request_id=str(uuid.uuid4()),
+                payload=order_xml(f"K-{n}", [("SKU-1001", 1)]).encode(),
+            )
+            for n in range(2)
+        ],
+    )
+    first, second = (outcome.order for outcome in stored if isinstance(outcome, SubmitResult))
+    columns = ("id", "order_seq", "created_at", "actor", "type", "old_state", "new_state", "detail")
+    insert = BulkInsert(
+        t.order_events, columns, lookup=KeyLookup("order_seq", t.orders.c.id, t.orders.c.seq)
+    )
+    given = [
+        (first.id, "note-1"),
+        (second.id, "note-2"),
+        (first.id, "note-3"),
+        (second.id, "note-4"),
+    ]
+    now = datetime.now(UTC)
+    with db.transaction() as tx, pipelined(tx):
+        insert(
+            tx,
+            [
+                (str(uuid.uuid4()), order, now, "test", "NOTE", None, "ACCEPTED", detail)
+                for order, detail in given
+            ],
+        )
+    e, o = t.order_events.c, t.orders.c
+    with db.reader() as conn:
+        written = conn.execute(
+            select(o.id, e.detail)
+            .join(t.orders, o.seq == e.order_seq)
+            .where(e.type == "NOTE")
+            .order_by(e.seq)
+        ).all()
+    assert [tuple(row) for row in written] == given
+
+    with pytest.raises(IntegrityError), db.transaction() as tx, pipelined(tx):
+        insert(
+            tx, [(str(uuid.uuid4()), "no-such-order", now, "test", "NOTE", None, "ACCEPTED", "")]
+        )
+    with pytest.raises(ValueError, match="NOT NULL"):
+        BulkInsert(
+            t.stock_changes,
+            stock_log._COLUMNS,
+            lookup=KeyLookup("order_id", t.orders.c.id, t.orders.c.id),
+        )
+
+
 def _new_orders(principal: Principal, count_: int) -> list[PreparedSubmission]:
     return [
         prepare_submission(
@@ -358,8 +463,8 @@ def test_a_failed_write_turn_fails_its_calls_and_the_queue_goes_on(
 
 def test_each_order_of_a_batch_is_stored_with_its_own_lines_and_events(db: Database) -> None:
     # The orders of a batch are inserted together and their lines and events attached by the
-    # seq the database assigned each (RETURNING on PostgreSQL, a lookup on SQLite): a mix-up
-    # would give an order another's lines.
+    # seq the database assigned each (looked up by the order's id in the same statement): a
+    # mix-up would give an order another's lines.
     principal = _fresh_catalog(db)
     wanted = {
         "L-1": [("SKU-1001", 1)],

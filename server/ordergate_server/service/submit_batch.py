@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from ..domain.ids import new_id
 from ..domain.model import OrderDraft
 from ..domain.records import OrderRecord
-from ..storage import Database, catalog, orders, stock_log, submissions
+from ..storage import Database, bulk, catalog, orders, stock_log, submissions
 from .submit import (
     CatalogView,
     Evaluation,
@@ -96,11 +96,13 @@ def _store_new_orders(
         claims.append(submission_row(prepared, order.id))
         answers[index] = SubmitResult(order, replayed=False)
 
-    catalog.allocate_at(tx, stock.taken)
-    stock_log.record(tx, changes)
-    orders.insert_orders(tx, new)
-    # Last, as in store_submission: the idempotency claims. A concurrent twin makes this fail.
-    submissions.insert_many(tx, claims)
+    with bulk.pipelined(tx):  # the writes go out together (PostgreSQL)
+        catalog.allocate_at(tx, stock.taken)
+        stock_log.record(tx, changes)
+        orders.insert_orders(tx, new)
+        # Last, as in store_submission: the idempotency claims. A concurrent twin makes this
+        # fail.
+        submissions.insert_many(tx, claims)
     return answers
 
 

@@ -13,39 +13,115 @@ database's one write lock), so that time is paid by every waiting writer. Here:
   client CPU per order stored ten at a time).
 - SQLite: the driver's executemany (a C loop) on positional rows.
 
+`pipelined(conn)` sends the writes of a block together (PostgreSQL's pipeline mode): a batch of
+orders writes six statements, and each waited for its answer before the next went out. Within
+the block a statement's row-count check waits for the block's end, when every answer has
+arrived, so the block must not read what it writes. On SQLite the block runs as written.
+
+A batch's lines and events belong to orders inserted in the same block, whose seqs the database
+assigns: they are written with their order's id (`KeyLookup`) and the statement looks the seq
+up, so nothing has to come back between the orders and their lines.
+
 Each column's bind processing (UtcDateTime, JSON) is applied as SQLAlchemy would apply it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Connection, Table, select
+from sqlalchemy import JSON, Column, Connection, Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import Executable
 from sqlalchemy.sql.type_api import _BindProcessorType
 
-from .one_of import one_of
+from .driver_query import driver_errors
+
+# Connection.info key: the row-count checks of an open `pipelined` block.
+_PIPELINE = "ordergate.pipeline"
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """Send the writes of the block (BulkInsert, add_allocated) without waiting for each answer;
+    wait once, at its end, then run their checks. PostgreSQL only; elsewhere, and in a block
+    already pipelined, the statements run one by one as written. A database error of any of
+    them is raised at the end of the block, as SQLAlchemy raises it."""
+    if conn.dialect.name != "postgresql" or _PIPELINE in conn.info:
+        yield
+        return
+    checks: list[Callable[[], None]] = []
+    conn.info[_PIPELINE] = checks
+    try:
+        driver = conn.connection.driver_connection
+        with driver_errors(conn, "pipeline"), driver.pipeline():  # type: ignore[union-attr]
+            yield
+        for check in checks:
+            check()
+    finally:
+        del conn.info[_PIPELINE]
+
+
+def _execute_pg(
+    conn: Connection, sql: str, params: Sequence[Any], check: Callable[[int], None]
+) -> None:
+    """Run `sql` straight through psycopg; `check` gets its row count, at once or, inside a
+    `pipelined` block, when the block's answers are in."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with driver_errors(conn, sql):
+        cursor.execute(sql, params)
+    pending: list[Callable[[], None]] | None = conn.info.get(_PIPELINE)
+
+    def checked() -> None:
+        try:
+            check(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    if pending is None:
+        checked()
+    else:
+        pending.append(checked)
+
+
+def _nothing_to_check(_rowcount: int) -> None:
+    pass
+
+
+class KeyLookup(NamedTuple):
+    """Column `column` of the inserted rows holds what `value` is in the row of another table
+    whose `key` the caller gives instead: an order's seq, given as the order's id."""
+
+    column: str
+    key: Column[Any]
+    value: Column[Any]
 
 
 class BulkInsert:
     """INSERT of many rows into `table`. The caller names the columns once, in its own order
     (every column but an autoincrement key: a missing or unknown name fails here, at import,
     not as a silent default), and gives each row as a tuple in that order: a batch of orders
-    writes hundreds of rows, and a dict per row cost more than transposing them."""
+    writes hundreds of rows, and a dict per row cost more than transposing them.
 
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+    With `lookup`, that column's values are keys of another table, stored as the value their
+    row holds there; a key found nowhere fails the statement (the column is NOT NULL)."""
+
+    def __init__(
+        self, table: Table, columns: Sequence[str], *, lookup: KeyLookup | None = None
+    ) -> None:
         insertable = {
             c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)
         }
         if sorted(columns) != sorted(insertable):
             raise ValueError(f"{table.name}: give exactly the columns {sorted(insertable)}")
+        if lookup is not None and (lookup.column not in columns or table.c[lookup.column].nullable):
+            # NOT NULL: a key found nowhere looks up NULL, and the insert fails.
+            raise ValueError(f"{table.name}: no NOT NULL column {lookup.column} to look up")
         self._table = table
         self.columns = tuple(columns)
+        self._lookup = lookup
         self._compiled: dict[str, tuple[str, list[_BindProcessorType[Any] | None]]] = {}
-        self._lookups: dict[tuple[str, str], Executable] = {}
 
     def __call__(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -53,39 +129,9 @@ class BulkInsert:
         sql, processors = self._for(conn.dialect)
         values = self._values(rows, processors)
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(sql, tuple(values))
+            _execute_pg(conn, sql, values, _nothing_to_check)
         else:
             conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
-
-    def assigned(
-        self, conn: Connection, rows: Sequence[Sequence[Any]], key: str, generated: str
-    ) -> dict[Any, Any]:
-        """Insert `rows` and return what the database assigned them in column `generated` (an
-        autoincrement seq), by the value of their unique column `key`.
-
-        PostgreSQL answers in the INSERT itself (RETURNING). SQLite's executemany cannot
-        return rows, so there one indexed lookup by `key` follows: in process, it costs
-        little. On PostgreSQL that second statement was a round trip, and on a freshly
-        created table its plan was a sequential scan (bench/README.md)."""
-        if not rows:
-            return {}
-        if conn.dialect.name == "postgresql":
-            sql, processors = self._for(conn.dialect)
-            quote = conn.dialect.identifier_preparer.quote
-            returned = conn.exec_driver_sql(
-                f"{sql} RETURNING {quote(key)}, {quote(generated)}",
-                tuple(self._values(rows, processors)),
-            )
-            return dict(returned.all())
-        self(conn, rows)
-        lookup = self._lookups.get((key, generated))
-        if lookup is None:
-            table = self._table
-            lookup = select(table.c[key], table.c[generated]).where(one_of(table.c[key], "keys"))
-            self._lookups[(key, generated)] = lookup
-        at = self.columns.index(key)
-        keys = [row[at] for row in rows]
-        return dict(conn.execute(lookup, {"keys": keys}).all())
 
     def _values(
         self, rows: Sequence[Sequence[Any]], processors: list[_BindProcessorType[Any] | None]
@@ -101,24 +147,60 @@ class BulkInsert:
 
     def _for(self, dialect: Dialect) -> tuple[str, list[_BindProcessorType[Any] | None]]:
         if dialect.name not in self._compiled:
-            quote = dialect.identifier_preparer.quote
-            table = dialect.identifier_preparer.format_table(self._table)
-            names = ", ".join(quote(name) for name in self.columns)
-            if dialect.name == "postgresql":
-                arrays = ", ".join(
-                    f"%b::{self._table.c[name].type.compile(dialect=dialect)}[]"
-                    for name in self.columns
-                )
-                sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
-            else:
-                marks = ", ".join("?" for _ in self.columns)
-                sql = f"INSERT INTO {table} ({names}) VALUES ({marks})"
+            sql = self._sql(dialect)
             processors = [self._processor(name, dialect) for name in self.columns]
             self._compiled[dialect.name] = (sql, processors)
         return self._compiled[dialect.name]
 
+    def _sql(self, dialect: Dialect) -> str:
+        preparer = dialect.identifier_preparer
+        quote, lookup = preparer.quote, self._lookup
+        table = preparer.format_table(self._table)
+        names = ", ".join(quote(name) for name in self.columns)
+        if dialect.name == "postgresql":
+            arrays = ", ".join(
+                f"%b::{self._column(name).type.compile(dialect=dialect)}[]" for name in self.columns
+            )
+            if lookup is None:
+                return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
+            # A subquery per row, by the key's index. (A join let the planner hash the whole
+            # other table at every batch: orders, seq-scanned, as the database grew.)
+            picked = ", ".join(
+                f"({self._looked_up(dialect, f'given.{quote(name)}')})"
+                if name == lookup.column
+                else f"given.{quote(name)}"
+                for name in self.columns
+            )
+            return (
+                f"INSERT INTO {table} ({names}) SELECT {picked}"
+                f" FROM unnest({arrays}) AS given({names})"
+            )
+        marks = ", ".join(
+            f"({self._looked_up(dialect, '?')})"
+            if lookup is not None and name == lookup.column
+            else "?"
+            for name in self.columns
+        )
+        return f"INSERT INTO {table} ({names}) VALUES ({marks})"
+
+    def _looked_up(self, dialect: Dialect, key: str) -> str:
+        """SELECT of the looked-up value for `key` (SQL)."""
+        assert self._lookup is not None
+        preparer, (_, column, value) = dialect.identifier_preparer, self._lookup
+        table = preparer.format_table(column.table)
+        return (
+            f"SELECT {table}.{preparer.quote(value.name)} FROM {table}"
+            f" WHERE {table}.{preparer.quote(column.name)} = {key}"
+        )
+
+    def _column(self, name: str) -> Column[Any]:
+        """The column whose type the caller's values for `name` have."""
+        if self._lookup is not None and name == self._lookup.column:
+            return self._lookup.key
+        return self._table.c[name]
+
     def _processor(self, name: str, dialect: Dialect) -> _BindProcessorType[Any] | None:
-        column_type = self._table.c[name].type
+        column_type = self._column(name).type
         if dialect.name == "postgresql" and isinstance(column_type, JSON):
             # psycopg adapts JSON itself (SQLAlchemy wraps each value for it); an array element
             # goes as its JSON text, cast by the statement.
@@ -173,15 +255,21 @@ def add_allocated(conn: Connection, demand: Mapping[tuple[str, str], int]) -> No
     keys = sorted(demand)  # one lock order everywhere (PostgreSQL)
     if not keys:
         return
+
+    def check(updated: int) -> None:
+        if updated != len(keys):
+            raise StockChangedError("less available than the locked read promised")
+
     if conn.dialect.name == "postgresql":
-        result = conn.exec_driver_sql(
+        _execute_pg(
+            conn,
             _ADD_ALLOCATED_PG,
             ([sku for sku, _ in keys], [loc for _, loc in keys], [demand[k] for k in keys]),
+            check,
         )
     else:
         result = conn.exec_driver_sql(
             _ADD_ALLOCATED_SQLITE,
             [(demand[(sku, loc)], sku, loc, demand[(sku, loc)]) for sku, loc in keys],
         )
-    if result.rowcount != len(keys):
-        raise StockChangedError("less available than the locked read promised")
+        check(result.rowcount)

@@ -16,7 +16,8 @@ gives them (tuples, no result processing): use this for plain columns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection
@@ -44,30 +45,13 @@ class DriverQuery:
             for name in unique
         }
         bound: Any = tuple(values[name] for name in names) if positional else values
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        try:
+        with driver_errors(conn, sql):
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
                 cursor.execute(sql, bound)
                 return list(cursor.fetchall())
             finally:
                 cursor.close()
-        except dbapi_error as error:
-            # As SQLAlchemy does on a lost connection (a database restart): this connection
-            # leaves the pool for good, and so do the idle ones, which the restart broke too.
-            lost = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
-            if lost:
-                conn.invalidate(error)
-                conn.engine.pool.dispose()
-            raise DBAPIError.instance(
-                sql,
-                None,
-                error,
-                dbapi_error,
-                hide_parameters=True,
-                connection_invalidated=lost,
-                dialect=conn.dialect,
-            ) from error
 
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)
@@ -90,3 +74,28 @@ class DriverQuery:
             compiled = (statement.string, names, unique, processors, positional)
             self._compiled[dialect.name] = compiled
         return compiled
+
+
+@contextmanager
+def driver_errors(conn: Connection, sql: str) -> Iterator[None]:
+    """Run driver calls on `conn`'s connection, raising a driver error as SQLAlchemy would: the
+    matching `DBAPIError` subclass (IntegrityError for a unique key, say), parameters hidden."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as error:
+        # As SQLAlchemy does on a lost connection (a database restart): this connection
+        # leaves the pool for good, and so do the idle ones, which the restart broke too.
+        lost = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(error)
+            conn.engine.pool.dispose()
+        raise DBAPIError.instance(
+            sql,
+            None,
+            error,
+            dbapi_error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=conn.dialect,
+        ) from error

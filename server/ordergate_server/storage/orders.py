@@ -15,7 +15,7 @@ from ..domain.model import Address, Delivery, HoldCode, HoldReason, OrderState
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from . import pii
 from . import tables as t
-from .bulk import BulkInsert
+from .bulk import BulkInsert, KeyLookup
 from .driver_query import DriverQuery
 from .one_of import one_of
 
@@ -66,14 +66,31 @@ _ORDER_COLUMNS = (
     "content_sha256",
 )
 _INSERT_ORDERS = BulkInsert(t.orders, _ORDER_COLUMNS)
-_INSERT_LINES = BulkInsert(
-    t.order_lines,
-    ("order_seq", "position", "line_number", "submitted_code", "sku", "quantity", "unit_price"),
+_LINE_COLUMNS = (
+    "order_seq",
+    "position",
+    "line_number",
+    "submitted_code",
+    "sku",
+    "quantity",
+    "unit_price",
 )
-_INSERT_EVENTS = BulkInsert(
-    t.order_events,
-    ("id", "order_seq", "created_at", "actor", "type", "old_state", "new_state", "detail"),
+_EVENT_COLUMNS = (
+    "id",
+    "order_seq",
+    "created_at",
+    "actor",
+    "type",
+    "old_state",
+    "new_state",
+    "detail",
 )
+_INSERT_LINES = BulkInsert(t.order_lines, _LINE_COLUMNS)
+_INSERT_EVENTS = BulkInsert(t.order_events, _EVENT_COLUMNS)
+# A batch's lines and events, given with their order's id instead of its seq (bulk.py).
+_SEQ_OF_ORDER_ID = KeyLookup("order_seq", _o.id, _o.seq)
+_INSERT_LINES_OF_NEW = BulkInsert(t.order_lines, _LINE_COLUMNS, lookup=_SEQ_OF_ORDER_ID)
+_INSERT_EVENTS_OF_NEW = BulkInsert(t.order_events, _EVENT_COLUMNS, lookup=_SEQ_OF_ORDER_ID)
 
 
 def find_by_client_order_id(
@@ -111,25 +128,21 @@ def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
     seq: int = conn.execute(
         _INSERT_ORDER, {"client_id": client_id, **_order_values(conn, order)}
     ).scalar_one()
-    _insert_lines(conn, seq, order.lines)
+    _INSERT_LINES(conn, _line_rows([(seq, order.lines)]))
     insert_events(conn, seq, order.events)
     return seq
 
 
 def insert_orders(conn: Connection, new: Sequence[tuple[int, OrderRecord]]) -> None:
-    """Store new orders (client_id, order) with their lines and events in the same few
-    statements for any number of orders: the rows (answering their seqs), all lines, all
-    events."""
+    """Store new orders (client_id, order) with their lines and events in three statements for
+    any number of orders: the rows, all lines, all events. Nothing is read back in between (the
+    lines and events find their order's seq by its id), so in a `bulk.pipelined` block the
+    three go out together."""
     if not new:
         return
-    seqs = _INSERT_ORDERS.assigned(
-        conn,
-        [_order_row(conn, client_id, order) for client_id, order in new],
-        key="id",
-        generated="seq",
-    )
-    _insert_lines_of(conn, [(seqs[order.id], order.lines) for _, order in new])
-    _insert_events_of(conn, [(seqs[order.id], order.events) for _, order in new])
+    _INSERT_ORDERS(conn, [_order_row(conn, client_id, order) for client_id, order in new])
+    _INSERT_LINES_OF_NEW(conn, _line_rows([(order.id, order.lines) for _, order in new]))
+    _INSERT_EVENTS_OF_NEW(conn, _event_rows([(order.id, order.events) for _, order in new]))
 
 
 def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
@@ -138,20 +151,19 @@ def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
     del values["id"], values["created_at"]
     conn.execute(t.orders.update().where(t.orders.c.seq == seq).values(**values))
     conn.execute(t.order_lines.delete().where(t.order_lines.c.order_seq == seq))
-    _insert_lines(conn, seq, order.lines)
+    _INSERT_LINES(conn, _line_rows([(seq, order.lines)]))
 
 
 def insert_events(conn: Connection, order_seq: int, events: Sequence[EventRecord]) -> None:
-    _insert_events_of(conn, [(order_seq, events)])
+    _INSERT_EVENTS(conn, _event_rows([(order_seq, events)]))
 
 
-def _insert_events_of(
-    conn: Connection, per_order: Sequence[tuple[int, Sequence[EventRecord]]]
-) -> None:
-    rows = [
+def _event_rows(per_order: Sequence[tuple[Any, Sequence[EventRecord]]]) -> list[tuple[Any, ...]]:
+    """Event rows in _EVENT_COLUMNS' order, each order's events under its key (seq or id)."""
+    return [
         (
             e.id,
-            order_seq,
+            order,
             e.created_at,
             e.actor,
             e.type,
@@ -159,10 +171,9 @@ def _insert_events_of(
             e.new_state.value,
             e.detail,
         )
-        for order_seq, events in per_order
+        for order, events in per_order
         for e in events
     ]
-    _INSERT_EVENTS(conn, rows)
 
 
 def get_order(
@@ -233,16 +244,11 @@ def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
     }
 
 
-def _insert_lines(conn: Connection, seq: int, lines: Sequence[LineRecord]) -> None:
-    _insert_lines_of(conn, [(seq, lines)])
-
-
-def _insert_lines_of(
-    conn: Connection, per_order: Sequence[tuple[int, Sequence[LineRecord]]]
-) -> None:
-    rows = [
+def _line_rows(per_order: Sequence[tuple[Any, Sequence[LineRecord]]]) -> list[tuple[Any, ...]]:
+    """Line rows in _LINE_COLUMNS' order, each order's lines under its key (seq or id)."""
+    return [
         (
-            seq,
+            order,
             position,
             line.line_number,
             line.submitted_code,
@@ -250,10 +256,9 @@ def _insert_lines_of(
             line.quantity,
             str(line.unit_price) if line.unit_price is not None else None,
         )
-        for seq, lines in per_order
+        for order, lines in per_order
         for position, line in enumerate(lines)
     ]
-    _INSERT_LINES(conn, rows)
 
 
 def _order_select() -> Select[Any]:
