@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, Table, bindparam, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from ordergate_server.domain.access import Role
@@ -66,6 +66,18 @@ def test_one_of_matches_exactly_the_listed_values_whatever_their_number(db: Data
         ids = dict(conn.execute(select(t.clients.c.name, t.clients.c.id)).all())
         found = conn.execute(by_id, {"ids": [ids["it's"], ids["a,b"]]}).scalars().all()
         assert sorted(found) == ["a,b", "it's"]
+    # A value longer than the column is itself, not its first characters: it does not match
+    # the row that holds them.
+    name_type = t.clients.c.name.type
+    assert isinstance(name_type, String)
+    assert name_type.length is not None
+    width = name_type.length
+    full = "w" * width
+    with db.transaction() as tx:
+        clients.ensure_client(tx, full, Role.WEBSITE, datetime.now(UTC))
+    with db.reader() as conn:
+        assert conn.execute(by_name, {"names": [full]}).scalars().all() == [full]
+        assert conn.execute(by_name, {"names": [full + "-more"]}).all() == []
 
 
 def test_one_of_lookups_use_the_index(db: Database) -> None:
@@ -179,3 +191,24 @@ def test_bulk_insert_refuses_wrong_columns_and_rows_before_writing(db: Database)
             insert(tx, [(1, 0, 1, "S", "S", 1, None), (1, 1, 2, "S", "S", 1)])  # uneven
     with db.reader() as conn:
         assert conn.execute(select(t.order_lines.c.order_seq)).all() == []
+
+
+def test_bulk_insert_never_cuts_a_long_value_short(db: Database) -> None:
+    """A value longer than its column is refused on PostgreSQL, as a plain INSERT refuses it,
+    not cut to the column's length by the array's type (SQLite keeps any length)."""
+    too_long = "O-" + "9" * 38  # stock_changes.order_id is VARCHAR(36)
+    change = stock_log.StockChange(
+        datetime.now(UTC), "SKU-LONG", "DC", "COUNT", 1, 0, 1, 0, "test", order_id=too_long
+    )
+    c = t.stock_changes.c
+    if db.dialect == "postgresql":
+        with pytest.raises(DBAPIError, match="too long"), db.transaction() as tx:
+            stock_log.record(tx, [change])
+        expected = []
+    else:
+        with db.transaction() as tx:
+            stock_log.record(tx, [change])
+        expected = [too_long]
+    with db.reader() as conn:
+        stored = conn.execute(select(c.order_id).where(c.sku == "SKU-LONG")).scalars().all()
+    assert stored == expected

@@ -28,6 +28,7 @@ Each column's bind processing (UtcDateTime, JSON) is applied as SQLAlchemy would
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -37,6 +38,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.type_api import _BindProcessorType
 
 from .driver_query import driver_errors
+
+_LENGTH = re.compile(r"\(\d+\)$")  # VARCHAR(36) -> VARCHAR
 
 # Connection.info key: the row-count checks of an open `pipelined` block.
 _PIPELINE = "ordergate.pipeline"
@@ -158,9 +161,7 @@ class BulkInsert:
         table = preparer.format_table(self._table)
         names = ", ".join(quote(name) for name in self.columns)
         if dialect.name == "postgresql":
-            arrays = ", ".join(
-                f"%b::{self._column(name).type.compile(dialect=dialect)}[]" for name in self.columns
-            )
+            arrays = ", ".join(f"%b::{self._array_type(name, dialect)}[]" for name in self.columns)
             if lookup is None:
                 return f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})"
             # A subquery per row, by the key's index. (A join let the planner hash the whole
@@ -192,6 +193,12 @@ class BulkInsert:
             f"SELECT {table}.{preparer.quote(value.name)} FROM {table}"
             f" WHERE {table}.{preparer.quote(column.name)} = {key}"
         )
+
+    def _array_type(self, name: str, dialect: Dialect) -> str:
+        """The element type of `name`'s array: the column's type without a length. A cast to
+        VARCHAR(36)[] coerced every element once more (the column coerces it on insert anyway),
+        and an explicit cast cuts a longer string short where the insert refuses it."""
+        return _LENGTH.sub("", self._column(name).type.compile(dialect=dialect))
 
     def _column(self, name: str) -> Column[Any]:
         """The column whose type the caller's values for `name` have."""
