@@ -100,8 +100,7 @@ def _store_new_orders(
         catalog.allocate_at(tx, stock.taken)
         stock_log.record(tx, changes)
         orders.insert_orders(tx, new)
-        # Last, as in store_submission: the idempotency claims. A concurrent twin makes this
-        # fail.
+        # Last, as in store_submission: the idempotency claims (a concurrent twin fails them).
         submissions.insert_many(tx, claims)
     return answers
 

@@ -28,7 +28,6 @@ Each column's bind processing (UtcDateTime, JSON) is applied as SQLAlchemy would
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -38,8 +37,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.type_api import _BindProcessorType
 
 from .driver_query import driver_errors
-
-_LENGTH = re.compile(r"\(\d+\)$")  # VARCHAR(36) -> VARCHAR
+from .one_of import without_length
 
 # Connection.info key: the row-count checks of an open `pipelined` block.
 _PIPELINE = "ordergate.pipeline"
@@ -195,10 +193,9 @@ class BulkInsert:
         )
 
     def _array_type(self, name: str, dialect: Dialect) -> str:
-        """The element type of `name`'s array: the column's type without a length. A cast to
-        VARCHAR(36)[] coerced every element once more (the column coerces it on insert anyway),
-        and an explicit cast cuts a longer string short where the insert refuses it."""
-        return _LENGTH.sub("", self._column(name).type.compile(dialect=dialect))
+        """The element type of `name`'s array: the column's type without a length (the column
+        checks the length on insert; `one_of.without_length` says why)."""
+        return without_length(self._column(name).type).compile(dialect=dialect)
 
     def _column(self, name: str) -> Column[Any]:
         """The column whose type the caller's values for `name` have."""

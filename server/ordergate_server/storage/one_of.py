@@ -45,7 +45,7 @@ class ValueList(TypeDecorator[list[Any]]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.ARRAY(_without_length(self.item_type)))
+            return dialect.type_descriptor(postgresql.ARRAY(without_length(self.item_type)))
         return dialect.type_descriptor(String())
 
     def process_bind_param(self, value: Iterable[Any] | None, dialect: Dialect) -> Any:
@@ -53,11 +53,11 @@ class ValueList(TypeDecorator[list[Any]]):
         return values if dialect.name == "postgresql" else json.dumps(values)
 
 
-def _without_length(item_type: TypeEngine[Any]) -> TypeEngine[Any]:
-    """VARCHAR, not VARCHAR(64): SQLAlchemy casts the bound array to its type, and a cast to
-    VARCHAR(64)[] cut a longer value to 64 characters (so it matched a row holding its first
-    64) and coerced every element once more (PostgreSQL's array_map: 100 codes per
-    GetStockLevels call)."""
+def without_length(item_type: TypeEngine[Any]) -> TypeEngine[Any]:
+    """VARCHAR, not VARCHAR(64), as the element type of an array sent to PostgreSQL. The array
+    is cast to it, and a cast to VARCHAR(64)[] cut a longer value to 64 characters (a lookup
+    then matched the row holding its first 64; a bulk insert stored it cut short) and coerced
+    every element once more (PostgreSQL's array_map: 100 codes per GetStockLevels call)."""
     if isinstance(item_type, String) and item_type.length is not None:
         item_type = item_type.copy()
         item_type.length = None
