@@ -1,22 +1,25 @@
-"""Per-key abuse limits on a real server: the call rate (RESOURCE_EXHAUSTED with RetryInfo) and
-the number of streams open at once."""
+"""Limits on a real server: per key, the call rate (RESOURCE_EXHAUSTED with RetryInfo) and the
+number of streams open at once; per process, the calls in flight (UNAVAILABLE, SERVER_BUSY)."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from ordergate.v1 import order_pb2, order_service_pb2_grpc
 from ordergate.v1 import order_service_pb2 as pb
-from ordergate.v1 import order_service_pb2_grpc
 from ordergate_server.storage import Database
 
-from ..support import Keys, ServerThread, auth, rich_error
+from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error, scrape
 
 
 def _list(channel: grpc.Channel, key: str) -> None:
@@ -88,3 +91,86 @@ def test_a_key_may_hold_only_so_many_streams(limited: ServerThread, keys: Keys) 
         assert fourth.running()
         for stream in (second, other_key, fourth):
             stream.cancel()
+
+
+@contextmanager
+def writes_held(db: Database) -> Iterator[None]:
+    """Every write transaction of the server waits until the block ends (the write lock on
+    SQLite; the stock table on PostgreSQL, which every order's allocation locks)."""
+    if db.write_gate is not None:
+        with db.write_gate.held():
+            yield
+        return
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("LOCK TABLE stock IN EXCLUSIVE MODE")
+        yield
+
+
+def _wait_for_in_flight(server: ServerThread, calls: int) -> None:
+    """Until /metrics shows `calls` in flight (within 10 s). Read over HTTP: a probing RPC
+    would take a slot itself."""
+    deadline = time.monotonic() + 10
+    while scrape(server)[("ordergate_rpcs_in_flight", ())] != calls:
+        assert time.monotonic() < deadline, f"never {calls} calls in flight"
+        time.sleep(0.02)
+
+
+def test_calls_past_the_cap_in_flight_are_refused_as_busy_and_lose_nothing(
+    db: Database, keys: Keys
+) -> None:
+    server = ServerThread(db, max_concurrent_rpcs=3, metrics_listen="127.0.0.1:0")
+    late = str(uuid.uuid4())
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel, keys.shop)
+            with writes_held(db):
+                waiting = [
+                    api.orders.SubmitOrder.future(
+                        pb.SubmitOrderRequest(
+                            request_id=str(uuid.uuid4()),
+                            order_xml=order_xml(f"BUSY-{n}").encode(),
+                        ),
+                        metadata=auth(keys.shop),
+                        timeout=30,
+                    )
+                    for n in range(3)
+                ]  # all three in flight, waiting for the write lock
+
+                _wait_for_in_flight(server, 3)
+                with pytest.raises(grpc.RpcError) as refused_read:
+                    _list(channel, keys.shop)
+                busy = rich_error(refused_read.value)
+                assert busy.code == grpc.StatusCode.UNAVAILABLE  # retried by every gRPC client
+                assert busy.reason == "SERVER_BUSY"
+                assert busy.metadata == {"max_concurrent_rpcs": "3"}
+                with pytest.raises(grpc.RpcError) as refused_order:
+                    api.submit(order_xml("BUSY-late"), request_id=late)
+                assert rich_error(refused_order.value).reason == "SERVER_BUSY"
+                assert _retry_delay(refused_order.value) > 0
+
+                # Load balancers still get an answer; a watch (no work while it waits) opens.
+                health = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+                assert health.status == health_pb2.HealthCheckResponse.SERVING
+                watch: Any = api.orders.WatchOrderEvents(
+                    pb.WatchOrderEventsRequest(), metadata=auth(keys.manager)
+                )
+                time.sleep(0.3)
+                assert watch.running()
+                watch.cancel()
+
+            answers = [call.result() for call in waiting]  # the lock is free: they complete
+            _wait_for_in_flight(server, 0)  # their slots are free again
+            assert all(a.order.state == order_pb2.ORDER_STATE_ACCEPTED for a in answers)
+            listed = api.orders.ListOrders(pb.ListOrdersRequest(), metadata=auth(keys.shop))
+            # The refused submission was not stored; sent again, it is, once.
+            assert sorted(o.client_order_id for o in listed.orders) == [
+                "BUSY-0",
+                "BUSY-1",
+                "BUSY-2",
+            ]
+            again = api.submit(order_xml("BUSY-late"), request_id=late)
+            assert again.order.state == order_pb2.ORDER_STATE_ACCEPTED
+    finally:
+        server.stop()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from ordergate.v1 import fulfillment_service_pb2 as fpb
@@ -20,7 +18,7 @@ from ordergate_server.service import monitoring
 from ordergate_server.storage import Database
 from ordergate_server.storage import tables as t
 
-from ..support import Api, Keys, ServerThread, auth, order_xml
+from ..support import Api, Keys, ServerThread, auth, order_xml, scrape
 
 
 @pytest.fixture
@@ -29,17 +27,6 @@ def observed(db: Database, keys: Keys) -> Iterator[tuple[Api, ServerThread]]:
     with grpc.insecure_channel(server.target) as channel:
         yield Api(channel, keys.shop), server
     server.stop()
-
-
-def scrape(server: ServerThread) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    url = f"http://127.0.0.1:{server.running.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
 
 
 def test_outcomes_queue_depth_and_rpc_codes(observed: tuple[Api, ServerThread]) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from ..domain.records import OrderRecord
 from ..service import monitoring
@@ -48,6 +48,14 @@ class Metrics:
             "ordergate_order_lag_seconds",
             "From the order date to its receipt",
             buckets=(60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600, float("inf")),
+            registry=self.registry,
+        )
+        # Summed over the live workers of `serve --workers` (multiprocess mode); set by
+        # InFlightInterceptor. Near ORDERGATE_MAX_CONCURRENT_RPCS per worker, calls are refused.
+        self.in_flight = Gauge(
+            "ordergate_rpcs_in_flight",
+            "Calls being served now (watches not counted)",
+            multiprocess_mode="livesum",
             registry=self.registry,
         )
         self.registry.register(DatabaseSignals(db, stuck_rules))

@@ -44,7 +44,7 @@ from .audit_servicer import AuditServicer
 from .catalog_servicer import CatalogServicer
 from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
-from .interceptors import AuthInterceptor, ErrorInterceptor, LimitInterceptor
+from .interceptors import AuthInterceptor, ErrorInterceptor, InFlightInterceptor, LimitInterceptor
 from .inventory_servicer import InventoryServicer
 from .metrics import Metrics, MetricsInterceptor
 from .order_servicer import OrderServicer
@@ -97,6 +97,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         interceptors=[
             ErrorInterceptor(),
             MetricsInterceptor(metrics),
+            InFlightInterceptor(settings.max_concurrent_rpcs, metrics.in_flight),
             AuthInterceptor(Authenticator(db, settings.auth_cache_seconds)),
             LimitInterceptor(
                 KeyLimits(
@@ -113,7 +114,6 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             # with another process by accident.
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     threads = settings.db_threads
     if threads < 0:
