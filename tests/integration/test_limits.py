@@ -3,8 +3,10 @@ number of streams open at once; per process, the calls in flight (UNAVAILABLE, S
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -174,3 +176,35 @@ def test_calls_past_the_cap_in_flight_are_refused_as_busy_and_lose_nothing(
             assert again.order.state == order_pb2.ORDER_STATE_ACCEPTED
     finally:
         server.stop()
+
+
+def test_a_burst_of_calls_is_served_or_refused_as_busy_never_cancelled(
+    db: Database, keys: Keys
+) -> None:
+    """3,000 calls at once on one connection, three times what gRPC holds for a process by
+    default before it answers CANCELLED: each is served, or refused SERVER_BUSY (retried)."""
+    server = ServerThread(db, rate_limit_per_second=0, max_concurrent_rpcs=64)
+
+    async def burst() -> Counter[str]:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = order_service_pb2_grpc.OrderServiceStub(channel)
+
+            async def one() -> str:
+                try:
+                    await stub.ListOrders(
+                        pb.ListOrdersRequest(page_size=1), metadata=auth(keys.shop), timeout=120
+                    )
+                except grpc.aio.AioRpcError as error:
+                    detailed = rpc_status.from_call(error) is not None  # type: ignore[arg-type]
+                    reason = rich_error(error).reason if detailed else "(no details)"
+                    return f"{error.code().name} {reason}"
+                return "OK"
+
+            return Counter(await asyncio.gather(*(one() for _ in range(3000))))
+
+    try:
+        answers = asyncio.run(burst())
+    finally:
+        server.stop()
+    assert set(answers) <= {"OK", "UNAVAILABLE SERVER_BUSY"}, answers
+    assert answers["OK"] > 0

@@ -296,9 +296,9 @@ class InFlightInterceptor(_GuardInterceptor):
     while they wait, and each key may hold only so many (LimitInterceptor); counting them would
     let a few hundred idle watches refuse every order. Health and reflection are never guarded.
 
-    This replaces gRPC's own `maximum_concurrent_rpcs`, which over its limit answered most calls
-    CANCELLED (2,000 SubmitOrder calls at once against a limit of 8: 205 CANCELLED, 6
-    RESOURCE_EXHAUSTED), a code that tells a client it gave up itself, so nobody retries."""
+    This replaces gRPC's own `maximum_concurrent_rpcs`, which counts health checks and watches
+    too and refuses with a bare RESOURCE_EXHAUSTED (no reason, no RetryInfo). Calls that gRPC
+    holds before this process takes them up are another matter: MAX_PENDING_CALLS (server.py)."""
 
     RETRY_AFTER_SECONDS = 0.25
 

@@ -87,6 +87,12 @@ class RunningServer:
         self.metrics.stop()
 
 
+# Calls gRPC may hold before this process takes them up (see start_server). One pending call
+# holds its headers, a few KB: 10,000 are tens of MB, and a burst that size is far past what one
+# process serves at once (ORDERGATE_MAX_CONCURRENT_RPCS, 256 by default).
+MAX_PENDING_CALLS = 10_000
+
+
 async def start_server(settings: Settings, db: Database) -> RunningServer:
     """Build and start the server on `settings.listen`; returns it with the bound port."""
     limits = submit_limits(settings)
@@ -113,6 +119,13 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             # Workers of `serve --workers` share the port; a lone server must not share it
             # with another process by accident.
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+            # Calls gRPC holds before this process takes them up. Past its default of 1,000 it
+            # answers the newest CANCELLED, a code no client retries (a burst of 3,000 health
+            # checks on one connection: 487 CANCELLED; 3,000 SubmitOrder calls: 726). Raised,
+            # a burst waits its turn and is served or, past max_concurrent_rpcs, refused
+            # SERVER_BUSY (UNAVAILABLE, retried).
+            ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+            ("grpc.server.max_pending_requests_hard_limit", MAX_PENDING_CALLS),
         ],
     )
     threads = settings.db_threads
