@@ -193,6 +193,36 @@ def test_bulk_insert_refuses_wrong_columns_and_rows_before_writing(db: Database)
         assert conn.execute(select(t.order_lines.c.order_seq)).all() == []
 
 
+def test_bulk_insert_stores_every_value_as_given(db: Database) -> None:
+    """Text and integers written by BulkInsert read back exactly: characters beyond ASCII, the
+    empty text, NULLs among values and in every row, characters that array literals escape,
+    negative numbers and the integer column's extremes (on PostgreSQL, one array per column)."""
+    at = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+    changes = [
+        stock_log.StockChange(
+            at, "SKU-Ü€😀", "Lager Süd", "COUNT", -5, 0, 2**31 - 1, -(2**31), "ä"
+        ),
+        stock_log.StockChange(at, "SKU-2", "DC", "COUNT", 0, 7, 0, 1, "", "", "O-1"),
+        stock_log.StockChange(at, 'SKU-"{,}\\', "DC", "COUNT", 1, -1, 3, 4, "x", "why\nnot"),
+    ]
+    with db.transaction() as tx:
+        stock_log.record(tx, changes)
+    c = t.stock_changes.c
+    with db.reader() as conn:
+        stored = conn.execute(select(*(c[name] for name in stock_log._COLUMNS)).order_by(c.seq))
+        assert [tuple(row) for row in stored] == [change[:-1] for change in changes]
+    too_big = changes[1]._replace(on_hand_after=2**31, request_id="too-big")
+    if db.dialect == "postgresql":  # past the integer column: refused, as by a plain INSERT
+        with pytest.raises(DBAPIError, match="out of range"), db.transaction() as tx:
+            stock_log.record(tx, [too_big])
+    else:  # SQLite's integers have 64 bits
+        with db.transaction() as tx:
+            stock_log.record(tx, [too_big])
+    with db.reader() as conn:
+        found = conn.execute(select(c.on_hand_after).where(c.request_id == "too-big")).all()
+    assert found == ([] if db.dialect == "postgresql" else [(2**31,)])
+
+
 def test_bulk_insert_never_cuts_a_long_value_short(db: Database) -> None:
     """A value longer than its column is refused on PostgreSQL, as a plain INSERT refuses it,
     not cut to the column's length by the array's type (SQLite keeps any length)."""
