@@ -54,12 +54,13 @@ class DemoServer:
         self.process.wait(timeout=30)
 
 
-def start_demo_server(folder: Path) -> DemoServer:
+def start_demo_server(folder: Path, settings: dict[str, str] | None = None) -> DemoServer:
+    """`ordergate serve --demo` in `folder`; `settings` are extra ORDERGATE_* variables."""
     log = (folder / "server.log").open("w")
     process = subprocess.Popen(
         [server_binary(), "serve", "--demo", "--listen", "127.0.0.1:0"],
         cwd=folder,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(settings or {})},
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,

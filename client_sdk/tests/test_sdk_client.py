@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
-from sdk_support import EXAMPLES, DemoServer, FlakyProxy, order_xml
+from sdk_support import EXAMPLES, DemoServer, FlakyProxy, order_xml, start_demo_server
 
 from ordergate import AsyncClient, Client, ConnectionConfig, RetryPolicy, errors
-from ordergate.v1 import order_pb2
+from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
 ACCEPTED = order_pb2.ORDER_STATE_ACCEPTED
 ON_HOLD = order_pb2.ORDER_STATE_ON_HOLD
@@ -148,6 +151,65 @@ def test_without_retry_unavailable_is_raised(demo: DemoServer) -> None:
             client.submit_order(order_xml(unique("N")))
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_busy_server_is_retried_no_sooner_than_it_advises(tmp_path: Path, kind: str) -> None:
+    """A server serving all the calls it takes at once answers SERVER_BUSY with a RetryInfo;
+    the SDK waits at least that long between attempts, so even a quick policy outlasts a
+    short rush, and the call goes through once the server has room."""
+    # One worker (each has its own slots), with one slot.
+    busy = start_demo_server(
+        tmp_path, {"ORDERGATE_WORKERS": "1", "ORDERGATE_MAX_CONCURRENT_RPCS": "1"}
+    )
+    release = threading.Event()
+
+    def one_order_then_wait() -> Iterator[order_service_pb2.SubmitOrdersRequest]:
+        yield order_service_pb2.SubmitOrdersRequest(
+            order=order_service_pb2.SubmitOrderRequest(
+                request_id=str(uuid.uuid4()), order_xml=order_xml(unique("HOLD")).encode()
+            )
+        )
+        release.wait(30)
+
+    try:
+        with grpc.insecure_channel(busy.target) as channel:
+            stub = order_service_pb2_grpc.OrderServiceStub(channel)
+            # An open bulk submission holds the server's one slot.
+            held = stub.SubmitOrders(
+                one_order_then_wait(), metadata=(("authorization", f"Bearer {busy.key}"),)
+            )
+            assert next(iter(held)).response.order.state == ACCEPTED  # the stream is served
+            with Client(target=busy.target, api_key=busy.key, retry=None) as client:
+                refused: errors.OrdergateError | None = None
+                try:
+                    client.list_orders(page_size=1)
+                except errors.UnavailableError as error:
+                    refused = error
+            assert refused is not None
+            assert refused.reason == "SERVER_BUSY"
+            assert refused.retry_after == 0.25
+
+            quick = RetryPolicy(max_attempts=4, initial_backoff_s=0.001, max_backoff_s=0.002)
+            threading.Timer(0.4, release.set).start()  # the rush ends
+            started = time.monotonic()
+            if kind == "sync":
+                with Client(target=busy.target, api_key=busy.key, retry=quick) as client:
+                    reply = client.submit_order(order_xml(unique("BUSY")))
+            else:
+
+                async def submit() -> order_service_pb2.SubmitOrderResponse:
+                    async with AsyncClient(target=busy.target, api_key=busy.key, retry=quick) as c:
+                        return await c.submit_order(order_xml(unique("BUSY")))
+
+                reply = asyncio.run(submit())
+            # Three waits of a few milliseconds would have given up before the rush ended.
+            assert reply.order.state == ACCEPTED
+            assert time.monotonic() - started >= 0.4
+            assert list(held) == []
+    finally:
+        release.set()
+        busy.stop()
 
 
 def test_an_unreachable_server_gives_up_within_the_retry_budget() -> None:

@@ -690,6 +690,8 @@ async def _sleep_or_raise(
     error: OrdergateError, policy: RetryPolicy, backoffs: Iterator[float], deadline: float | None
 ) -> None:
     delay = next(backoffs, None) if error.code in policy.retry_codes else None
+    if delay is not None and error.retry_after is not None:
+        delay = max(delay, error.retry_after)  # never sooner than the server advised
     if delay is None or (deadline is not None and time.monotonic() + delay >= deadline):
         raise error
     await asyncio.sleep(delay)

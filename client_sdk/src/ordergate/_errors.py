@@ -43,6 +43,7 @@ class OrdergateError(Exception):
         reason: str = "",
         metadata: dict[str, str] | None = None,
         field_violations: tuple[FieldViolation, ...] = (),
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{code.name}: {reason + ': ' if reason else ''}{message}")
         self.code = code
@@ -50,6 +51,9 @@ class OrdergateError(Exception):
         self.reason = reason
         self.metadata = metadata or {}
         self.field_violations = field_violations
+        # Seconds the server advised waiting before trying again (google.rpc.RetryInfo): a
+        # busy server, a rate limit. The SDK's retries wait at least this long.
+        self.retry_after = retry_after
 
 
 class InvalidArgumentError(OrdergateError):
@@ -112,9 +116,17 @@ def error_for(
     reason: str = "",
     metadata: dict[str, str] | None = None,
     field_violations: tuple[FieldViolation, ...] = (),
+    retry_after: float | None = None,
 ) -> OrdergateError:
     kind = _BY_CODE.get(code, InternalError)
-    return kind(code, message, reason=reason, metadata=metadata, field_violations=field_violations)
+    return kind(
+        code,
+        message,
+        reason=reason,
+        metadata=metadata,
+        field_violations=field_violations,
+        retry_after=retry_after,
+    )
 
 
 def from_rpc_error(error: grpc.RpcError) -> OrdergateError:
@@ -123,6 +135,7 @@ def from_rpc_error(error: grpc.RpcError) -> OrdergateError:
     message: str = error.details() or ""
     reason, metadata = "", {}
     violations: tuple[FieldViolation, ...] = ()
+    retry_after: float | None = None
     status: status_pb2.Status | None = None
     try:
         status = rpc_status.from_call(error)  # type: ignore[arg-type]
@@ -141,4 +154,15 @@ def from_rpc_error(error: grpc.RpcError) -> OrdergateError:
                 violations = tuple(
                     FieldViolation(v.field, v.description) for v in bad.field_violations
                 )
-    return error_for(code, message, reason=reason, metadata=metadata, field_violations=violations)
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                retry_after = retry.retry_delay.ToTimedelta().total_seconds()
+    return error_for(
+        code,
+        message,
+        reason=reason,
+        metadata=metadata,
+        field_violations=violations,
+        retry_after=retry_after,
+    )
