@@ -178,6 +178,34 @@ def test_calls_past_the_cap_in_flight_are_refused_as_busy_and_lose_nothing(
         server.stop()
 
 
+def test_a_cap_of_zero_refuses_nothing(db: Database, keys: Keys) -> None:
+    """ORDERGATE_MAX_CONCURRENT_RPCS=0 turns the cap off: with calls waiting on the write lock,
+    another call is still served."""
+    server = ServerThread(db, max_concurrent_rpcs=0, metrics_listen="127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel, keys.shop)
+            with writes_held(db):
+                waiting = [
+                    api.orders.SubmitOrder.future(
+                        pb.SubmitOrderRequest(
+                            request_id=str(uuid.uuid4()),
+                            order_xml=order_xml(f"OPEN-{n}").encode(),
+                        ),
+                        metadata=auth(keys.shop),
+                        timeout=30,
+                    )
+                    for n in range(3)
+                ]
+                _wait_for_in_flight(server, 3)  # still counted, for /metrics
+                _list(channel, keys.shop)
+            assert all(
+                call.result().order.state == order_pb2.ORDER_STATE_ACCEPTED for call in waiting
+            )
+    finally:
+        server.stop()
+
+
 def test_a_burst_of_calls_is_served_or_refused_as_busy_never_cancelled(
     db: Database, keys: Keys
 ) -> None:
