@@ -109,10 +109,12 @@ def server(database_url: str, **settings: str) -> Iterator[Target]:
         **os.environ,
         "ORDERGATE_DATABASE_URL": database_url,
         "ORDERGATE_LOG_LEVEL": "WARNING",
-        # One key drives the whole load: the per-key abuse limit (1,000 calls/s per worker by
-        # default) would cap the figures, not the server. Its check still runs on every call.
+        # One key drives the whole load: the per-key abuse limits (1,000 calls/s and 16 open
+        # streams per worker by default) would cap the figures, not the server. Their checks
+        # still run on every call.
         "ORDERGATE_RATE_LIMIT_PER_SECOND": "1000000",
         "ORDERGATE_RATE_LIMIT_BURST": "1000000",
+        "ORDERGATE_MAX_STREAMS_PER_KEY": "1000",
     }
     env.update({f"ORDERGATE_{name.upper()}": value for name, value in settings.items()})
     with tempfile.NamedTemporaryFile("w+", suffix=".log") as log:
@@ -298,6 +300,21 @@ def cpu_seconds(server_pid: int, database_url: str) -> dict[str, float]:
         "database": sum(processes[pid][1] for pid in backends),
         "load generator": own,
     }
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) CPU time of the whole machine so far, in ticks, from /proc/stat (Linux)."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    total = user + nice + system + idle + iowait + irq + softirq + steal
+    return total - idle - iowait, total
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How busy the machine's CPUs were between two `machine_ticks` readings (0 to 1). A phase
+    run to find a peak should keep them near 1: if not, the callers, not the server, set the
+    rate (each waits for its answer, so the rate is at most callers / latency)."""
+    return (after[0] - before[0]) / max(after[1] - before[1], 1)
 
 
 def cpu_per_call(before: dict[str, float], after: dict[str, float], calls: int) -> dict[str, float]:

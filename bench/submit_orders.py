@@ -9,8 +9,10 @@ that every worker gets some; same concurrency for both phases), after a second o
 statistics gathered (harness.analyze: PostgreSQL's plans as on a database that holds orders):
 1. Health/Check for N seconds: the framework's ceiling on this machine, in this run;
 2. SubmitOrder with valid 10-line orders for N seconds, each a new order id and request_id.
-3. SubmitOrder again, paced at a steady 80% of the rate just measured, for its p99 latency.
-Prints calls/s, p50/p99 latency and the ratio orders/s : health checks/s.
+3. SubmitOrder again, paced at a steady 80% of the rate just measured, for its p99 latency;
+4. SubmitOrders, the bulk stream a backlog is sent on: as many streams as callers above, each
+   sending its next order when the previous one is answered, for N seconds.
+Prints calls/s, p50/p99 latency and the ratio orders/s : health checks/s for each.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
+import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
@@ -29,9 +35,11 @@ from .harness import (
     LoadResult,
     Target,
     analyze,
+    busy_share,
     connections,
     cpu_per_call,
     cpu_seconds,
+    machine_ticks,
     run_load,
     run_paced,
     seeded_database,
@@ -67,9 +75,60 @@ def order(n: int, lines: int = 10) -> bytes:
     ).encode()
 
 
+@dataclass
+class Usage:
+    cpu_us: dict[str, float]  # CPU per call by process group
+    busy: float  # how busy the machine was (0 to 1)
+
+
+async def run_streams(
+    stubs: Sequence[order_service_pb2_grpc.OrderServiceAsyncStub],
+    metadata: tuple[tuple[str, str], ...],
+    *,
+    streams: int,
+    seconds: float,
+    on_reply: Callable[[order_service_pb2.SubmitOrdersResponse], None],
+) -> LoadResult:
+    """`streams` SubmitOrders streams, stream k on connection k % len(stubs), each sending a
+    new order as soon as the previous one is answered (the server reads the next item only
+    then), for `seconds`. Each order is timed from its write to its answer; each answer goes to
+    `on_reply`."""
+    latencies: list[float] = []
+    per_lane = [0] * len(stubs)
+    counter = iter(range(10**12))
+    deadline = time.perf_counter() + seconds
+
+    async def sender(lane: int) -> None:
+        # Fed with write() (no request iterator), which the stubs' types do not foresee.
+        call = stubs[lane].SubmitOrders(metadata=metadata)  # type: ignore[call-arg]
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            await call.write(
+                order_service_pb2.SubmitOrdersRequest(
+                    order=order_service_pb2.SubmitOrderRequest(
+                        request_id=str(uuid.uuid4()), order_xml=order(next(counter))
+                    )
+                )
+            )
+            reply = await call.read()
+            if not isinstance(reply, order_service_pb2.SubmitOrdersResponse):
+                raise RuntimeError(f"the stream ended early: {await call.code()}")
+            latencies.append((time.perf_counter() - started) * 1000)
+            per_lane[lane] += 1
+            on_reply(reply)
+        await call.done_writing()
+        if (code := await call.code()) != grpc.StatusCode.OK:
+            raise RuntimeError(f"the stream ended with {code}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender(k % len(stubs)) for k in range(streams)))
+    elapsed = time.perf_counter() - started
+    return LoadResult(len(latencies), elapsed, latencies, per_lane)
+
+
 async def measure(
     target: Target, database_url: str, key: str, seconds: float, concurrency: int
-) -> tuple[LoadResult, LoadResult, LoadResult, int, dict[str, dict[str, float]]]:
+) -> tuple[LoadResult, LoadResult, LoadResult, LoadResult, int, dict[str, Usage]]:
     metadata = (("authorization", f"Bearer {key}"),)
     async with connections(target) as channels:
         health = [health_pb2_grpc.HealthStub(c) for c in channels]
@@ -81,16 +140,30 @@ async def measure(
 
         accepted = 0
 
-        async def submit_call(n: int, lane: int) -> object:
+        def count(order: order_pb2.Order) -> None:
             nonlocal accepted
+            accepted += order.state == order_pb2.ORDER_STATE_ACCEPTED
+
+        async def submit_call(n: int, lane: int) -> object:
             reply = await orders[lane].SubmitOrder(
                 order_service_pb2.SubmitOrderRequest(
                     request_id=str(uuid.uuid4()), order_xml=order(n)
                 ),
                 metadata=metadata,
             )
-            accepted += reply.order.state == order_pb2.ORDER_STATE_ACCEPTED
+            count(reply.order)
             return reply
+
+        usage: dict[str, Usage] = {}  # where the CPU went in each measured phase
+
+        async def measured(name: str, phase: Awaitable[LoadResult]) -> LoadResult:
+            cpu, ticks = cpu_seconds(target.pid, database_url), machine_ticks()
+            result = await phase
+            usage[name] = Usage(
+                cpu_per_call(cpu, cpu_seconds(target.pid, database_url), result.calls),
+                busy_share(ticks, machine_ticks()),
+            )
+            return result
 
         lanes = len(channels)
         await run_load(health_call, concurrency=concurrency, seconds=1, lanes=lanes)  # warm up
@@ -98,32 +171,48 @@ async def measure(
         await run_load(submit_call, concurrency=concurrency, seconds=1, lanes=lanes)
         analyze(database_url)
         accepted = 0  # the measured phases' own
-        cpu = {}  # CPU per call by process group, health checks and orders
-        before = cpu_seconds(target.pid, database_url)
-        baseline = await run_load(
-            health_call, concurrency=concurrency, seconds=seconds, lanes=lanes
+        baseline = await measured(
+            "Health/Check",
+            run_load(health_call, concurrency=concurrency, seconds=seconds, lanes=lanes),
         )
-        between = cpu_seconds(target.pid, database_url)
-        submits = await run_load(submit_call, concurrency=concurrency, seconds=seconds, lanes=lanes)
-        after = cpu_seconds(target.pid, database_url)
-        cpu["Health/Check"] = cpu_per_call(before, between, baseline.calls)
-        cpu["SubmitOrder"] = cpu_per_call(between, after, submits.calls)
+        submits = await measured(
+            "SubmitOrder",
+            run_load(submit_call, concurrency=concurrency, seconds=seconds, lanes=lanes),
+        )
         # Latency where a service is run in practice: a steady 80% of the peak just measured,
         # each connection (so each worker) at 80% of what it served at that peak.
-        paced = await run_paced(
-            submit_call, rate=0.8 * submits.rate, seconds=seconds, shares=submits.calls_per_lane
+        paced = await measured(
+            "SubmitOrder at 80% of peak",
+            run_paced(
+                submit_call,
+                rate=0.8 * submits.rate,
+                seconds=seconds,
+                shares=submits.calls_per_lane,
+            ),
         )
-        return baseline, submits, paced, accepted, cpu
+        # A backlog on the bulk stream: one call per stream, not per order (no call set-up,
+        # authentication or per-call interceptors for each order).
+        streamed = await measured(
+            "SubmitOrders (stream)",
+            run_streams(
+                orders,
+                metadata,
+                streams=concurrency,
+                seconds=seconds,
+                on_reply=lambda reply: count(reply.response.order),
+            ),
+        )
+        return baseline, submits, paced, streamed, accepted, usage
 
 
 def bench(kind: str, seconds: float, concurrency: int, workers: int) -> dict[str, object]:
     with seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, keys):
         key = keys["bench-shop"]
         with server(url, workers=str(workers)) as target:
-            baseline, submits, paced, accepted, cpu = asyncio.run(
+            baseline, submits, paced, streamed, accepted, usage = asyncio.run(
                 measure(target, url, key, seconds, concurrency)
             )
-    made = submits.calls + paced.calls
+    made = submits.calls + paced.calls + streamed.calls
     assert accepted == made, f"{made - accepted} orders were not accepted"
     return {
         "database": kind,
@@ -134,7 +223,11 @@ def bench(kind: str, seconds: float, concurrency: int, workers: int) -> dict[str
         "p99_ms": round(submits.percentile(99), 1),
         "health_p99_ms": round(baseline.percentile(99), 1),
         "paced_p99_ms": round(paced.percentile(99), 1),
-        "cpu_us": cpu,
+        "stream_orders_per_s": round(streamed.rate),
+        "stream_ratio": round(streamed.rate / baseline.rate, 3),
+        "stream_p50_ms": round(streamed.percentile(50), 1),
+        "stream_p99_ms": round(streamed.percentile(99), 1),
+        "usage": usage,
     }
 
 
@@ -164,19 +257,31 @@ def main() -> None:
             f"{r['ratio']} | {r['p50_ms']} | {r['p99_ms']} | {r['paced_p99_ms']} |",
             flush=True,
         )
+    print()
+    print(f"The same orders over SubmitOrders streams ({args.concurrency} streams, one order in")
+    print("flight on each), against the same Health/Check rate")
+    print("| database | accepted orders/s | ratio | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['database']} | {r['stream_orders_per_s']} | {r['stream_ratio']} | "
+            f"{r['stream_p50_ms']} | {r['stream_p99_ms']} |"
+        )
     # Where the two cores went: the ratio is about (CPU per health check) : (CPU per order),
-    # all processes on the machine included (bench/README.md).
+    # all processes on the machine included (bench/README.md); and whether a phase kept them
+    # busy at all (if not, its callers set its rate, not the server).
     print()
     print("CPU per call, microseconds, by process (server workers, PostgreSQL backends, this")
-    print("load generator), at the peak of each phase")
-    print("| database | call | server | database | load generator | total |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("load generator), and how busy the machine's CPUs were, in each phase")
+    print("| database | phase | server | database | load generator | total | machine busy |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in results:
-        for call, groups in r["cpu_us"].items():  # type: ignore[attr-defined]
+        for phase, used in r["usage"].items():  # type: ignore[attr-defined]
+            cpu = used.cpu_us
             print(
-                f"| {r['database']} | {call} | {groups['server']:.0f} | "
-                f"{groups['database']:.0f} | {groups['load generator']:.0f} | "
-                f"{sum(groups.values()):.0f} |"
+                f"| {r['database']} | {phase} | {cpu['server']:.0f} | "
+                f"{cpu['database']:.0f} | {cpu['load generator']:.0f} | "
+                f"{sum(cpu.values()):.0f} | {used.busy:.0%} |"
             )
 
 
