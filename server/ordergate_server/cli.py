@@ -125,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             leftover.unlink()
     try:
         db = open_database(
-            settings.database_url, pool_size=settings.db_pool_size, pii_key=settings.pii_key
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            read_pool_size=max(1, settings.db_read_threads),
+            pii_key=settings.pii_key,
         )
     except ValueError as exc:  # a malformed ORDERGATE_PII_KEY
         parser.error(str(exc))

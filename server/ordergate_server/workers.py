@@ -129,7 +129,10 @@ def _worker_main(settings: Settings, index: int, ready: Any) -> None:
         format=f"%(asctime)s %(levelname)s worker-{index} %(name)s %(message)s",
     )
     db = open_database(
-        settings.database_url, pool_size=settings.db_pool_size, pii_key=settings.pii_key
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        read_pool_size=max(1, settings.db_read_threads),  # inline reads: one at a time
+        pii_key=settings.pii_key,
     )
     try:
         asyncio.run(serve_until_signalled(settings, db, lambda port: ready.put(index)))

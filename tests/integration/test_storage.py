@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func, select
 from sqlalchemy.exc import DBAPIError
 
 from ordergate_server.domain.access import Role
@@ -145,6 +145,33 @@ def test_driver_query_gives_what_sqlalchemy_gives_and_the_same_errors(db: Databa
     missing = Table("no_such_table", MetaData(), Column("x", Integer))
     with db.reader() as conn, pytest.raises(DBAPIError):
         DriverQuery(select(missing.c.x)).rows(conn, {})
+
+
+def test_reads_leave_no_transaction_behind(db: Database) -> None:
+    """A read holds no transaction, even one run straight through the driver (DriverQuery, as
+    the hot reads are; SQLAlchemy does not see those to end them). A failed read does not spoil
+    its connection for the next one, and a connection back in the pool is not left inside a
+    transaction: on PostgreSQL that would hold back vacuum and make a migration's locks wait.
+    (Readers are AUTOCOMMIT from the start, and on PostgreSQL their pool does not roll back a
+    returned connection: it has nothing to roll back.)"""
+    missing = Table("no_such_table", MetaData(), Column("x", Integer))
+    count_clients = DriverQuery(select(func.count()).select_from(t.clients))
+    for _ in range(3):  # the pool hands the same idle connection out each time
+        with db.reader() as conn, pytest.raises(DBAPIError):
+            DriverQuery(select(missing.c.x)).rows(conn, {})
+        with db.reader() as conn:
+            assert count_clients.rows(conn, {}) == [(0,)]
+            driver = conn.connection.dbapi_connection
+    if db.dialect == "postgresql":
+        with db.transaction() as tx:
+            left_open = tx.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%%'"
+            ).scalar_one()
+        assert left_open == 0
+    else:
+        assert driver is not None
+        assert not driver.in_transaction
 
 
 def test_bulk_inserted_timestamps_compare_like_any_other(db: Database) -> None:

@@ -179,10 +179,14 @@ class Database:
         self.read_engine.dispose()
 
 
-def open_database(url: str, *, pool_size: int = 10, pii_key: str = "") -> Database:
+def open_database(
+    url: str, *, pool_size: int = 10, read_pool_size: int = 1, pii_key: str = ""
+) -> Database:
     """Create the engines for `url` (sqlite:///path or postgresql+psycopg://...); with
-    `pii_key` (ORDERGATE_PII_KEY), personal data is encrypted at rest (storage/pii.py)."""
-    db = _engines(make_url(url), pool_size)
+    `pii_key` (ORDERGATE_PII_KEY), personal data is encrypted at rest (storage/pii.py).
+    `pool_size` connections for transactions, `read_pool_size` for reads (PostgreSQL; one per
+    thread that reads at once), each with as many again in overflow."""
+    db = _engines(make_url(url), pool_size, read_pool_size)
     if pii_key:
         cipher = pii.PiiCipher.from_setting(pii_key)
         for engine in {db.engine, db.read_engine.engine}:
@@ -194,7 +198,7 @@ def open_database(url: str, *, pool_size: int = 10, pii_key: str = "") -> Databa
     return db
 
 
-def _engines(parsed: URL, pool_size: int) -> Database:
+def _engines(parsed: URL, pool_size: int, read_pool_size: int) -> Database:
     # hide_parameters: statement parameters hold personal data and key hashes; they never go
     # into SQLAlchemy's log lines (at DEBUG) or into the text of a database error.
     if parsed.get_backend_name() == "sqlite":
@@ -219,7 +223,21 @@ def _engines(parsed: URL, pool_size: int) -> Database:
     engine = create_engine(
         parsed, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
     )
-    return Database(engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
+    # Reads have an engine of their own, AUTOCOMMIT from each connection's start: nothing to
+    # begin or end, so nothing to roll back when a connection goes back to the pool. As an
+    # execution option on the writers' engine, every checkout set the isolation level and every
+    # return set it back and rolled back: 3.5% of a GetStockLevels call's server CPU
+    # (bench/README.md). Reads run one at a time on a worker's event loop, or on
+    # ORDERGATE_DB_READ_THREADS threads: a small pool of their own (docs/deploy.md).
+    read_engine = create_engine(
+        parsed,
+        pool_size=read_pool_size,
+        max_overflow=read_pool_size,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        hide_parameters=True,
+    )
+    return Database(engine, read_engine)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
