@@ -48,11 +48,15 @@ def test_a_stock_read_on_a_lost_connection_is_unavailable_then_recovers(
     with db.reader() as first, db.reader() as second:  # two idle connections in the pool
         first.exec_driver_sql("SELECT 1")
         second.exec_driver_sql("SELECT 1")
+    api.submit(order_xml("DB-READ-0"))  # an idle connection in the transactions' pool too
     _kill_every_connection(db)
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetStockLevels(request, metadata=auth(api.key))
     assert rich_error(caught.value).reason == "DATABASE_UNAVAILABLE"
     assert stub.GetStockLevels(request, metadata=auth(api.key)).items[0].found
+    # Reads and transactions have pools of their own (on PostgreSQL); the restart broke both,
+    # and the one failed call dropped both pools' idle connections: the next write just works.
+    assert api.submit(order_xml("DB-READ-1")).order.client_order_id == "DB-READ-1"
 
 
 def _kill_every_connection(db: Database) -> None:

@@ -20,7 +20,7 @@ import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,7 +237,24 @@ def _engines(parsed: URL, pool_size: int, read_pool_size: int) -> Database:
         pool_reset_on_return=None,
         hide_parameters=True,
     )
+    # A connection found lost (a database restart) leaves its pool with that pool's idle ones;
+    # the restart broke the other pool's too, so they go as well: one call fails, not one per
+    # pool (tests/integration/test_failures.py).
+    for lost_in, also in ((engine, read_engine), (read_engine, engine)):
+        event.listen(lost_in, "invalidate", _drop_idle_connections(also))
     return Database(engine, read_engine)
+
+
+def _drop_idle_connections(
+    engine: Engine,
+) -> Callable[[Any, ConnectionPoolEntry, BaseException | None], None]:
+    def on_invalidate(
+        _dbapi: Any, _record: ConnectionPoolEntry, error: BaseException | None
+    ) -> None:
+        if error is not None:  # invalidated for an error (a lost connection), not on purpose
+            engine.pool.dispose()
+
+    return on_invalidate
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
