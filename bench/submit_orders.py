@@ -140,9 +140,9 @@ async def measure(
 
         accepted = 0
 
-        def count(order: order_pb2.Order) -> None:
+        def count(answered: order_pb2.Order) -> None:
             nonlocal accepted
-            accepted += order.state == order_pb2.ORDER_STATE_ACCEPTED
+            accepted += answered.state == order_pb2.ORDER_STATE_ACCEPTED
 
         async def submit_call(n: int, lane: int) -> object:
             reply = await orders[lane].SubmitOrder(
