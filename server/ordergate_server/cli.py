@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         db = open_database(
             settings.database_url,
             pool_size=settings.db_pool_size,
-            read_pool_size=max(1, settings.db_read_threads),
+            read_threads=settings.db_read_threads,
             pii_key=settings.pii_key,
         )
     except ValueError as exc:  # a malformed ORDERGATE_PII_KEY

@@ -131,7 +131,7 @@ def _worker_main(settings: Settings, index: int, ready: Any) -> None:
     db = open_database(
         settings.database_url,
         pool_size=settings.db_pool_size,
-        read_pool_size=max(1, settings.db_read_threads),  # inline reads: one at a time
+        read_threads=settings.db_read_threads,
         pii_key=settings.pii_key,
     )
     try:

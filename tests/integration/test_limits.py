@@ -117,6 +117,20 @@ def _wait_for_in_flight(server: ServerThread, calls: int) -> None:
         time.sleep(0.02)
 
 
+def _orders_sent(api: Api, prefix: str) -> list[Any]:
+    """Three orders sent without waiting for their answers (PREFIX-0..2); their futures."""
+    return [
+        api.orders.SubmitOrder.future(
+            pb.SubmitOrderRequest(
+                request_id=str(uuid.uuid4()), order_xml=order_xml(f"{prefix}-{n}").encode()
+            ),
+            metadata=auth(api.key),
+            timeout=30,
+        )
+        for n in range(3)
+    ]
+
+
 def test_calls_past_the_cap_in_flight_are_refused_as_busy_and_lose_nothing(
     db: Database, keys: Keys
 ) -> None:
@@ -126,17 +140,9 @@ def test_calls_past_the_cap_in_flight_are_refused_as_busy_and_lose_nothing(
         with grpc.insecure_channel(server.target) as channel:
             api = Api(channel, keys.shop)
             with writes_held(db):
-                waiting = [
-                    api.orders.SubmitOrder.future(
-                        pb.SubmitOrderRequest(
-                            request_id=str(uuid.uuid4()),
-                            order_xml=order_xml(f"BUSY-{n}").encode(),
-                        ),
-                        metadata=auth(keys.shop),
-                        timeout=30,
-                    )
-                    for n in range(3)
-                ]  # all three in flight, waiting for the write lock
+                waiting = _orders_sent(
+                    api, "BUSY"
+                )  # all three in flight, waiting for the write lock
 
                 _wait_for_in_flight(server, 3)
                 with pytest.raises(grpc.RpcError) as refused_read:
@@ -186,17 +192,7 @@ def test_a_cap_of_zero_refuses_nothing(db: Database, keys: Keys) -> None:
         with grpc.insecure_channel(server.target) as channel:
             api = Api(channel, keys.shop)
             with writes_held(db):
-                waiting = [
-                    api.orders.SubmitOrder.future(
-                        pb.SubmitOrderRequest(
-                            request_id=str(uuid.uuid4()),
-                            order_xml=order_xml(f"OPEN-{n}").encode(),
-                        ),
-                        metadata=auth(keys.shop),
-                        timeout=30,
-                    )
-                    for n in range(3)
-                ]
+                waiting = _orders_sent(api, "OPEN")
                 _wait_for_in_flight(server, 3)  # still counted, for /metrics
                 _list(channel, keys.shop)
             assert all(

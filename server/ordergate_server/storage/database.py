@@ -180,13 +180,14 @@ class Database:
 
 
 def open_database(
-    url: str, *, pool_size: int = 10, read_pool_size: int = 1, pii_key: str = ""
+    url: str, *, pool_size: int = 10, read_threads: int = 0, pii_key: str = ""
 ) -> Database:
     """Create the engines for `url` (sqlite:///path or postgresql+psycopg://...); with
     `pii_key` (ORDERGATE_PII_KEY), personal data is encrypted at rest (storage/pii.py).
-    `pool_size` connections for transactions, `read_pool_size` for reads (PostgreSQL; one per
-    thread that reads at once), each with as many again in overflow."""
-    db = _engines(make_url(url), pool_size, read_pool_size)
+    PostgreSQL: `pool_size` connections for transactions, and for reads one per thread that
+    reads (`read_threads`, ORDERGATE_DB_READ_THREADS; one when reads run inline, with 0), each
+    with as many again in overflow."""
+    db = _engines(make_url(url), pool_size, read_pool_size=max(1, read_threads))
     if pii_key:
         cipher = pii.PiiCipher.from_setting(pii_key)
         for engine in {db.engine, db.read_engine.engine}:
