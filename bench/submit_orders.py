@@ -1,7 +1,7 @@
 """Accepted 10-line orders per second, next to the health-check rate of the same server.
 
     python -m bench.submit_orders [--db sqlite|postgres|both] [--seconds 10] [--concurrency 32]
-                                  [--workers N]
+                                  [--workers N] [--streams 8] [--window N]
 
 For each database: a fresh database with 100 SKUs in ample stock, `ordergate serve --workers N`
 (default one per CPU), then from this process (grpc.aio client over several connections, so
@@ -10,8 +10,10 @@ statistics gathered (harness.analyze: PostgreSQL's plans as on a database that h
 1. Health/Check for N seconds: the framework's ceiling on this machine, in this run;
 2. SubmitOrder with valid 10-line orders for N seconds, each a new order id and request_id.
 3. SubmitOrder again, paced at a steady 80% of the rate just measured, for its p99 latency;
-4. SubmitOrders, the bulk stream a backlog is sent on: as many streams as callers above, each
-   sending its next order when the previous one is answered, for N seconds.
+4. SubmitOrders, the bulk stream a backlog is sent on: `--streams` streams (default one per
+   connection), each keeping `--window` orders unanswered (default: the callers above shared
+   out, so as many orders are in flight as in phase 2; 8 streams of 4 at concurrency 32), a
+   new one sent as each is answered, as the SDK's `submit_orders` sends, for N seconds.
 Prints calls/s, p50/p99 latency and the ratio orders/s : health checks/s for each.
 """
 
@@ -22,6 +24,7 @@ import asyncio
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -86,48 +89,60 @@ async def run_streams(
     metadata: tuple[tuple[str, str], ...],
     *,
     streams: int,
+    window: int,
     seconds: float,
     on_reply: Callable[[order_service_pb2.SubmitOrdersResponse], None],
 ) -> LoadResult:
-    """`streams` SubmitOrders streams, stream k on connection k % len(stubs), each sending a
-    new order as soon as the previous one is answered (the server reads the next item only
-    then), for `seconds`. Each order is timed from its write to its answer; each answer goes to
-    `on_reply`."""
+    """`streams` SubmitOrders streams, stream k on connection k % len(stubs), each keeping
+    `window` orders unanswered (a new one sent as soon as one is answered), for `seconds`. Each
+    order is timed from its write to its answer; each answer goes to `on_reply`."""
     latencies: list[float] = []
     per_lane = [0] * len(stubs)
     counter = iter(range(10**12))
     deadline = time.perf_counter() + seconds
 
-    async def sender(lane: int) -> None:
+    async def stream(lane: int) -> None:
         # Fed with write() (no request iterator), which the stubs' types do not foresee.
         call = stubs[lane].SubmitOrders(metadata=metadata)  # type: ignore[call-arg]
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await call.write(
-                order_service_pb2.SubmitOrdersRequest(
-                    order=order_service_pb2.SubmitOrderRequest(
-                        request_id=str(uuid.uuid4()), order_xml=order(next(counter))
+        room = asyncio.Semaphore(window)
+        sent: deque[float] = deque()  # when each unanswered order was written, in order
+
+        async def send() -> None:
+            while time.perf_counter() < deadline:
+                await room.acquire()
+                sent.append(time.perf_counter())
+                await call.write(
+                    order_service_pb2.SubmitOrdersRequest(
+                        order=order_service_pb2.SubmitOrderRequest(
+                            request_id=str(uuid.uuid4()), order_xml=order(next(counter))
+                        )
                     )
                 )
-            )
-            reply = await call.read()
-            if not isinstance(reply, order_service_pb2.SubmitOrdersResponse):
-                raise RuntimeError(f"the stream ended early: {await call.code()}")
-            latencies.append((time.perf_counter() - started) * 1000)
+            await call.done_writing()
+
+        sender = asyncio.create_task(send())
+        async for reply in call:  # answers come in the order sent
+            latencies.append((time.perf_counter() - sent.popleft()) * 1000)
             per_lane[lane] += 1
             on_reply(reply)
-        await call.done_writing()
+            room.release()
+        await sender
         if (code := await call.code()) != grpc.StatusCode.OK:
             raise RuntimeError(f"the stream ended with {code}")
 
     started = time.perf_counter()
-    await asyncio.gather(*(sender(k % len(stubs)) for k in range(streams)))
+    await asyncio.gather(*(stream(k % len(stubs)) for k in range(streams)))
     elapsed = time.perf_counter() - started
     return LoadResult(len(latencies), elapsed, latencies, per_lane)
 
 
 async def measure(
-    target: Target, database_url: str, key: str, seconds: float, concurrency: int
+    target: Target,
+    database_url: str,
+    key: str,
+    seconds: float,
+    concurrency: int,
+    streams: tuple[int, int],
 ) -> tuple[LoadResult, LoadResult, LoadResult, LoadResult, int, dict[str, Usage]]:
     metadata = (("authorization", f"Bearer {key}"),)
     async with connections(target) as channels:
@@ -197,7 +212,8 @@ async def measure(
             run_streams(
                 orders,
                 metadata,
-                streams=concurrency,
+                streams=streams[0],
+                window=streams[1],
                 seconds=seconds,
                 on_reply=lambda reply: count(reply.response.order),
             ),
@@ -205,12 +221,15 @@ async def measure(
         return baseline, submits, paced, streamed, accepted, usage
 
 
-def bench(kind: str, seconds: float, concurrency: int, workers: int) -> dict[str, object]:
+def bench(
+    kind: str, seconds: float, concurrency: int, workers: int, streams: tuple[int, int]
+) -> dict[str, object]:
+    """One database's run; `streams` is (streams, orders unanswered on each) for phase 4."""
     with seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, keys):
         key = keys["bench-shop"]
         with server(url, workers=str(workers)) as target:
             baseline, submits, paced, streamed, accepted, usage = asyncio.run(
-                measure(target, url, key, seconds, concurrency)
+                measure(target, url, key, seconds, concurrency, streams)
             )
     made = submits.calls + paced.calls + streamed.calls
     assert accepted == made, f"{made - accepted} orders were not accepted"
@@ -237,7 +256,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--streams", type=int, default=CONNECTIONS)
+    parser.add_argument("--window", type=int, default=0, help="default: concurrency / streams")
     args = parser.parse_args()
+    streams = (args.streams, args.window or max(1, args.concurrency // args.streams))
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(
         f"10-line orders, concurrency {args.concurrency} over {CONNECTIONS} connections, "
@@ -250,7 +272,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     results = []
     for kind in kinds:
-        r = bench(kind, args.seconds, args.concurrency, args.workers)
+        r = bench(kind, args.seconds, args.concurrency, args.workers, streams)
         results.append(r)
         print(
             f"| {r['database']} | {r['health_checks_per_s']} | {r['orders_per_s']} | "
@@ -258,8 +280,10 @@ def main() -> None:
             flush=True,
         )
     print()
-    print(f"The same orders over SubmitOrders streams ({args.concurrency} streams, one order in")
-    print("flight on each), against the same Health/Check rate")
+    print(
+        f"The same orders over SubmitOrders streams ({streams[0]} streams, {streams[1]} "
+        "unanswered on each), against the same Health/Check rate"
+    )
     print("| database | accepted orders/s | ratio | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|")
     for r in results:

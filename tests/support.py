@@ -217,3 +217,16 @@ def scrape(server: ServerThread) -> dict[tuple[str, tuple[tuple[str, str], ...]]
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
+
+
+@contextmanager
+def writes_held(db: Database) -> Iterator[None]:
+    """Every write transaction of the server waits until the block ends (the write lock on
+    SQLite; the stock table on PostgreSQL, which every order's allocation locks)."""
+    if db.write_gate is not None:
+        with db.write_gate.held():
+            yield
+        return
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("LOCK TABLE stock IN EXCLUSIVE MODE")
+        yield

@@ -48,6 +48,9 @@ class Settings:
     # on a distant one (a millisecond or more per round trip) give them threads.
     db_read_threads: int = 0
     submit_batch_max: int = 64  # submissions stored in one transaction at most (group commit)
+    # Items of one SubmitOrders stream in the server at once (read, queued, being stored); past
+    # this many unanswered the next is not read. 1: one at a time.
+    stream_window: int = 16
     # Calls served at once per process; past this, calls are refused rather than queued.
     max_concurrent_rpcs: int = 256
     # host:port of the Prometheus metrics endpoint (/metrics); empty: no endpoint.

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -21,7 +20,7 @@ from ordergate.v1 import order_pb2, order_service_pb2_grpc
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate_server.storage import Database
 
-from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error, scrape
+from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error, scrape, writes_held
 
 
 def _list(channel: grpc.Channel, key: str) -> None:
@@ -93,19 +92,6 @@ def test_a_key_may_hold_only_so_many_streams(limited: ServerThread, keys: Keys) 
         assert fourth.running()
         for stream in (second, other_key, fourth):
             stream.cancel()
-
-
-@contextmanager
-def writes_held(db: Database) -> Iterator[None]:
-    """Every write transaction of the server waits until the block ends (the write lock on
-    SQLite; the stock table on PostgreSQL, which every order's allocation locks)."""
-    if db.write_gate is not None:
-        with db.write_gate.held():
-            yield
-        return
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("LOCK TABLE stock IN EXCLUSIVE MODE")
-        yield
 
 
 def _wait_for_in_flight(server: ServerThread, calls: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -41,6 +41,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         metrics: Metrics,
         *,
         submit_queue: SubmitQueue,
+        stream_window: int = 16,
         seller_name: str = "Ordergate",
     ) -> None:
         self._db = db
@@ -48,6 +49,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         self._metrics = metrics
         self._run = run  # where the blocking service calls run (api/runner.py)
         self._submit_queue = submit_queue  # submissions share transactions (group commit)
+        self._stream_window = max(1, stream_window)  # SubmitOrders items in the server at once
         self._seller_name = seller_name  # the seller party of UBL OrderResponse documents
 
     def _answer(
@@ -90,20 +92,32 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
     async def SubmitOrders(
         self, requests: AsyncIterator[pb.SubmitOrdersRequest], context: Context
     ) -> AsyncIterator[pb.SubmitOrdersResponse]:
+        # Up to `stream_window` items are in the server at once, so a single stream fills group
+        # commits as concurrent callers do; answered in the order they came. With that many
+        # unanswered the next item is not read: flow control holds a fast sender back.
         principal = current_principal()
-        # One at a time: the next item is read only after this one is answered (backpressure).
-        async for item in requests:
-            request = item.order
-            try:
-                result = await self._submit(principal, request)
-            except ServiceError as refused:
-                yield pb.SubmitOrdersResponse(
-                    request_id=request.request_id, error=item_error(refused)
-                )
-                continue
-            yield pb.SubmitOrdersResponse(
-                request_id=request.request_id, response=self._answer(request, result)
-            )
+        stream = _StreamWindow(self._stream_window)
+        reader = asyncio.create_task(
+            stream.read(requests, lambda item: self._item(principal, item))
+        )
+        try:
+            while (answer := await stream.next_answer()) is not None:
+                yield answer
+        finally:
+            reader.cancel()
+            stream.abandon()
+
+    async def _item(
+        self, principal: Principal, item: pb.SubmitOrdersRequest
+    ) -> pb.SubmitOrdersResponse:
+        request = item.order
+        try:
+            result = await self._submit(principal, request)
+        except ServiceError as refused:
+            return pb.SubmitOrdersResponse(request_id=request.request_id, error=item_error(refused))
+        return pb.SubmitOrdersResponse(
+            request_id=request.request_id, response=self._answer(request, result)
+        )
 
     async def GetOrder(self, request: pb.GetOrderRequest, context: Context) -> pb.GetOrderResponse:
         order = await self._run(
@@ -164,3 +178,64 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             orders=[order_to_proto(order) for order in page.orders],
             next_page_token=page.next_page_token,
         )
+
+
+class _StreamWindow:
+    """The items of one SubmitOrders stream in the server: at most `size` at once, each handled
+    by its own task from the moment it is read, answered in the order read.
+
+    Tasks start in the order their items were read, and asyncio runs new tasks in the order
+    they were made, so the items are read and queued for storage in stream order: an earlier
+    item takes stock first, as it would one at a time."""
+
+    def __init__(self, size: int) -> None:
+        self._room = asyncio.Semaphore(size)
+        # In stream order: an item's task; then None at the end of the stream, or what reading
+        # the stream raised (a malformed item, say), answered after the items before it.
+        self._read: asyncio.Queue[asyncio.Task[pb.SubmitOrdersResponse] | BaseException | None]
+        self._read = asyncio.Queue()
+        self._tasks: set[asyncio.Task[pb.SubmitOrdersResponse]] = set()
+
+    async def read(
+        self,
+        requests: AsyncIterator[pb.SubmitOrdersRequest],
+        handle: Callable[[pb.SubmitOrdersRequest], Coroutine[Any, Any, pb.SubmitOrdersResponse]],
+    ) -> None:
+        try:
+            while True:
+                await self._room.acquire()  # before reading: an unread item stays with the sender
+                item = await anext(requests, None)
+                if item is None:
+                    break
+                task = asyncio.create_task(handle(item))
+                self._tasks.add(task)
+                task.add_done_callback(self._finished)
+                self._read.put_nowait(task)
+        except Exception as failure:
+            self._read.put_nowait(failure)
+            return
+        self._read.put_nowait(None)
+
+    async def next_answer(self) -> pb.SubmitOrdersResponse | None:
+        """The next item's answer, once it has one; None at the stream's end. Raises what
+        handling that item or reading the stream raised (the stream then ends with it)."""
+        entry = await self._read.get()
+        if isinstance(entry, BaseException):
+            raise entry
+        if entry is None:
+            return None
+        answer = await entry
+        self._room.release()
+        return answer
+
+    def _finished(self, task: asyncio.Task[pb.SubmitOrdersResponse]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a stream that ended early never awaits it
+
+    def abandon(self) -> None:
+        """The stream ended (completed, failed, or the client went away): cancel the items
+        still unanswered. One still queued for storage is dropped unstored; one already being
+        stored is kept, and its request_id replays it to the client's retry."""
+        for task in self._tasks:
+            task.cancel()

@@ -136,7 +136,13 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     submit_queue = SubmitQueue(db, max_batch=settings.submit_batch_max)
     order_service_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(
-            db, limits, run, metrics, submit_queue=submit_queue, seller_name=settings.seller_name
+            db,
+            limits,
+            run,
+            metrics,
+            submit_queue=submit_queue,
+            stream_window=settings.stream_window,
+            seller_name=settings.seller_name,
         ),
         server,
     )

@@ -43,6 +43,11 @@ class SubmitQueue:
         self._arrived = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
 
+    @property
+    def waiting(self) -> int:
+        """Submissions queued and not yet taken into a batch."""
+        return len(self._waiting)
+
     async def submit(self, prepared: PreparedSubmission) -> SubmitResult:
         """Store `prepared` with whatever else is waiting; its answer once committed. Raises
         what `store_submission` would (ServiceError for a refused submission)."""

@@ -93,10 +93,13 @@ class OrderServiceServicer:
 
     def SubmitOrders(self, request_iterator, context):
         """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
-        is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
-        is reported in its result and does not end the stream. The server reads the next order
-        only after answering the previous one, so a fast sender is slowed by flow control instead
-        of filling the server's memory. Role: website.
+        is handled exactly like SubmitOrder (same rules, same idempotency, taking stock in stream
+        order); one item's refusal is reported in its result and does not end the stream. The
+        server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
+        storing them together; with that many unanswered it reads no further, so a fast sender is
+        slowed by flow control instead of filling the server's memory. An item that cannot be
+        read as a request (not the message, or text holding NUL) ends the stream with
+        INVALID_ARGUMENT, after the results of the items before it. Role: website.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -49,10 +49,13 @@ class OrderServiceStub:
     """
     SubmitOrders: _grpc.StreamStreamMultiCallable[_order_service_pb2.SubmitOrdersRequest, _order_service_pb2.SubmitOrdersResponse]
     """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
-    is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
-    is reported in its result and does not end the stream. The server reads the next order
-    only after answering the previous one, so a fast sender is slowed by flow control instead
-    of filling the server's memory. Role: website.
+    is handled exactly like SubmitOrder (same rules, same idempotency, taking stock in stream
+    order); one item's refusal is reported in its result and does not end the stream. The
+    server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
+    storing them together; with that many unanswered it reads no further, so a fast sender is
+    slowed by flow control instead of filling the server's memory. An item that cannot be
+    read as a request (not the message, or text holding NUL) ends the stream with
+    INVALID_ARGUMENT, after the results of the items before it. Role: website.
     """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
@@ -96,10 +99,13 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """
     SubmitOrders: _aio.StreamStreamMultiCallable[_order_service_pb2.SubmitOrdersRequest, _order_service_pb2.SubmitOrdersResponse]  # type: ignore[assignment]
     """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
-    is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
-    is reported in its result and does not end the stream. The server reads the next order
-    only after answering the previous one, so a fast sender is slowed by flow control instead
-    of filling the server's memory. Role: website.
+    is handled exactly like SubmitOrder (same rules, same idempotency, taking stock in stream
+    order); one item's refusal is reported in its result and does not end the stream. The
+    server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
+    storing them together; with that many unanswered it reads no further, so a fast sender is
+    slowed by flow control instead of filling the server's memory. An item that cannot be
+    read as a request (not the message, or text holding NUL) ends the stream with
+    INVALID_ARGUMENT, after the results of the items before it. Role: website.
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
@@ -152,10 +158,13 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_order_service_pb2.SubmitOrdersResponse], _abc.AsyncIterator[_order_service_pb2.SubmitOrdersResponse]]:
         """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
-        is handled exactly like SubmitOrder (same rules, same idempotency); one item's refusal
-        is reported in its result and does not end the stream. The server reads the next order
-        only after answering the previous one, so a fast sender is slowed by flow control instead
-        of filling the server's memory. Role: website.
+        is handled exactly like SubmitOrder (same rules, same idempotency, taking stock in stream
+        order); one item's refusal is reported in its result and does not end the stream. The
+        server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
+        storing them together; with that many unanswered it reads no further, so a fast sender is
+        slowed by flow control instead of filling the server's memory. An item that cannot be
+        read as a request (not the message, or text holding NUL) ends the stream with
+        INVALID_ARGUMENT, after the results of the items before it. Role: website.
         """
 
     @_abc_1.abstractmethod
