@@ -6,6 +6,9 @@ For each database: a fresh database with the bench catalog, `ordergate serve --w
 from this process at once, for the whole period:
 - submitters: 10-line orders; every 10th is sent twice with the same request_id (a retry), and
   every 7th has no phone (held, PHONE_MISSING);
+- bulk senders: the same orders over SubmitOrders streams with 8 unanswered, every 10th twice
+  in a row on the stream; each stream is cut off after about 2 s with orders still in the
+  server (a client going away), and its unanswered orders are sent again on the next one;
 - a manager releasing held orders from the exception queue (ListHeldOrders + ReleaseOrder);
 - storefront reads: GetStockLevels (100 SKUs) and GetCustomerPrices (20 lines);
 - watches: WatchOrderEvents and WatchStockLevels streams, reopened every few seconds.
@@ -13,7 +16,8 @@ Then it reports calls by kind, unexpected errors (anything but a deliberate answ
 worker's memory (RSS) at the start and the end, and checks the database:
 - allocated stock = the sum of the lines of accepted, undispatched orders, per SKU and location;
 - every (client, request_id) maps to at most one order.
-The script exits non-zero if an error was unexpected or a check fails.
+A repeated request_id must answer with the order its first answer gave (replayed), on a call or
+a stream. The script exits non-zero if an error was unexpected or a check fails.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import re
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import suppress
+from itertools import count
 from pathlib import Path
 
 import grpc
@@ -57,6 +64,7 @@ class Soak:
         self.deadline = time.monotonic() + seconds
         self.calls: Counter[str] = Counter()
         self.unexpected: list[str] = []
+        self.answered: dict[str, str] = {}  # request_id -> order id, from the bulk streams
 
     def running(self) -> bool:
         return time.monotonic() < self.deadline
@@ -83,6 +91,86 @@ class Soak:
                         self.unexpected.append("a retry made a second order")
             except grpc.RpcError as error:
                 self.failed("SubmitOrder", error)
+
+    def bulk_orders(self, worker: int, n: int) -> list[order_pb.SubmitOrderRequest]:
+        """The n-th order of a bulk sender: one request, or the same request twice."""
+        payload = order(worker * 10_000_000 + n)
+        if n % 7 == 0:
+            payload = re.sub(rb"<Contact>.*?</Contact>", b"", payload)
+        request = order_pb.SubmitOrderRequest(request_id=str(uuid.uuid4()), order_xml=payload)
+        return [request, request] if n % 10 == 0 else [request]
+
+    def bulk_answer(
+        self, request: order_pb.SubmitOrderRequest, reply: order_pb.SubmitOrdersResponse
+    ) -> None:
+        if reply.request_id != request.request_id:
+            self.unexpected.append("a stream answered out of order")
+            return
+        if reply.WhichOneof("result") != "response":
+            self.unexpected.append(f"SubmitOrders item: {reply.error.code} {reply.error.reason}")
+            return
+        self.calls["SubmitOrders item"] += 1
+        order_id = reply.response.order.id
+        first = self.answered.get(request.request_id)
+        if first is None:
+            self.answered[request.request_id] = order_id
+        elif first != order_id or not reply.response.replayed:
+            self.unexpected.append("a repeated request_id made a second order")
+
+    async def bulk_sender(self, channel: grpc.aio.Channel, worker: int) -> None:
+        stub = order_grpc.OrderServiceStub(channel)
+        numbers = count(1)
+        again: list[order_pb.SubmitOrderRequest] = []  # unanswered when a stream was cut off
+        while self.running():
+            again = await self.bulk_stream(stub, worker, numbers, again, to_the_end=False)
+        if again:  # the last leftovers, sent until each is answered: nothing is lost
+            await self.bulk_stream(stub, worker, numbers, again, to_the_end=True)
+
+    async def bulk_stream(
+        self,
+        stub: order_grpc.OrderServiceAsyncStub,
+        worker: int,
+        numbers: Iterator[int],
+        resend: list[order_pb.SubmitOrderRequest],
+        *,
+        to_the_end: bool,
+    ) -> list[order_pb.SubmitOrderRequest]:
+        """One stream with 8 orders unanswered: `resend` first, then new ones, for about 2 s,
+        and then cut off with orders in the server; or, `to_the_end`, only `resend`, every
+        answer awaited. Returns what stayed unanswered."""
+        to_send = deque(resend)
+        in_flight: deque[order_pb.SubmitOrderRequest] = deque()
+        # Fed with write() (no request iterator), which the stubs' types do not foresee.
+        call = stub.SubmitOrders(metadata=self.shop, timeout=30)  # type: ignore[call-arg]
+        room = asyncio.Semaphore(8)
+        cut_off = time.monotonic() + 2.0
+
+        async def receive() -> None:
+            async for reply in call:
+                self.bulk_answer(in_flight.popleft(), reply)
+                room.release()
+
+        receiver = asyncio.create_task(receive())
+        try:
+            while to_send if to_the_end else self.running() and time.monotonic() < cut_off:
+                await room.acquire()
+                if not to_send:
+                    to_send.extend(self.bulk_orders(worker, next(numbers)))
+                in_flight.append(to_send.popleft())
+                await call.write(order_pb.SubmitOrdersRequest(order=in_flight[-1]))
+            if to_the_end:
+                await call.done_writing()
+                await receiver
+            else:  # the client goes away with orders in the server
+                await asyncio.sleep(0.02)
+                call.cancel()
+                self.calls["SubmitOrders cut off"] += 1
+                with suppress(asyncio.CancelledError):
+                    await receiver
+        except grpc.RpcError as error:
+            self.failed("SubmitOrders", error)
+            receiver.cancel()
+        return [*in_flight, *to_send]  # sent again, with their request_ids
 
     async def releaser(self, channel: grpc.aio.Channel) -> None:
         queue = queue_grpc.ExceptionQueueServiceStub(channel)
@@ -165,6 +253,7 @@ async def run(target: str, shop: str, manager: str, seconds: float) -> Soak:
     try:
         await asyncio.gather(
             *(soak.submitter(channels[i % 4], i) for i in range(8)),
+            *(soak.bulk_sender(channels[i % 4], 100 + i) for i in range(2)),
             soak.releaser(channels[0]),
             *(soak.storefront(channels[i % 4]) for i in range(4)),
             soak.watcher(channels[1]),
