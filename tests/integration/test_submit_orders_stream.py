@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -13,6 +13,9 @@ import pytest
 
 from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
+from ordergate_server.service import submit_queue
+from ordergate_server.service.submit import PreparedSubmission
+from ordergate_server.service.submit_batch import Outcome, store_submissions
 from ordergate_server.storage import Database
 
 from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error, writes_held
@@ -165,3 +168,24 @@ def test_a_stream_cancelled_with_orders_queued_loses_and_doubles_nothing(
     assert all(a.response.order.state == order_pb2.ORDER_STATE_ACCEPTED for a in again)
     assert count(db, "orders") == 5
     assert stock_row(db, "SKU-1002") == (300, 5)
+
+
+def test_the_orders_of_one_stream_share_transactions(
+    api: Api, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone stream's orders are stored several to a commit, not each with its own (on
+    SQLite the batch is written on the event loop, and the stream's items arrive one per turn
+    of it: the flusher lets it turn before taking a batch)."""
+    batches: list[int] = []
+
+    def counting(db: Database, batch: Sequence[PreparedSubmission]) -> list[Outcome]:
+        batches.append(len(batch))
+        return store_submissions(db, batch)
+
+    monkeypatch.setattr(submit_queue, "store_submissions", counting)
+    items = [_item(order_xml(f"B-{n}", [("SKU-1001", 1)])) for n in range(40)]
+    answers = list(api.orders.SubmitOrders(iter(items), metadata=auth(api.key), timeout=60))
+
+    assert all(a.response.order.state == order_pb2.ORDER_STATE_ACCEPTED for a in answers)
+    assert sum(batches) == 40
+    assert max(batches) > 1, batches

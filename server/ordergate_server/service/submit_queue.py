@@ -7,11 +7,12 @@ while one batch is being written the next one gathers, so under light load a bat
 submission and under heavy load the cost per order falls (bench/submit_orders.py).
 
 Where the batch is written depends on the database (measured, bench/README.md):
-- SQLite has one writer at a time across all worker processes. The flusher takes that write
-  lock at once if it is free; otherwise it waits for it in a thread, so the event loop goes on
-  reading requests meanwhile. Then it writes the batch on the event loop itself: while it
-  holds the lock no other thread of this process competes with it for the GIL, so the lock is
-  held as briefly as possible.
+- SQLite has one writer at a time across all worker processes. The flusher first lets the
+  event loop turn a few times, so that what has already arrived joins the batch; then it takes
+  that write lock at once if it is free, and otherwise waits for it in a thread, so the event
+  loop goes on reading requests meanwhile. Then it writes the batch on the event loop itself:
+  while it holds the lock no other thread of this process competes with it for the GIL, so the
+  lock is held as briefly as possible.
 - PostgreSQL writes concurrently; the batch goes to a thread, so the event loop goes on while
   the statements make their round trips.
 
@@ -31,6 +32,7 @@ from .submit import PreparedSubmission, SubmitResult
 from .submit_batch import Outcome, store_submissions
 
 DEFAULT_MAX_BATCH = 64
+_GATHER_TURNS = 4  # turns of the event loop before a SQLite batch is taken (see _flush_forever)
 
 _Waiting = tuple[PreparedSubmission, "asyncio.Future[SubmitResult]"]
 
@@ -69,6 +71,14 @@ class SubmitQueue:
     async def _flush_forever(self) -> None:
         while True:
             await self._arrived.wait()
+            if self._db.write_gate is not None:
+                # SQLite writes the batch on this loop, which reads nothing meanwhile. A few
+                # turns of the loop first let in what has already arrived: a SubmitOrders
+                # stream's next items come one per turn, and without them each of its orders
+                # was a batch, and a commit, of its own (bench/README.md, "Many orders in
+                # flight on one stream"). The write lock is not held meanwhile.
+                for _ in range(_GATHER_TURNS):
+                    await asyncio.sleep(0)
             batch: list[_Waiting] = []
             try:
                 async with self._db.write_turn() as holding_write_lock:
