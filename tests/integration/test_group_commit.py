@@ -420,7 +420,7 @@ def test_a_call_cancelled_while_queued_is_not_stored(db: Database) -> None:
         try:
             first = asyncio.ensure_future(queue.submit(withdrawn))
             await asyncio.sleep(0)  # it runs up to its wait in the queue
-            assert len(queue._waiting) == 1
+            assert queue.waiting == 1
             first.cancel()  # the client went away before the batch was taken
             return await queue.submit(kept)
         finally:
