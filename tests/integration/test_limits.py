@@ -126,9 +126,8 @@ def test_calls_past_the_cap_in_flight_are_refused_as_busy_and_lose_nothing(
         with grpc.insecure_channel(server.target) as channel:
             api = Api(channel, keys.shop)
             with writes_held(db):
-                waiting = _orders_sent(
-                    api, "BUSY"
-                )  # all three in flight, waiting for the write lock
+                # All three in flight, waiting for the write lock.
+                waiting = _orders_sent(api, "BUSY")
 
                 _wait_for_in_flight(server, 3)
                 with pytest.raises(grpc.RpcError) as refused_read:
