@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import http.server
 import threading
+import time
 import urllib.request
 import uuid
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,3 +231,11 @@ def writes_held(db: Database) -> Iterator[None]:
     with db.engine.begin() as conn:
         conn.exec_driver_sql("LOCK TABLE stock IN EXCLUSIVE MODE")
         yield
+
+
+def wait_until(holds: Callable[[], bool], what: str, seconds: float = 10) -> None:
+    """Poll `holds` until it is true; fail, naming `what`, after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not holds():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.01)

@@ -20,7 +20,17 @@ from ordergate.v1 import order_pb2, order_service_pb2_grpc
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate_server.storage import Database
 
-from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error, scrape, writes_held
+from ..support import (
+    Api,
+    Keys,
+    ServerThread,
+    auth,
+    order_xml,
+    rich_error,
+    scrape,
+    wait_until,
+    writes_held,
+)
 
 
 def _list(channel: grpc.Channel, key: str) -> None:
@@ -97,10 +107,10 @@ def test_a_key_may_hold_only_so_many_streams(limited: ServerThread, keys: Keys) 
 def _wait_for_in_flight(server: ServerThread, calls: int) -> None:
     """Until /metrics shows `calls` in flight (within 10 s). Read over HTTP: a probing RPC
     would take a slot itself."""
-    deadline = time.monotonic() + 10
-    while scrape(server)[("ordergate_rpcs_in_flight", ())] != calls:
-        assert time.monotonic() < deadline, f"never {calls} calls in flight"
-        time.sleep(0.02)
+    wait_until(
+        lambda: scrape(server)[("ordergate_rpcs_in_flight", ())] == calls,
+        f"{calls} calls in flight",
+    )
 
 
 def _orders_sent(api: Api, prefix: str) -> list[Any]:

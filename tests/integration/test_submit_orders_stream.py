@@ -18,7 +18,16 @@ from ordergate_server.service.submit import PreparedSubmission
 from ordergate_server.service.submit_batch import Outcome, store_submissions
 from ordergate_server.storage import Database
 
-from ..support import Api, Keys, ServerThread, auth, order_xml, rich_error, writes_held
+from ..support import (
+    Api,
+    Keys,
+    ServerThread,
+    auth,
+    order_xml,
+    rich_error,
+    wait_until,
+    writes_held,
+)
 from .stock import count, stock_row
 
 
@@ -67,13 +76,6 @@ def test_a_long_stream_is_answered_completely(api: Api, db: Database) -> None:
     assert stock_row(db, "SKU-1004") == (1000, 300)
 
 
-def _wait_until(holds: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not holds():
-        assert time.monotonic() < deadline, f"never {what}"
-        time.sleep(0.01)
-
-
 def _in_server(server: ServerThread, db: Database) -> Callable[[], int]:
     """How many submissions of `server` wait for storage while writes are held. On SQLite all
     of them wait for the write lock in the queue; on PostgreSQL the first batch has been taken
@@ -92,7 +94,7 @@ def test_a_stream_keeps_several_orders_in_the_server_and_answers_them_in_order(
     with writes_held(db):
         replies: Any = api.orders.SubmitOrders(iter(items), metadata=auth(api.key), timeout=30)
         # Not one at a time: all five are read and queued before the first is answered.
-        _wait_until(lambda: in_server() == 5, "five orders of the stream in the server at once")
+        wait_until(lambda: in_server() == 5, "five orders of the stream in the server at once")
     answers = list(replies)
 
     assert [a.request_id for a in answers] == [i.order.request_id for i in items]
@@ -117,7 +119,7 @@ def test_a_stream_holds_no_more_orders_than_its_window(db: Database, keys: Keys)
                 replies: Any = api.orders.SubmitOrders(
                     iter(items), metadata=auth(api.key), timeout=30
                 )
-                _wait_until(lambda: in_server() == 3, "the window's three orders in the server")
+                wait_until(lambda: in_server() == 3, "the window's three orders in the server")
                 time.sleep(0.3)  # the other seven were sent at once: none is read meanwhile
                 assert in_server() == 3
             answers = list(replies)
@@ -158,7 +160,7 @@ def test_a_stream_cancelled_with_orders_queued_loses_and_doubles_nothing(
     in_server = _in_server(server, db)
     with writes_held(db):
         call: Any = api.orders.SubmitOrders(iter(items), metadata=auth(api.key), timeout=30)
-        _wait_until(lambda: in_server() == 5, "five orders of the stream in the server")
+        wait_until(lambda: in_server() == 5, "five orders of the stream in the server")
         call.cancel()
     # Whichever of them the server stored before it saw the cancellation, and whenever it sees
     # it, the same request_ids store each order once: a second copy waits and is replayed.
