@@ -21,10 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ordergate.v1 import order_pb2, order_service_pb2
 from ordergate_server.domain.access import Principal
@@ -40,7 +41,7 @@ from ordergate_server.service.submit import (
 )
 from ordergate_server.service.submit_batch import Outcome, store_submissions
 from ordergate_server.service.submit_queue import SubmitQueue
-from ordergate_server.storage import Database, orders, stock_log, submissions
+from ordergate_server.storage import Database, open_database, orders, stock_log, submissions
 from ordergate_server.storage import tables as t
 from ordergate_server.storage.bulk import (
     BulkInsert,
@@ -51,7 +52,7 @@ from ordergate_server.storage.bulk import (
 )
 from ordergate_server.storage.database import WriteGate
 
-from ..support import Api, auth, order_xml, seed_demo
+from ..support import Api, RoundTripRelay, auth, order_xml, seed_demo
 from .stock import count, stock_row
 
 REQUESTS = [str(uuid.uuid4()) for _ in range(10)]
@@ -163,8 +164,10 @@ def test_a_batch_that_loses_a_unique_key_race_is_stored_one_by_one(
     first = _prepared(principal)[:3]
     store_submission(db, first[0])  # "the other replica" took G-A's request_id already
     # The batch does not see that claim (as if it came after its check) ...
-    monkeypatch.setattr(submissions, "claimed", lambda conn, keys: set())
-    monkeypatch.setattr(orders, "existing_client_order_ids", lambda conn, keys, lock=False: set())
+    monkeypatch.setattr(submissions, "send_claimed", lambda conn, keys: set)
+    monkeypatch.setattr(
+        orders, "send_existing_client_order_ids", lambda conn, keys, lock=False: set
+    )
     outcomes = [_summary(o) for o in store_submissions(db, first)]
 
     assert outcomes == [
@@ -317,6 +320,83 @@ def test_a_pipelined_block_refuses_a_short_allocation_and_a_taken_key_whole(db: 
     assert stock_row(db, "SKU-1001")[1] == 0
 
 
+def _new_orders(
+    principal: Principal,
+    count_: int,
+    prefix: str = "Q",
+    lines: Sequence[tuple[str, int]] = (("SKU-1001", 1),),
+) -> list[PreparedSubmission]:
+    return [
+        prepare_submission(
+            principal,
+            request_id=str(uuid.uuid4()),
+            payload=order_xml(f"{prefix}-{n}", list(lines)).encode(),
+        )
+        for n in range(count_)
+    ]
+
+
+WITH_A_BUNDLE = (("SKU-1001", 1), ("KIT-1", 1))  # a bundle line: its components' stock is read
+
+
+@pytest.mark.parametrize("migrated_db", ["postgres"], indirect=True)
+def test_a_batch_makes_five_round_trips_to_postgresql(db: Database) -> None:
+    # What a database a network hop away costs a batch, per hop: BEGIN; the claims, order ids,
+    # products and customers; the bundles, stock and locations; the writes; COMMIT. Sent one
+    # statement at a time, the same batch made ten.
+    principal = _fresh_catalog(db)
+    relay = RoundTripRelay(db.engine.url.host or "127.0.0.1", db.engine.url.port or 5432)
+    relayed = open_database(
+        db.engine.url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    )
+    try:
+        # The connection is opened and set up, and psycopg prepares what it runs often.
+        for n in range(6):
+            store_submissions(relayed, _new_orders(principal, 2, f"WARM{n}", WITH_A_BUNDLE))
+        relay.reset()
+        outcomes = store_submissions(relayed, _new_orders(principal, 4, "RT", WITH_A_BUNDLE))
+        trips = relay.round_trips
+    finally:
+        relayed.dispose()
+        relay.close()
+    assert [_summary(o)[2] for o in outcomes] == [OrderState.ACCEPTED] * 4
+    assert trips == 5
+
+
+@pytest.mark.parametrize("migrated_db", ["postgres"], indirect=True)
+def test_a_batch_whose_pipelined_read_fails_stores_nothing_and_its_connection_goes_on(
+    db: Database,
+) -> None:
+    # The stock read (sent with the bundles' and locations') times out on a row lock held
+    # elsewhere: the batch fails whole, and the connection serves the next batch.
+    principal = _fresh_catalog(db)
+    impatient = open_database(db.engine.url.render_as_string(hide_password=False), pool_size=1)
+
+    @event.listens_for(impatient.engine, "connect")
+    def short_lock_timeout(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        dbapi_connection.commit()
+
+    batch = _new_orders(principal, 2, "LOCKED", WITH_A_BUNDLE)
+    try:
+        with db.engine.begin() as holder:
+            holder.exec_driver_sql(
+                "SELECT * FROM stock WHERE sku = 'SKU-1001' AND location = 'WH-MAIN' FOR UPDATE"
+            )
+            with pytest.raises(OperationalError, match="lock timeout"):
+                store_submissions(impatient, batch)
+        assert count(db, "orders") == 0
+        assert [stock_row(db, sku)[1] for sku in ("SKU-1001", "SKU-1002")] == [0, 0]
+        outcomes = store_submissions(impatient, batch)  # the same submissions, retried
+    finally:
+        impatient.dispose()
+    assert [_summary(o)[2] for o in outcomes] == [OrderState.ACCEPTED] * 2
+    assert count(db, "orders") == 2
+    # Each order: SKU-1001 on its own line and once in KIT-1, SKU-1002 twice in KIT-1.
+    assert [stock_row(db, sku)[1] for sku in ("SKU-1001", "SKU-1002")] == [4, 4]
+
+
 def test_rows_given_by_their_orders_id_get_its_seq_in_the_given_order(db: Database) -> None:
     # A batch's lines and events are written with their order's id, and the statement looks up
     # its seq (bulk.KeyLookup): events keep the order they were given in (their seq orders a
@@ -373,17 +453,6 @@ def test_rows_given_by_their_orders_id_get_its_seq_in_the_given_order(db: Databa
             stock_log._COLUMNS,
             lookup=KeyLookup("order_id", t.orders.c.id, t.orders.c.id),
         )
-
-
-def _new_orders(principal: Principal, count_: int) -> list[PreparedSubmission]:
-    return [
-        prepare_submission(
-            principal,
-            request_id=str(uuid.uuid4()),
-            payload=order_xml(f"Q-{n}", [("SKU-1001", 1)]).encode(),
-        )
-        for n in range(count_)
-    ]
 
 
 def test_submissions_waiting_together_share_one_transaction(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,11 +13,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func
 from sqlalchemy.exc import DBAPIError
 
 from ordergate_server.domain.access import Role
-from ordergate_server.storage import Database, clients, stock_log, submissions
+from ordergate_server.storage import Database, catalog, clients, stock_log, submissions
 from ordergate_server.storage import tables as t
 from ordergate_server.storage.bulk import BulkInsert
 from ordergate_server.storage.driver_query import DriverQuery
 from ordergate_server.storage.one_of import one_of
+
+from ..support import seed_demo
 
 
 def test_migrations_match_the_table_definitions(db: Database) -> None:
@@ -80,29 +83,69 @@ def test_one_of_matches_exactly_the_listed_values_whatever_their_number(db: Data
         assert conn.execute(by_name, {"names": [full + "-more"]}).all() == []
 
 
-def test_one_of_lookups_use_the_index(db: Database) -> None:
-    """A list lookup must probe the key's index, not scan the table: the submission claims and
-    order ids of every group-commit batch are read this way, from tables that only grow."""
-    statement = submissions._FIND_MANY.statement  # (client_id, request_id) is the unique key
-    sql = str(statement.compile(dialect=db.engine.dialect))
+def test_one_of_or_in_also_matches_what_its_select_returns(db: Database) -> None:
+    """one_of(..., or_in=select) is true for the listed values and for what the select returns
+    for them: an allocation's stock rows, those of its SKUs and of its bundles' components."""
+    seed_demo(db)  # KIT-1 is SKU-1001 and 2 x SKU-1002; every SKU has stock, KIT-1 none
+    s, b = t.stock.c, t.bundle_components.c
+    statement = (
+        select(s.sku)
+        .distinct()
+        .where(
+            one_of(s.sku, "skus", or_in=select(b.component_sku).where(one_of(b.bundle_sku, "skus")))
+        )
+        .order_by(s.sku)
+    )
+    query = DriverQuery(statement)
+    cases = [
+        ([], []),
+        (["KIT-1"], ["SKU-1001", "SKU-1002"]),
+        (["SKU-1001", "KIT-1"], ["SKU-1001", "SKU-1002"]),
+        (["KIT-1", "SKU-1003", "NOPE"], ["SKU-1001", "SKU-1002", "SKU-1003"]),
+    ]
+    with db.reader() as conn:
+        for skus, expected in cases:
+            assert [sku for (sku,) in query.rows(conn, {"skus": skus})] == expected
+            assert conn.execute(statement, {"skus": skus}).scalars().all() == expected
+
+
+@pytest.mark.parametrize(
+    ("statement", "table", "params"),
+    [
+        # (client_id, request_id) is the unique key; the claims and order ids of every
+        # group-commit batch are read this way, from tables that only grow.
+        (
+            submissions._FIND_MANY.statement,
+            "submissions",
+            {"client_ids": [1], "request_ids": ["r"]},
+        ),
+        # An allocation's stock rows, with its bundles' components (one_of(..., or_in=...)).
+        (catalog._ALLOCATION_STOCK_LOCKED.statement, "stock", {"skus": ["SKU-1"]}),
+    ],
+    ids=["submissions", "allocation-stock"],
+)
+def test_one_of_lookups_use_the_index(
+    db: Database, statement: Any, table: str, params: dict[str, Any]
+) -> None:
+    """A list lookup must probe the key's index, not scan the table."""
+    query = DriverQuery(statement)
+    sql, names = query._for(db.engine.dialect)[:2]
     with db.reader() as conn:
         if db.dialect == "sqlite":
-            params: Any = ("[1]", '["r-1"]')
-            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params).all()
+            bound = tuple(json.dumps(params[name]) for name in names)
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, bound).all()
             steps = [row[-1] for row in plan]
-            assert any(s.startswith("SEARCH submissions USING") for s in steps), steps
-            assert not any(s.startswith("SCAN submissions") for s in steps), steps
+            assert any(s.startswith(f"SEARCH {table} USING") for s in steps), steps
+            assert not any(s.startswith(f"SCAN {table}") for s in steps), steps
         else:  # an empty table is scanned anyway; forbid that to see whether the index can serve
             conn.exec_driver_sql("SET enable_seqscan = off")
             try:
-                plan = conn.exec_driver_sql(
-                    "EXPLAIN " + sql, {"client_ids": [1], "request_ids": ["r-1"]}
-                ).all()
+                plan = conn.exec_driver_sql("EXPLAIN " + sql, params).all()
             finally:
                 conn.exec_driver_sql("RESET enable_seqscan")
             text_plan = "\n".join(row[0] for row in plan)
             assert "Index" in text_plan, text_plan
-            assert "Seq Scan" not in text_plan, text_plan
+            assert f"Seq Scan on {table}" not in text_plan, text_plan
 
 
 def test_driver_query_gives_what_sqlalchemy_gives_and_the_same_errors(db: Database) -> None:

@@ -24,6 +24,7 @@ from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
 from ..formats import DocumentLimits, UnreadableOrder, read_order
 from ..storage import Database, audit, catalog, orders, stock_log, submissions
+from ..storage.driver_query import Later
 from .errors import ErrorKind, FieldViolation, ServiceError
 
 log = logging.getLogger(__name__)
@@ -194,20 +195,32 @@ class CatalogView:
 
     @classmethod
     def read(cls, conn: Connection, drafts: Iterable[OrderDraft]) -> CatalogView:
+        return cls.send(conn, drafts)()
+
+    @classmethod
+    def send(cls, conn: Connection, drafts: Iterable[OrderDraft]) -> Later[CatalogView]:
+        """`read`, its products and customers statements sent ahead (DriverQuery.send): in a
+        `bulk.pipelined` block they share a round trip with what is sent beside them."""
         drafts = list(drafts)
         keys = {line.catalog_key for draft in drafts for line in draft.lines}
-        products = catalog.resolve_products(conn, keys)
+        products = catalog.send_resolve_products(conn, keys)
         accounts = {draft.customer_account for draft in drafts if draft.customer_account}
-        unresolved = {code for code, is_barcode in keys if not is_barcode} - {
-            code for code, is_barcode in products if not is_barcode
-        }
-        return cls(
-            products=products,
-            customers=catalog.get_customers(conn, accounts) if accounts else {},
-            renamed=catalog.expired_renames(conn, unresolved, datetime.now(UTC))
-            if unresolved
-            else {},
-        )
+        customers = catalog.send_get_customers(conn, accounts) if accounts else dict
+
+        def view() -> CatalogView:
+            found = products()
+            unresolved = {code for code, is_barcode in keys if not is_barcode} - {
+                code for code, is_barcode in found if not is_barcode
+            }
+            return cls(
+                products=found,
+                customers=customers(),
+                renamed=catalog.expired_renames(conn, unresolved, datetime.now(UTC))
+                if unresolved
+                else {},
+            )
+
+        return view
 
     def judge(
         self, draft: OrderDraft, principal: Principal
@@ -246,20 +259,12 @@ class StockView:
     def read(
         cls, conn: Connection, line_groups: Iterable[Sequence[LineRecord]], *, lock: bool
     ) -> StockView:
-        """With `lock`, the stock rows stay locked until the transaction ends (PostgreSQL)."""
+        """With `lock`, the stock rows stay locked until the transaction ends (PostgreSQL). A
+        bundle line asks for its components' stock; a bundle has no stock of its own. The
+        statements go out together (catalog.send_allocation_rows)."""
         skus = {line.sku for lines in line_groups for line in lines}
-        # A bundle line asks for its components; a bundle has no stock of its own.
-        kits = catalog.bundle_components(conn, skus)
-        wanted = {
-            sku
-            for bundle_or_sku in skus
-            for sku, _ in kits.get(bundle_or_sku, [(bundle_or_sku, 1)])
-        }
-        return cls(
-            kits=kits,
-            stock=catalog.stock_records(conn, wanted, lock=lock),
-            locations=catalog.locations_by_priority(conn),
-        )
+        kits, stock, locations = catalog.send_allocation_rows(conn, skus, lock=lock)()
+        return cls(kits=kits, stock=stock, locations=locations)
 
     def plan(self, lines: tuple[LineRecord, ...]) -> Evaluation:
         """Where `lines` can be allocated from (one location), or why they cannot."""

@@ -5,7 +5,8 @@ of an order's CPU went there (bench/stages.py). Here the plain case, a new reque
 new order, is stored for a whole batch with the same number of statements as for one: one read
 of the idempotency claims, of the order ids, of the catalog and of the locked stock; the orders
 are judged and allocated one after another in memory, in arrival order, exactly as they would
-have been one transaction at a time; then one executemany per table and one commit.
+have been one transaction at a time; then one executemany per table and one commit. On
+PostgreSQL the statements that do not wait for each other share a round trip.
 
 Everything else (a retried request_id, an order id that exists or repeats within the batch, a
 held order's resubmission, a correction, an unreadable document) is stored after that commit,
@@ -65,38 +66,56 @@ def store_submissions(db: Database, batch: Sequence[PreparedSubmission]) -> list
 def _store_new_orders(
     tx: Connection, batch: Sequence[PreparedSubmission]
 ) -> dict[int, SubmitResult]:
-    """Store the submissions of `batch` that create a new order; their answers by position."""
-    drafts = _new_orders(tx, batch)
-    if not drafts:
-        return {}
-    view = CatalogView.read(tx, drafts.values())
-    judged = {index: view.judge(draft, batch[index].principal) for index, draft in drafts.items()}
-    stock = StockView.read(
-        tx, [lines for reasons, lines in judged.values() if not reasons], lock=True
-    )
+    """Store the submissions of `batch` that create a new order; their answers by position.
 
-    new: list[tuple[int, OrderRecord]] = []
-    changes: list[stock_log.StockChange] = []
-    claims: list[submissions.NewSubmission] = []
-    answers: dict[int, SubmitResult] = {}
-    for index, (reasons, lines) in judged.items():  # in arrival order: earlier takes stock first
-        prepared = batch[index]
-        if reasons:
-            evaluation = Evaluation(tuple(reasons), lines, "", {})
-        else:
-            evaluation = stock.plan(lines)
+    On PostgreSQL the statements go out in a pipeline (bulk.pipelined), waiting for answers
+    only where the next step needs them: the claims, order ids, products and customers
+    together; then the bundles, stock and locations; then the writes. With BEGIN and COMMIT,
+    five round trips to the database per batch."""
+    with bulk.pipelined(tx):
+        requests = [(p.principal.client_id, p.request_id) for p in batch]
+        order_ids = [(p.principal.client_id, p.document.client_order_id) for p in batch]
+        claimed = submissions.send_claimed(tx, requests)
+        existing = orders.send_existing_client_order_ids(
+            tx, [key for key in order_ids if key[1]], lock=True
+        )
+        # The catalog of every readable document, sent before the answers above are known:
+        # the usual batch is all new orders, and a few extra keys cost less than a round trip.
+        catalog_view = CatalogView.send(
+            tx, [p.document for p in batch if isinstance(p.document, OrderDraft)]
+        )
+        drafts = _new_orders(batch, requests, order_ids, claimed(), existing())
+        if not drafts:
+            return {}
+        view = catalog_view()
+        judged = {
+            index: view.judge(draft, batch[index].principal) for index, draft in drafts.items()
+        }
+        stock = StockView.read(
+            tx, [lines for reasons, lines in judged.values() if not reasons], lock=True
+        )
+
+        new: list[tuple[int, OrderRecord]] = []
+        changes: list[stock_log.StockChange] = []
+        claims: list[submissions.NewSubmission] = []
+        answers: dict[int, SubmitResult] = {}
+        for index, (reasons, lines) in judged.items():  # in arrival order: earlier takes first
+            prepared = batch[index]
+            if reasons:
+                evaluation = Evaluation(tuple(reasons), lines, "", {})
+            else:
+                evaluation = stock.plan(lines)
+                if evaluation.location:
+                    stock.take(evaluation)
+            order = new_order(new_id(), prepared, evaluation)
             if evaluation.location:
-                stock.take(evaluation)
-        order = new_order(new_id(), prepared, evaluation)
-        if evaluation.location:
-            changes += allocation_changes(
-                evaluation, prepared.principal, order.id, prepared.received_at
-            )
-        new.append((prepared.principal.client_id, order))
-        claims.append(submission_row(prepared, order.id))
-        answers[index] = SubmitResult(order, replayed=False)
+                changes += allocation_changes(
+                    evaluation, prepared.principal, order.id, prepared.received_at
+                )
+            new.append((prepared.principal.client_id, order))
+            claims.append(submission_row(prepared, order.id))
+            answers[index] = SubmitResult(order, replayed=False)
 
-    with bulk.pipelined(tx):  # the writes go out together (PostgreSQL)
         catalog.allocate_at(tx, stock.taken)
         stock_log.record(tx, changes)
         orders.insert_orders(tx, new)
@@ -105,14 +124,17 @@ def _store_new_orders(
     return answers
 
 
-def _new_orders(tx: Connection, batch: Sequence[PreparedSubmission]) -> dict[int, OrderDraft]:
+def _new_orders(
+    batch: Sequence[PreparedSubmission],
+    requests: Sequence[tuple[int, str]],
+    order_ids: Sequence[tuple[int, str]],
+    claimed: set[tuple[int, str]],
+    existing: set[tuple[int, str]],
+) -> dict[int, OrderDraft]:
     """The submissions of `batch` that plainly create a new order, by position: readable, by
-    the client itself, with a request_id and an order id that neither the database nor an
-    earlier submission of the batch has seen (the order ids are locked on PostgreSQL)."""
-    requests = [(p.principal.client_id, p.request_id) for p in batch]
-    order_ids = [(p.principal.client_id, p.document.client_order_id) for p in batch]
-    claimed = submissions.claimed(tx, requests)
-    existing = orders.existing_client_order_ids(tx, [key for key in order_ids if key[1]], lock=True)
+    the client itself, with a request_id (`requests`, by position) and an order id
+    (`order_ids`) that neither the database (`claimed`, `existing`; the order ids are locked on
+    PostgreSQL) nor an earlier submission of the batch has seen."""
     seen_requests, seen_orders = set(claimed), set(existing)
     plain: dict[int, OrderDraft] = {}
     for index, prepared in enumerate(batch):

@@ -13,10 +13,12 @@ database's one write lock), so that time is paid by every waiting writer. Here:
   client CPU per order stored ten at a time).
 - SQLite: the driver's executemany (a C loop) on positional rows.
 
-`pipelined(conn)` sends the writes of a block together (PostgreSQL's pipeline mode): a batch of
-orders writes six statements, and each waited for its answer before the next went out. Within
-the block a statement's row-count check waits for the block's end, when every answer has
-arrived, so the block must not read what it writes. On SQLite the block runs as written.
+`pipelined(conn)` sends the statements of a block together (PostgreSQL's pipeline mode): a
+batch of orders writes six statements, and each waited for its answer before the next went out.
+Within the block a statement's row-count check waits for the block's end, when every answer has
+arrived. Reads sent in the block (`DriverQuery.send`) go out at once too and wait only when
+their rows are asked for, so reads that do not depend on each other share one round trip; the
+block must not read what it writes. On SQLite the block runs as written.
 
 A batch's lines and events belong to orders inserted in the same block, whose seqs the database
 assigns: they are written with their order's id (`KeyLookup`) and the statement looks the seq
@@ -36,24 +38,26 @@ from sqlalchemy import JSON, Column, Connection, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.type_api import _BindProcessorType
 
+from .driver_query import PIPELINE as _PIPELINE
 from .driver_query import driver_errors
 from .one_of import without_length
-
-# Connection.info key: the row-count checks of an open `pipelined` block.
-_PIPELINE = "ordergate.pipeline"
 
 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
-    """Send the writes of the block (BulkInsert, add_allocated) without waiting for each answer;
-    wait once, at its end, then run their checks. PostgreSQL only; elsewhere, and in a block
-    already pipelined, the statements run one by one as written. A database error of any of
-    them is raised at the end of the block, as SQLAlchemy raises it."""
+    """Send the statements of the block (BulkInsert, add_allocated, DriverQuery.send) without
+    waiting for each answer. A read's rows wait for its answer when they are asked for; the
+    writes' checks run at the end of the block, when every answer is in. PostgreSQL only:
+    elsewhere the statements run one by one as written. A block inside another is part of it.
+    A database error is raised as SQLAlchemy raises it: when a read's rows are asked for after
+    it, at the latest at the end of the block."""
     if conn.dialect.name != "postgresql" or _PIPELINE in conn.info:
         yield
         return
     checks: list[Callable[[], None]] = []
-    conn.info[_PIPELINE] = checks
+    # Kept: a connection lost in the block is invalidated, and `conn.info` then raises.
+    info = conn.info
+    info[_PIPELINE] = checks
     try:
         driver = conn.connection.driver_connection
         with driver_errors(conn, "pipeline"), driver.pipeline():  # type: ignore[union-attr]
@@ -61,7 +65,7 @@ def pipelined(conn: Connection) -> Iterator[None]:
         for check in checks:
             check()
     finally:
-        del conn.info[_PIPELINE]
+        info.pop(_PIPELINE, None)
 
 
 def _execute_pg(

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from ..domain.model import Customer, Product
 from . import tables as t
 from .bulk import add_allocated
-from .driver_query import DriverQuery
+from .driver_query import DriverQuery, Later
 from .one_of import one_of
 from .upsert import upsert
 
@@ -72,6 +72,25 @@ _STOCK_STATEMENT = (
 )
 _STOCK = DriverQuery(_STOCK_STATEMENT)
 _STOCK_LOCKED = DriverQuery(_STOCK_STATEMENT.with_for_update())
+# An allocation's stock: the SKUs' own records and, for those that are bundles, their
+# components', in one statement (sent with the bundles' read, so neither waits for the other).
+# Locked as _STOCK_LOCKED locks, in (sku, location) order.
+_ALLOCATION_STOCK_STATEMENT = (
+    select(_s.sku, _s.location, _s.on_hand, _s.allocated)
+    .where(
+        one_of(_s.sku, "skus", or_in=select(_b.component_sku).where(one_of(_b.bundle_sku, "skus")))
+    )
+    .order_by(_s.sku, _s.location)
+)
+_ALLOCATION_STOCK = DriverQuery(_ALLOCATION_STOCK_STATEMENT)
+_ALLOCATION_STOCK_LOCKED = DriverQuery(_ALLOCATION_STOCK_STATEMENT.with_for_update())
+_EXPIRED_RENAMES = DriverQuery(
+    select(_pc.code, _pc.sku).where(
+        one_of(_pc.code, "codes"),
+        _pc.kind == bindparam("kind"),
+        _pc.valid_until <= bindparam("at", type_=t.UtcDateTime),
+    )
+)
 # The stock read path (GetStockLevels, WatchStockLevels).
 _SKUS = DriverQuery(select(_p.sku).where(one_of(_p.sku, "codes")))
 _SKUS_BY_CODE = DriverQuery(
@@ -127,31 +146,47 @@ def resolve_products(
     A SKU-line code matches a product's own SKU or one of its aliases; a barcode-line code
     matches only a barcode.
     """
+    return send_resolve_products(conn, keys, at)()
+
+
+def send_resolve_products(
+    conn: Connection, keys: Iterable[tuple[str, bool]], at: datetime | None = None
+) -> Later[dict[tuple[str, bool], Product]]:
+    """`resolve_products`, its first statement sent ahead (DriverQuery.send). The second, for
+    codes that are not a product's own SKU (aliases, barcodes), runs when the result is asked
+    for, and only if there are any."""
     keys = set(keys)
     sku_codes = {code for code, is_barcode in keys if not is_barcode and code}
     barcodes = {code for code, is_barcode in keys if is_barcode and code}
-    found: dict[tuple[str, bool], Product] = {}
-    if sku_codes:
-        for sku, special in _PRODUCTS_BY_SKU.rows(conn, {"codes": sorted(sku_codes)}):
-            found[(sku, False)] = Product(sku, bool(special))
-    other_codes = (sku_codes - {code for code, _ in found}) | barcodes
-    if other_codes:
-        code_rows = _PRODUCTS_BY_CODE.rows(
-            conn, {"codes": sorted(other_codes), "at": at or datetime.now(UTC)}
-        )
-        for code, kind, sku, special in code_rows:
-            key = (code, kind == "barcode")
-            if key in keys:
-                found[key] = Product(sku, bool(special))
-    return found
+    by_sku = _PRODUCTS_BY_SKU.send(conn, {"codes": sorted(sku_codes)}) if sku_codes else list
+
+    def resolved() -> dict[tuple[str, bool], Product]:
+        found = {(sku, False): Product(sku, bool(special)) for sku, special in by_sku()}
+        other_codes = (sku_codes - {code for code, _ in found}) | barcodes
+        if other_codes:
+            code_rows = _PRODUCTS_BY_CODE.rows(
+                conn, {"codes": sorted(other_codes), "at": at or datetime.now(UTC)}
+            )
+            for code, kind, sku, special in code_rows:
+                key = (code, kind == "barcode")
+                if key in keys:
+                    found[key] = Product(sku, bool(special))
+        return found
+
+    return resolved
 
 
 def get_customers(conn: Connection, accounts: Iterable[str]) -> dict[str, Customer]:
     """The customers among `accounts` that are in the catalog, by account."""
-    rows = _CUSTOMERS.rows(conn, {"accounts": sorted(set(accounts))})
-    return {
+    return send_get_customers(conn, accounts)()
+
+
+def send_get_customers(conn: Connection, accounts: Iterable[str]) -> Later[dict[str, Customer]]:
+    """`get_customers`, sent ahead (DriverQuery.send)."""
+    rows = _CUSTOMERS.send(conn, {"accounts": sorted(set(accounts))})
+    return lambda: {
         account: Customer(account, currency, bool(special), client_id)
-        for account, currency, special, client_id in rows
+        for account, currency, special, client_id in rows()
     }
 
 
@@ -175,6 +210,39 @@ def stock_records(
     order in every transaction, so two allocations cannot deadlock."""
     rows = (_STOCK_LOCKED if lock else _STOCK).rows(conn, {"skus": sorted(set(skus))})
     return {(row[0], row[1]): StockRow._make(row) for row in rows}
+
+
+class AllocationRows(NamedTuple):
+    """What allocating a group of SKUs reads (service/submit.py StockView)."""
+
+    kits: dict[str, list[tuple[str, int]]]  # bundle SKU -> (component SKU, quantity per kit)
+    stock: dict[tuple[str, str], StockRow]  # (sku, location) -> record, components' included
+    locations: list[str]  # by priority
+
+
+def send_allocation_rows(
+    conn: Connection, skus: Iterable[str], *, lock: bool = False
+) -> Later[AllocationRows]:
+    """The bundles among `skus` with their components, the stock records of `skus` and of
+    those components (with `lock`, locked until the transaction ends, as `stock_records` locks
+    them), and the locations by priority: three statements sent together (DriverQuery.send),
+    so on PostgreSQL in a `bulk.pipelined` block they cost one round trip."""
+    wanted = {"skus": sorted(set(skus))}
+    kits = _BUNDLE_COMPONENTS.send(conn, wanted)
+    stock = (_ALLOCATION_STOCK_LOCKED if lock else _ALLOCATION_STOCK).send(conn, wanted)
+    locations = _LOCATIONS.send(conn, {})
+
+    def rows() -> AllocationRows:
+        found: dict[str, list[tuple[str, int]]] = {}
+        for bundle, component, quantity in kits():
+            found.setdefault(bundle, []).append((component, quantity))
+        return AllocationRows(
+            kits=found,
+            stock={(row[0], row[1]): StockRow._make(row) for row in stock()},
+            locations=[code for (code,) in locations()],
+        )
+
+    return rows
 
 
 def allocate(conn: Connection, location: str, demand: Mapping[str, int]) -> None:
@@ -205,12 +273,7 @@ def set_stock(conn: Connection, rows: list[dict[str, object]]) -> None:
 
 def expired_renames(conn: Connection, codes: Iterable[str], at: datetime) -> dict[str, str]:
     """Old SKUs among `codes` whose rename window has ended: old code -> the new SKU."""
-    c = t.product_codes.c
-    rows = conn.execute(
-        select(c.code, c.sku).where(
-            c.code.in_(set(codes)), c.kind == "renamed", c.valid_until <= at
-        )
-    )
+    rows = _EXPIRED_RENAMES.rows(conn, {"codes": sorted(set(codes)), "kind": "renamed", "at": at})
     return {code: sku for code, sku in rows}
 
 

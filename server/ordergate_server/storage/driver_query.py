@@ -12,13 +12,16 @@ through the same bind processors, and a driver error comes out as the same SQLAl
 (`DBAPIError.instance`; a connection the database dropped is invalidated, as SQLAlchemy would),
 so callers and the error interceptor cannot tell the difference. Rows come back as the driver
 gives them (tuples, no result processing): use this for plain columns.
+
+`send` runs a statement without waiting for its rows: inside `bulk.pipelined` on PostgreSQL,
+statements sent one after another go out together and are answered in one round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -30,6 +33,13 @@ from sqlalchemy.sql.type_api import _BindProcessorType
 # processors by name; whether the driver takes positional parameters.
 _Compiled = tuple[str, list[str], list[str], dict[str, "_BindProcessorType[Any]"], bool]
 
+# Connection.info key: the row-count checks of an open `bulk.pipelined` block.
+PIPELINE = "ordergate.pipeline"
+
+T = TypeVar("T")
+# A read sent ahead (`DriverQuery.send`): calling it gives its result, waiting if need be.
+Later = Callable[[], T]
+
 
 class DriverQuery:
     def __init__(self, statement: Select[Any]) -> None:
@@ -39,19 +49,38 @@ class DriverQuery:
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The statement's rows for `params` (every bind parameter by name), on `conn`'s
         connection, in its transaction if one is open."""
+        return self.send(conn, params)()
+
+    def send(self, conn: Connection, params: Mapping[str, Any]) -> Later[list[tuple[Any, ...]]]:
+        """As `rows`, but the rows come from calling what this returns. Inside a
+        `bulk.pipelined` block on PostgreSQL the statement goes out now without waiting, and
+        the call waits for its answer (and those of everything sent before it): statements
+        sent one after another cost one round trip together. Elsewhere it runs now."""
         sql, names, unique, processors, positional = self._for(conn.dialect)
         values = {
             name: process(params[name]) if (process := processors.get(name)) else params[name]
             for name in unique
         }
         bound: Any = tuple(values[name] for name in names) if positional else values
-        with driver_errors(conn, sql):
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+        def fetch() -> list[tuple[Any, ...]]:
+            with driver_errors(conn, sql):
+                try:
+                    return list(cursor.fetchall())
+                finally:
+                    cursor.close()
+
+        try:
+            with driver_errors(conn, sql):
                 cursor.execute(sql, bound)
-                return list(cursor.fetchall())
-            finally:
-                cursor.close()
+        except BaseException:
+            cursor.close()
+            raise
+        if PIPELINE not in conn.info:  # not pipelined: the answer is here
+            rows = fetch()
+            return lambda: rows
+        return fetch
 
     def _for(self, dialect: Dialect) -> _Compiled:
         compiled = self._compiled.get(dialect.name)

@@ -13,6 +13,12 @@ SQLAlchemy's compiled cache and psycopg's prepared statements apply:
 
 Use `one_of(column, "name")` in a statement built once, then execute it with
 `{"name": <any iterable of values>}`.
+
+`one_of(column, "name", or_in=select(...))` is true also for what the select returns: one IN
+over the UNION of both (`SELECT unnest(...) UNION ...`, `SELECT value FROM json_each(?) UNION
+...`), which both databases answer by probing the column's index with each value. Written as
+`one_of(...) OR column IN (select)`, PostgreSQL scanned the whole table, testing each row
+against both (7.7 ms instead of 0.14 for 24 of 100,000 stock rows).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Boolean, String, bindparam
+from sqlalchemy import Boolean, Select, String, bindparam
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError
@@ -75,15 +81,22 @@ class OneOf(ColumnElement[bool]):
     _traverse_internals = [
         ("column", InternalTraversal.dp_clauseelement),
         ("values", InternalTraversal.dp_clauseelement),
+        ("or_in", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: ColumnElement[Any], values: BindParameter[Any]) -> None:
+    def __init__(
+        self,
+        column: ColumnElement[Any],
+        values: BindParameter[Any],
+        or_in: Select[Any] | None = None,
+    ) -> None:
         self.column = column
         self.values = values
+        self.or_in = or_in
 
 
-def one_of(column: ColumnElement[Any], name: str) -> OneOf:
-    return OneOf(column, bindparam(name, type_=ValueList(column.type)))
+def one_of(column: ColumnElement[Any], name: str, *, or_in: Select[Any] | None = None) -> OneOf:
+    return OneOf(column, bindparam(name, type_=ValueList(column.type)), or_in)
 
 
 @compiles(OneOf, "postgresql")
@@ -93,13 +106,24 @@ def _any_array(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     # escapes every element with regular expressions, which cost more than the query.
     if values.startswith("%(") and ")s" in values:
         values = values.replace(")s", ")b", 1)
-    return f"{compiler.process(element.column, **kw)} = ANY({values})"
+    column = compiler.process(element.column, **kw)
+    if element.or_in is None:
+        return f"{column} = ANY({values})"
+    return f"{column} IN (SELECT unnest({values}) UNION {_select(element, compiler, **kw)})"
 
 
 @compiles(OneOf, "sqlite")
 def _in_json_each(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
-    return f"{column} IN (SELECT value FROM json_each({compiler.process(element.values, **kw)}))"
+    values = f"SELECT value FROM json_each({compiler.process(element.values, **kw)})"
+    if element.or_in is None:
+        return f"{column} IN ({values})"
+    return f"{column} IN ({values} UNION {_select(element, compiler, **kw)})"
+
+
+def _select(element: OneOf, compiler: SQLCompiler, **kw: Any) -> str:
+    assert element.or_in is not None
+    return compiler.process(element.or_in, asfrom=False, **kw)
 
 
 @compiles(OneOf)

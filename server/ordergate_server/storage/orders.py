@@ -16,7 +16,7 @@ from ..domain.records import EventRecord, LineRecord, OrderRecord
 from . import pii
 from . import tables as t
 from .bulk import BulkInsert, KeyLookup
-from .driver_query import DriverQuery
+from .driver_query import DriverQuery, Later
 from .one_of import one_of
 
 
@@ -105,22 +105,23 @@ def find_by_client_order_id(
     return OrderKey(row.seq, row.id, OrderState(row.state), row.content_sha256, row.created_at)
 
 
-def existing_client_order_ids(
+def send_existing_client_order_ids(
     conn: Connection, keys: Iterable[tuple[int, str]], *, lock: bool = False
-) -> set[tuple[int, str]]:
+) -> Later[set[tuple[int, str]]]:
     """Which (client_id, client order id) pairs of `keys` name an order already, in one
-    statement; with `lock`, those order rows stay locked (PostgreSQL)."""
+    statement sent ahead (DriverQuery.send): call the result for the set. With `lock`, those
+    order rows stay locked (PostgreSQL)."""
     wanted = set(keys)
     if not wanted:
-        return set()
-    rows = (_FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_MANY_BY_CLIENT_ORDER_ID).rows(
+        return set
+    rows = (_FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_MANY_BY_CLIENT_ORDER_ID).send(
         conn,
         {
             "client_ids": sorted({client_id for client_id, _ in wanted}),
             "order_ids": sorted({order_id for _, order_id in wanted}),
         },
     )
-    return {(client_id, order_id) for client_id, order_id in rows} & wanted
+    return lambda: {(client_id, order_id) for client_id, order_id in rows()} & wanted
 
 
 def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, and_, bindparam, select
 from . import pii
 from . import tables as t
 from .bulk import BulkInsert
-from .driver_query import DriverQuery
+from .driver_query import DriverQuery, Later
 from .one_of import one_of
 
 
@@ -58,19 +58,20 @@ def find(conn: Connection, client_id: int, request_id: str) -> Submission | None
     return Submission(row.id, row.payload_sha256, row.order_id, row.outcome) if row else None
 
 
-def claimed(conn: Connection, keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
-    """Which of the (client_id, request_id) pairs `keys` are already claimed, in one statement."""
+def send_claimed(conn: Connection, keys: Iterable[tuple[int, str]]) -> Later[set[tuple[int, str]]]:
+    """Which of the (client_id, request_id) pairs `keys` are already claimed, in one statement
+    sent ahead (DriverQuery.send): call the result for the set."""
     wanted = set(keys)
     if not wanted:
-        return set()
-    rows = _FIND_MANY.rows(
+        return set
+    rows = _FIND_MANY.send(
         conn,
         {
             "client_ids": sorted({client_id for client_id, _ in wanted}),
             "request_ids": sorted({request_id for _, request_id in wanted}),
         },
     )
-    return {(client_id, request_id) for client_id, request_id in rows} & wanted
+    return lambda: {(client_id, request_id) for client_id, request_id in rows()} & wanted
 
 
 @dataclass(frozen=True)
