@@ -137,6 +137,38 @@ def server(database_url: str, **settings: str) -> Iterator[Target]:
             process.wait(timeout=30)
 
 
+@contextmanager
+def latency_relay(database_url: str, delay_ms: float) -> Iterator[str]:
+    """`database_url` reached through bench.latency_relay, each way `delay_ms` later: a
+    PostgreSQL server made to look that far away. With no delay, or for SQLite (in the
+    process, no network), the URL itself."""
+    url = make_url(database_url)
+    if delay_ms <= 0 or url.get_backend_name() != "postgresql":
+        yield database_url
+        return
+    relay = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.latency_relay",
+            "--target",
+            f"{url.host or '127.0.0.1'}:{url.port or 5432}",
+            "--delay-ms",
+            str(delay_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert relay.stdout is not None
+        port = int(relay.stdout.readline())
+        yield url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)
+
+
 def _wait_for_target(process: subprocess.Popen[str], log: Path) -> str:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:

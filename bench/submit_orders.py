@@ -1,7 +1,7 @@
 """Accepted 10-line orders per second, next to the health-check rate of the same server.
 
     python -m bench.submit_orders [--db sqlite|postgres|both] [--seconds 10] [--concurrency 32]
-                                  [--workers N] [--streams 8] [--window N]
+                                  [--workers N] [--streams 8] [--window N] [--db-delay-ms D]
 
 For each database: a fresh database with 100 SKUs in ample stock, `ordergate serve --workers N`
 (default one per CPU), then from this process (grpc.aio client over several connections, so
@@ -15,6 +15,8 @@ statistics gathered (harness.analyze: PostgreSQL's plans as on a database that h
    out, so as many orders are in flight as in phase 2; 8 streams of 4 at concurrency 32), a
    new one sent as each is answered, as the SDK's `submit_orders` sends, for N seconds.
 Prints calls/s, p50/p99 latency and the ratio orders/s : health checks/s for each.
+With `--db-delay-ms D` the server reaches PostgreSQL through bench.latency_relay, D ms each way:
+a database farther away than the same machine, such as another zone's.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .harness import (
     connections,
     cpu_per_call,
     cpu_seconds,
+    latency_relay,
     machine_ticks,
     run_load,
     run_paced,
@@ -222,12 +225,21 @@ async def measure(
 
 
 def bench(
-    kind: str, seconds: float, concurrency: int, workers: int, streams: tuple[int, int]
+    kind: str,
+    seconds: float,
+    concurrency: int,
+    workers: int,
+    streams: tuple[int, int],
+    db_delay_ms: float = 0,
 ) -> dict[str, object]:
-    """One database's run; `streams` is (streams, orders unanswered on each) for phase 4."""
+    """One database's run; `streams` is (streams, orders unanswered on each) for phase 4;
+    `db_delay_ms` holds PostgreSQL's traffic back that long each way (harness.latency_relay)."""
     with seeded_database(kind, catalog(), {"bench-shop": "website"}) as (url, keys):
         key = keys["bench-shop"]
-        with server(url, workers=str(workers)) as target:
+        with (
+            latency_relay(url, db_delay_ms) as served,
+            server(served, workers=str(workers)) as target,
+        ):
             baseline, submits, paced, streamed, accepted, usage = asyncio.run(
                 measure(target, url, key, seconds, concurrency, streams)
             )
@@ -258,12 +270,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--streams", type=int, default=CONNECTIONS)
     parser.add_argument("--window", type=int, default=0, help="default: concurrency / streams")
+    parser.add_argument(
+        "--db-delay-ms",
+        type=float,
+        default=0,
+        help="PostgreSQL: hold its traffic back this long each way, as if it were farther away",
+    )
     args = parser.parse_args()
     streams = (args.streams, args.window or max(1, args.concurrency // args.streams))
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(
         f"10-line orders, concurrency {args.concurrency} over {CONNECTIONS} connections, "
         f"{args.seconds:g} s per phase, {args.workers} server worker(s)"
+        + (f", PostgreSQL {args.db_delay_ms:g} ms farther each way" if args.db_delay_ms else "")
     )
     print(
         "| database | Health/Check calls/s | accepted orders/s | ratio | p50 ms | p99 ms "
@@ -272,7 +291,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     results = []
     for kind in kinds:
-        r = bench(kind, args.seconds, args.concurrency, args.workers, streams)
+        r = bench(kind, args.seconds, args.concurrency, args.workers, streams, args.db_delay_ms)
         results.append(r)
         print(
             f"| {r['database']} | {r['health_checks_per_s']} | {r['orders_per_s']} | "
