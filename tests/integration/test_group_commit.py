@@ -378,8 +378,13 @@ def test_a_batch_whose_pipelined_read_fails_stores_nothing_and_its_connection_go
             cursor.execute("SET lock_timeout = '200ms'")
         dbapi_connection.commit()
 
+    def backend() -> int:  # which PostgreSQL connection the pool hands out
+        with impatient.engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
     batch = _new_orders(principal, 2, "LOCKED", WITH_A_BUNDLE)
     try:
+        first = backend()
         with db.engine.begin() as holder:
             holder.exec_driver_sql(
                 "SELECT * FROM stock WHERE sku = 'SKU-1001' AND location = 'WH-MAIN' FOR UPDATE"
@@ -389,6 +394,7 @@ def test_a_batch_whose_pipelined_read_fails_stores_nothing_and_its_connection_go
         assert count(db, "orders") == 0
         assert [stock_row(db, sku)[1] for sku in ("SKU-1001", "SKU-1002")] == [0, 0]
         outcomes = store_submissions(impatient, batch)  # the same submissions, retried
+        assert backend() == first  # not dropped and replaced: the pipeline was left clean
     finally:
         impatient.dispose()
     assert [_summary(o)[2] for o in outcomes] == [OrderState.ACCEPTED] * 2
