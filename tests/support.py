@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import selectors
-import socket
 import threading
 import time
 import urllib.request
@@ -241,60 +239,3 @@ def wait_until(holds: Callable[[], bool], what: str, seconds: float = 10) -> Non
     while not holds():
         assert time.monotonic() < deadline, f"never {what}"
         time.sleep(0.01)
-
-
-class RoundTripRelay:
-    """A TCP relay on 127.0.0.1 in front of a database server that counts round trips: the
-    times a client sent something after the server had last answered it (or for the first
-    time). A statement that waits for its answer before the next is sent makes one; statements
-    sent together and answered together make one between them."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._round_trips = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def round_trips(self) -> int:
-        with self._lock:
-            return self._round_trips
-
-    def reset(self) -> None:
-        with self._lock:
-            self._round_trips = 0
-
-    def close(self) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            server = socket.create_connection(self._target)
-            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
-
-    def _relay(self, client: socket.socket, server: socket.socket) -> None:
-        answered = True  # the client's next bytes start a round trip
-        with selectors.DefaultSelector() as selector, client, server:
-            selector.register(client, selectors.EVENT_READ)
-            selector.register(server, selectors.EVENT_READ)
-            while True:
-                for key, _ in selector.select():
-                    source = key.fileobj
-                    data = source.recv(65536)  # type: ignore[union-attr]
-                    if not data:
-                        return
-                    if source is client:
-                        if answered:
-                            with self._lock:
-                                self._round_trips += 1
-                            answered = False
-                        server.sendall(data)
-                    else:
-                        answered = True
-                        client.sendall(data)

@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from bench.latency_relay import Relay
 from ordergate.v1 import order_pb2, order_service_pb2
 from ordergate_server.domain.access import Principal
 from ordergate_server.domain.model import HoldCode, OrderState
@@ -52,7 +53,7 @@ from ordergate_server.storage.bulk import (
 )
 from ordergate_server.storage.database import WriteGate
 
-from ..support import Api, RoundTripRelay, auth, order_xml, seed_demo
+from ..support import Api, auth, order_xml, seed_demo
 from .stock import count, stock_row
 
 REQUESTS = [str(uuid.uuid4()) for _ in range(10)]
@@ -345,7 +346,7 @@ def test_a_batch_makes_five_round_trips_to_postgresql(db: Database) -> None:
     # products and customers; the bundles, stock and locations; the writes; COMMIT. Sent one
     # statement at a time, the same batch made ten.
     principal = _fresh_catalog(db)
-    relay = RoundTripRelay(db.engine.url.host or "127.0.0.1", db.engine.url.port or 5432)
+    relay = Relay((db.engine.url.host or "127.0.0.1", db.engine.url.port or 5432))
     relayed = open_database(
         db.engine.url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
     )
