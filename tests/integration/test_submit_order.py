@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from ordergate.v1 import order_pb2
+from ordergate_server.service.catalog_load import load_catalog
 from ordergate_server.storage import Database
 from ordergate_server.storage import tables as t
 
@@ -284,11 +285,38 @@ def test_same_order_id_from_two_clients_are_two_orders(api: Api, keys: Keys) -> 
     assert (a.client, b.client) == ("shop-a", "shop-b")
 
 
-def test_an_order_for_a_customer_of_another_website_is_held(api: Api, keys: Keys) -> None:
-    # The demo customers belong to website shop-a in these tests.
-    order = api.submit(order_xml("OTHER-1"), key=keys.other_shop).order
-    assert order.state == ON_HOLD
-    assert codes(order) == [("CUSTOMER_OTHER_CLIENT", "customer_account")]
+def test_a_customer_of_another_website_is_held_exactly_like_an_unknown_one(
+    api: Api, keys: Keys, db: Database
+) -> None:
+    # The demo customers belong to website shop-a in these tests; this one of shop-a's also has
+    # another currency and needs special handling, which must not show through to shop-b.
+    load_catalog(
+        db,
+        {
+            "customers": [
+                {"account": "C-GBP", "name": "Fragile Ltd", "currency": "GBP"}
+                | {"requires_special_handling": True, "client": "shop-a"}
+            ]
+        },
+    )
+
+    def seen_by_shop_b(order_id: str, customer: str) -> list[tuple[str, str, str]]:
+        order = api.submit(order_xml(order_id, customer=customer), key=keys.other_shop).order
+        assert order.state == ON_HOLD
+        return [
+            (r.code, r.field, r.message.replace(customer, "<account>")) for r in order.hold_reasons
+        ]
+
+    unknown = seen_by_shop_b("OTHER-0", "C-NOBODY")
+    assert unknown == [
+        (
+            "CUSTOMER_UNKNOWN",
+            "customer_account",
+            "Customer account '<account>' is not in the catalog.",
+        )
+    ]
+    assert seen_by_shop_b("OTHER-1", "C-1001") == unknown
+    assert seen_by_shop_b("OTHER-2", "C-GBP") == unknown
     assert api.submit(order_xml("OTHER-1")).order.state == ACCEPTED
 
 

@@ -116,9 +116,14 @@ def walk_submit_order(api: Api, keys: Keys, a: TenantA) -> None:
     assert reply.order.client == "shop-b"
     assert reply.order.id != a.order_id
     assert not reply.replayed
-    # Ordering for shop-a's customer is held; the answer tells nothing of the customer.
+    # Ordering for shop-a's customer is held exactly as for an account that does not exist:
+    # the answer tells nothing of the customer, not even that it exists.
     held = api.submit(order_xml("B-2", customer=a.customer), key=keys.other_shop).order
-    assert [r.code for r in held.hold_reasons] == ["CUSTOMER_OTHER_CLIENT"]
+    unknown = api.submit(order_xml("B-3", customer="C-NOBODY"), key=keys.other_shop).order
+    assert [(r.code, r.message.replace(a.customer, "?")) for r in held.hold_reasons] == [
+        (r.code, r.message.replace("C-NOBODY", "?")) for r in unknown.hold_reasons
+    ]
+    assert [r.code for r in held.hold_reasons] == ["CUSTOMER_UNKNOWN"]
 
 
 def walk_submit_orders(api: Api, keys: Keys, a: TenantA) -> None:

@@ -30,10 +30,16 @@ class HoldCode(enum.StrEnum):
     XML_FORBIDDEN_CONSTRUCT = "XML_FORBIDDEN_CONSTRUCT"
     XML_LIMIT_EXCEEDED = "XML_LIMIT_EXCEEDED"
     SCHEMA_INVALID = "SCHEMA_INVALID"
+    # Read, but holding a value storage cannot keep as given (domain/limits.py): an id longer
+    # than its column, a price with too many digits, a date outside the years 1 to 9999.
+    VALUE_TOO_LONG = "VALUE_TOO_LONG"
+    VALUE_OUT_OF_RANGE = "VALUE_OUT_OF_RANGE"
     # Mandatory-field rules.
     ORDER_ID_MISSING = "ORDER_ID_MISSING"
     CUSTOMER_MISSING = "CUSTOMER_MISSING"
     CUSTOMER_UNKNOWN = "CUSTOMER_UNKNOWN"
+    # No longer given: another client's customer is CUSTOMER_UNKNOWN, so that a tenant cannot
+    # tell another tenant's customers from accounts that do not exist. Kept: codes are stable.
     CUSTOMER_OTHER_CLIENT = "CUSTOMER_OTHER_CLIENT"
     CURRENCY_MISSING = "CURRENCY_MISSING"
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
@@ -55,6 +61,8 @@ class HoldCode(enum.StrEnum):
     DELIVERY_SPLIT = "DELIVERY_SPLIT"
     # Allocation.
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    # The order had more reasons than are kept (domain/limits.py); this one says how many.
+    MORE_REASONS = "MORE_REASONS"
 
 
 @dataclass(frozen=True)
@@ -147,16 +155,27 @@ class Customer:
     client_id: int | None = None  # the website client the customer buys through, if tied to one
 
 
+# The most pieces one order line may ask for: what an INTEGER column holds (domain/limits.py
+# names it MAX_PIECES; defined here, where quantities are read, to keep the model free of it).
+MAX_LINE_QUANTITY = 2**31 - 1
+
+
 def whole_positive_quantity(text: str) -> int | None:
-    """Parse a quantity that must be a positive whole number: "3" and "3.0" yes; "0", "1.5" no."""
+    """Parse a quantity that must be a positive whole number no larger than MAX_LINE_QUANTITY:
+    "3" and "3.0" yes; "0", "1.5" and "2147483648" no."""
     # Plain ASCII digits (nearly every line) need no Decimal: a quantity is read twice per line
     # (rules, then the line record), and Decimal parsing was ~7% of storing a batch.
     if len(text) <= 18 and text.isascii() and text.isdigit():
-        return int(text) or None
+        quantity = int(text)
+        return quantity if 0 < quantity <= MAX_LINE_QUANTITY else None
     try:
         value = Decimal(text.strip())
     except (ArithmeticError, ValueError):
         return None
-    if not value.is_finite() or value <= 0 or value != value.to_integral_value():
+    if (
+        not value.is_finite()
+        or not 0 < value <= MAX_LINE_QUANTITY
+        or value != value.to_integral_value()
+    ):
         return None
     return int(value)

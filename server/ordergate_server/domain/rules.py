@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .countries import ISO_3166_ALPHA2
-from .model import Customer, HoldCode, HoldReason, OrderDraft, Product
+from .limits import capped, shown
+from .model import MAX_LINE_QUANTITY, Customer, HoldCode, HoldReason, OrderDraft, Product
 
 # 7 to 15 digits, optionally led by "+", with spaces and dashes between groups.
 _PHONE_SHAPE = re.compile(r"^\+?[0-9][0-9 \-]*[0-9]$")
@@ -33,9 +34,18 @@ class CatalogFacts:
 
 
 def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
-    """Return every rule the order breaks (empty when it may go on to allocation)."""
+    """Return every rule the order breaks (empty when it may go on to allocation), at most
+    limits.MAX_HOLD_REASONS of them and then one MORE_REASONS with the total."""
     reasons: list[HoldReason] = list(draft.document_reasons)
     hold = reasons.append
+    # A customer tied to another website client is, to this client, no customer at all: the
+    # same reason and message as an unknown account, and nothing of it (its currency, its
+    # handling needs) shows through, so tenants cannot find each other's customers.
+    if facts.customer is not None and facts.customer.client_id not in (
+        None,
+        facts.ordering_client_id,
+    ):
+        facts = replace(facts, customer=None)
 
     if not draft.client_order_id:
         hold(HoldReason(HoldCode.ORDER_ID_MISSING, "order_id", "The order has no order id."))
@@ -49,15 +59,7 @@ def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
             HoldReason(
                 HoldCode.CUSTOMER_UNKNOWN,
                 "customer_account",
-                f"Customer account {draft.customer_account!r} is not in the catalog.",
-            )
-        )
-    elif facts.customer.client_id not in (None, facts.ordering_client_id):
-        hold(
-            HoldReason(
-                HoldCode.CUSTOMER_OTHER_CLIENT,
-                "customer_account",
-                f"Customer {draft.customer_account} buys through another website client.",
+                f"Customer account {shown(draft.customer_account)} is not in the catalog.",
             )
         )
 
@@ -77,7 +79,7 @@ def check_order(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
     reasons.extend(_phone_reasons(draft.delivery.phone))
     reasons.extend(_line_reasons(draft, facts))
     reasons.extend(_special_handling_reasons(draft, facts))
-    return _once_per_field(reasons)
+    return capped(_once_per_field(reasons))
 
 
 def _once_per_field(reasons: list[HoldReason]) -> list[HoldReason]:
@@ -116,7 +118,7 @@ def _address_reasons(draft: OrderDraft) -> list[HoldReason]:
             HoldReason(
                 HoldCode.COUNTRY_INVALID,
                 "delivery.address.country_code",
-                f"{country!r} is not an ISO 3166-1 alpha-2 country code.",
+                f"{shown(country)} is not an ISO 3166-1 alpha-2 country code.",
             )
         )
     return reasons
@@ -168,7 +170,7 @@ def _line_reasons(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
                 HoldReason(
                     HoldCode.SKU_RENAMED,
                     f"{path}.sku",
-                    f"Line {line.line_number}: SKU {line.code!r} was renamed to "
+                    f"Line {line.line_number}: SKU {shown(line.code)} was renamed to "
                     f"{facts.renamed[line.code]!r}; the old code is no longer accepted.",
                 )
             )
@@ -178,16 +180,17 @@ def _line_reasons(draft: OrderDraft, facts: CatalogFacts) -> list[HoldReason]:
                 HoldReason(
                     HoldCode.SKU_UNKNOWN,
                     f"{path}.{'barcode' if line.code_is_barcode else 'sku'}",
-                    f"Line {line.line_number}: {kind} {line.code!r} is not in the catalog.",
+                    f"Line {line.line_number}: {kind} {shown(line.code)} is not in the catalog.",
                 )
             )
         if line.quantity == 0:
-            shown = repr(line.quantity_text) if line.quantity_text else "missing"
+            given = shown(line.quantity_text) if line.quantity_text else "missing"
             reasons.append(
                 HoldReason(
                     HoldCode.QUANTITY_INVALID,
                     f"{path}.quantity",
-                    f"Line {line.line_number}: quantity {shown} is not a positive whole number.",
+                    f"Line {line.line_number}: quantity {given} is not a positive whole number "
+                    f"of at most {MAX_LINE_QUANTITY:,}.",
                 )
             )
     return reasons

@@ -17,12 +17,14 @@ other than pieces (UNIT_UNSUPPORTED) and lines that ask for different delivery a
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
+from ..domain.limits import shown
 from ..domain.model import Address, Delivery, HoldCode, HoldReason, LineDraft, OrderDraft
 from .schemas import UBL_ORDER_XSD
 
@@ -37,6 +39,9 @@ PEPPOL_ORDER_CUSTOMIZATION = "urn:fdc:peppol.eu:poacc:trns:order:3"
 # UN/ECE Recommendation 20 codes that count single pieces: C62 "one", H87 "piece", EA "each",
 # NAR "number of articles". A quantity without a unit code is taken as pieces too.
 PIECE_UNITS = frozenset({"C62", "H87", "EA", "NAR"})
+# A line id that is a line number: ASCII digits that fit an INTEGER column. Any other line id
+# ("A1", "²", twenty digits) numbers the line by its position instead.
+_LINE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -156,8 +161,8 @@ def to_draft(root: etree._Element) -> OrderDraft:
                 HoldReason(
                     HoldCode.UNIT_UNSUPPORTED,
                     f"{path}.quantity",
-                    f"Line {line_id}: unit {unit!r} is not a count of pieces; order in pieces "
-                    f"(unitCode {', '.join(sorted(PIECE_UNITS))}).",
+                    f"Line {shown(line_id)}: unit {shown(unit)} is not a count of pieces; order "
+                    f"in pieces (unitCode {', '.join(sorted(PIECE_UNITS))}).",
                 )
             )
         amount = _decimal(quantity_text)
@@ -166,13 +171,14 @@ def to_draft(root: etree._Element) -> OrderDraft:
                 HoldReason(
                     HoldCode.QUANTITY_INVALID,
                     f"{path}.quantity",
-                    f"Line {line_id}: the ordered quantity {quantity_text} is negative.",
+                    f"Line {shown(line_id)}: the ordered quantity {shown(quantity_text)} is "
+                    "negative.",
                     rule="PEPPOL-T01-R004",
                 )
             )
         lines.append(
             LineDraft(
-                line_number=int(line_id) if line_id.isdigit() else index + 1,
+                line_number=int(line_id) if _LINE_NUMBER.fullmatch(line_id) else index + 1,
                 code=seller_sku or gtin,
                 code_is_barcode=not seller_sku and bool(gtin),
                 quantity_text=quantity_text,
@@ -226,7 +232,12 @@ def _unit_price(item: etree._Element) -> Decimal | None:
     base = _decimal(_text(item, "cac:Price/cbc:BaseQuantity"))
     if price is None:
         return None
-    return price / base if base else price
+    if not base:
+        return price
+    try:
+        return price / base
+    except ArithmeticError:  # an exponent past Decimal's range: kept undivided, shown as is
+        return price
 
 
 def _delivery(
@@ -285,7 +296,7 @@ def _duplicate_line_ids(items: list[etree._Element]) -> list[HoldReason]:
         HoldReason(
             HoldCode.LINE_NUMBER_DUPLICATE,
             f"lines[{index}].line_number",
-            f"Line id {line_id!r} is used by more than one order line.",
+            f"Line id {shown(line_id)} is used by more than one order line.",
             rule="PEPPOL-T01-R001",
         )
         for index, line_id in enumerate(ids)
@@ -306,8 +317,8 @@ def _currency_reasons(root: etree._Element, currency: str) -> list[HoldReason]:
         HoldReason(
             HoldCode.CURRENCY_INCONSISTENT,
             "currency",
-            f"Amounts are stated in {other} but the document currency is "
-            f"{currency or 'not given'}; an order is stated in one currency.",
+            f"Amounts are stated in {shown(other)} but the document currency is "
+            f"{shown(currency) if currency else 'not given'}; an order is stated in one currency.",
             rule="PEPPOL-T01-R003",
         )
         for other in others
@@ -320,15 +331,27 @@ def _total_reasons(root: etree._Element, items: list[etree._Element]) -> list[Ho
     if stated is None:
         return []
     amounts = [_decimal(_text(item, "cbc:LineExtensionAmount")) for item in items]
-    total = sum((a for a in amounts if a is not None), Decimal(0))
-    if total.quantize(Decimal("0.01")) == stated.quantize(Decimal("0.01")):
-        return []
+    try:
+        total = sum((a for a in amounts if a is not None), Decimal(0))
+        if total.quantize(_CENT) == stated.quantize(_CENT):
+            return []
+    except ArithmeticError:  # amounts past Decimal's precision: no sum to compare
+        return [
+            _total_mismatch(
+                f"The stated sum of line amounts {shown(str(stated))} cannot be checked: the "
+                "amounts have more digits than a sum can be formed of."
+            )
+        ]
     return [
-        HoldReason(
-            HoldCode.TOTAL_MISMATCH,
-            "total",
-            f"The stated sum of line amounts {stated} differs from the sum of the order lines' "
-            f"amounts {total}.",
-            rule="PEPPOL-T01-R008",
+        _total_mismatch(
+            f"The stated sum of line amounts {shown(str(stated))} differs from the sum of the "
+            f"order lines' amounts {shown(str(total))}."
         )
     ]
+
+
+_CENT = Decimal("0.01")
+
+
+def _total_mismatch(message: str) -> HoldReason:
+    return HoldReason(HoldCode.TOTAL_MISMATCH, "total", message, rule="PEPPOL-T01-R008")

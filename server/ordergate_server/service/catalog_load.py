@@ -29,6 +29,7 @@ from ..domain.catalog import (
     PriceListSpec,
     ProductSpec,
 )
+from ..domain.limits import MAX_PIECES
 from ..storage import Database, catalog
 from . import catalog_sync
 from .errors import ServiceError
@@ -93,6 +94,13 @@ def _decimal(value: Any) -> Decimal:
     return result
 
 
+def _pieces(value: Any) -> int:
+    pieces = int(value)
+    if not 0 <= pieces <= MAX_PIECES:
+        raise ValueError(f"{pieces} is not 0 to {MAX_PIECES:,}")
+    return pieces
+
+
 def _time(value: Any) -> datetime:
     result = datetime.fromisoformat(str(value))
     return result if result.tzinfo else result.replace(tzinfo=UTC)
@@ -141,7 +149,7 @@ _FIELDS: dict[str, dict[str, tuple[bool, Callable[[Any], Any]]]] = {
         "issued_at": (False, _time),
         "expires_at": (False, _time),
     },
-    "stock": {"sku": (True, str), "location": (True, str), "on_hand": (True, int)},
+    "stock": {"sku": (True, str), "location": (True, str), "on_hand": (True, _pieces)},
 }
 _ENTRY_FIELDS: dict[str, tuple[bool, Callable[[Any], Any]]] = {
     "sku": (True, str),

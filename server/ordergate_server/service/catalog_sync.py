@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy import Connection
@@ -27,6 +28,7 @@ from ..domain.catalog import (
     PriceListSpec,
     ProductSpec,
 )
+from ..domain.limits import DECIMAL_CHARS, MAX_INTEGER, shown
 from ..storage import Database, audit
 from ..storage import catalog_sync as store
 from .errors import ErrorKind, FieldViolation, ServiceError
@@ -59,6 +61,14 @@ class _Problems:
         if not value.strip() or len(value) > 200:
             self.add(field, "required: 1 to 200 characters")
 
+    def integer(self, field: str, value: int, low: int) -> None:
+        if not low <= value <= MAX_INTEGER:
+            self.add(field, f"{low:,} to {MAX_INTEGER:,}")
+
+    def decimal(self, field: str, value: Decimal) -> None:
+        if len(str(value)) > DECIMAL_CHARS:
+            self.add(field, f"at most {DECIMAL_CHARS} characters as decimal text")
+
     def currency(self, field: str, value: str) -> None:
         if not _CURRENCY.match(value):
             self.add(field, "an ISO 4217 code such as EUR")
@@ -66,7 +76,7 @@ class _Problems:
     def unique(self, field: str, keys: Sequence[str]) -> None:
         for key, n in Counter(keys).items():
             if n > 1:
-                self.add(field, f"{key!r} appears {n} times")
+                self.add(field, f"{shown(key)} appears {n} times")
 
     def raise_if_any(self) -> None:
         if self.violations:
@@ -130,6 +140,7 @@ def upsert_locations(
     for i, s in enumerate(specs):
         problems.code(f"locations[{i}].code", s.code)
         problems.text(f"locations[{i}].name", s.name)
+        problems.integer(f"locations[{i}].priority", s.priority, -MAX_INTEGER)
     problems.unique("locations", [s.code for s in specs])
     problems.raise_if_any()
     keys = [s.code for s in specs]
@@ -151,14 +162,14 @@ def upsert_products(
         for j, code in enumerate((*s.barcodes, *s.aliases)):
             problems.code(f"products[{i}].codes[{j}]", code)
             if code in in_request:
-                problems.add(f"products[{i}].codes[{j}]", f"{code!r} is a SKU of its own")
+                problems.add(f"products[{i}].codes[{j}]", f"{shown(code)} is a SKU of its own")
         if s.list_price is not None:
             if s.list_price < 0:
                 problems.add(f"products[{i}].list_price", "must not be negative")
+            problems.decimal(f"products[{i}].list_price", s.list_price)
             problems.currency(f"products[{i}].list_currency", s.list_currency)
         for j, (sku, quantity) in enumerate(s.components):
-            if quantity < 1:
-                problems.add(f"products[{i}].components[{j}].quantity", "at least 1")
+            problems.integer(f"products[{i}].components[{j}].quantity", quantity, 1)
             if sku == s.sku or sku in bundles_in_request:
                 problems.add(f"products[{i}].components[{j}].sku", "a component cannot be a bundle")
     problems.unique("products", [s.sku for s in specs])
@@ -166,14 +177,14 @@ def upsert_products(
     components = {sku for s in specs for sku, _ in s.components} - in_request
     missing = components - store.existing_skus(tx, components)
     for sku in sorted(missing):
-        problems.add("products.components", f"unknown component SKU {sku!r}")
+        problems.add("products.components", f"unknown component SKU {shown(sku)}")
     # A code may move between products only when both are in this request.
     codes = {code: s.sku for s in specs for code in (*s.barcodes, *s.aliases)}
     for code, owner in store.code_owners(tx, codes).items():
         if owner != codes[code] and owner not in in_request:
-            problems.add("products.codes", f"{code!r} already names product {owner!r}")
+            problems.add("products.codes", f"{shown(code)} already names product {shown(owner)}")
     for code in sorted(store.existing_skus(tx, codes)):
-        problems.add("products.codes", f"{code!r} is the SKU of another product")
+        problems.add("products.codes", f"{shown(code)} is the SKU of another product")
     problems.raise_if_any()
     keys = [s.sku for s in specs]
     new = {s.sku: store.product_snapshot(s) for s in specs}
@@ -195,9 +206,9 @@ def upsert_customers(
     lists = store.existing_price_lists(tx, (s.price_list for s in specs if s.price_list))
     for i, s in enumerate(specs):
         if s.client and s.client not in clients:
-            problems.add(f"customers[{i}].client", f"no API client named {s.client!r}")
+            problems.add(f"customers[{i}].client", f"no API client named {shown(s.client)}")
         if s.price_list and s.price_list not in lists:
-            problems.add(f"customers[{i}].price_list", f"no price list {s.price_list!r}")
+            problems.add(f"customers[{i}].price_list", f"no price list {shown(s.price_list)}")
     problems.raise_if_any()
     keys = [s.account for s in specs]
     new = {s.account: store.customer_snapshot(s) for s in specs}
@@ -215,10 +226,10 @@ def upsert_price_lists(
         problems.text(f"price_lists[{i}].name", s.name)
         problems.currency(f"price_lists[{i}].currency", s.currency)
         for j, e in enumerate(s.entries):
-            if e.min_quantity < 1:
-                problems.add(f"price_lists[{i}].entries[{j}].min_quantity", "at least 1")
+            problems.integer(f"price_lists[{i}].entries[{j}].min_quantity", e.min_quantity, 1)
             if e.unit_price < 0:
                 problems.add(f"price_lists[{i}].entries[{j}].unit_price", "must not be negative")
+            problems.decimal(f"price_lists[{i}].entries[{j}].unit_price", e.unit_price)
             if e.valid_to is not None and e.valid_to <= e.valid_from:
                 problems.add(f"price_lists[{i}].entries[{j}].valid_to", "must be after valid_from")
         problems.unique(
@@ -228,7 +239,7 @@ def upsert_price_lists(
     problems.unique("price_lists", [s.code for s in specs])
     skus = {e.sku for s in specs for e in s.entries}
     for sku in sorted(skus - store.existing_skus(tx, skus)):
-        problems.add("price_lists.entries", f"unknown SKU {sku!r}")
+        problems.add("price_lists.entries", f"unknown SKU {shown(sku)}")
     problems.raise_if_any()
     keys = [s.code for s in specs]
     new = {s.code: store.price_list_snapshot(s) for s in specs}
@@ -244,6 +255,7 @@ def upsert_contract_prices(
     for i, s in enumerate(specs):
         if s.unit_price < 0:
             problems.add(f"contract_prices[{i}].unit_price", "must not be negative")
+        problems.decimal(f"contract_prices[{i}].unit_price", s.unit_price)
         if s.valid_to is not None and s.valid_to <= s.valid_from:
             problems.add(f"contract_prices[{i}].valid_to", "must be after valid_from")
     problems.unique(
@@ -251,10 +263,10 @@ def upsert_contract_prices(
     )
     customers = sorted({s.customer for s in specs})
     for account in sorted(set(customers) - store.existing_customers(tx, customers)):
-        problems.add("contract_prices.customer_account", f"unknown customer {account!r}")
+        problems.add("contract_prices.customer_account", f"unknown customer {shown(account)}")
     skus = {s.sku for s in specs}
     for sku in sorted(skus - store.existing_skus(tx, skus)):
-        problems.add("contract_prices.sku", f"unknown SKU {sku!r}")
+        problems.add("contract_prices.sku", f"unknown SKU {shown(sku)}")
     problems.raise_if_any()
     new = {c: store.contract_snapshot([s for s in specs if s.customer == c]) for c in customers}
     old = store.contract_snapshots(tx, customers)
@@ -272,10 +284,12 @@ def upsert_credit_notes(
         problems.currency(f"credit_notes[{i}].currency", s.currency)
         if s.amount < 0 or not 0 <= s.remaining <= s.amount:
             problems.add(f"credit_notes[{i}].remaining", "0 <= remaining <= amount, amount >= 0")
+        problems.decimal(f"credit_notes[{i}].amount", s.amount)
+        problems.decimal(f"credit_notes[{i}].remaining", s.remaining)
     problems.unique("credit_notes", [s.id for s in specs])
     customers = {s.customer for s in specs}
     for account in sorted(customers - store.existing_customers(tx, customers)):
-        problems.add("credit_notes.customer_account", f"unknown customer {account!r}")
+        problems.add("credit_notes.customer_account", f"unknown customer {shown(account)}")
     problems.raise_if_any()
     keys = [s.id for s in specs]
     new = {s.id: store.credit_note_snapshot(s) for s in specs}
@@ -299,12 +313,12 @@ def rename_sku(
         problems.add("new_sku", "must differ from old_sku")
     problems.raise_if_any()
     if not store.existing_skus(tx, [new]):
-        problems.add("new_sku", f"no product {new!r}: push it with UpsertProducts first")
+        problems.add("new_sku", f"no product {shown(new)}: push it with UpsertProducts first")
     already = store.renamed_to(tx, old)
     if already is not None and already != new:
-        problems.add("old_sku", f"{old!r} was already renamed to {already!r}")
+        problems.add("old_sku", f"{shown(old)} was already renamed to {shown(already)}")
     if already is None and not store.existing_skus(tx, [old]):
-        problems.add("old_sku", f"no product {old!r}")
+        problems.add("old_sku", f"no product {shown(old)}")
     problems.raise_if_any()
     before = {"old_sku": old, "new_sku": new}
     after = {**before, "transition_end": transition_end.isoformat()}

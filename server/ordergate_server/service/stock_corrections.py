@@ -16,6 +16,7 @@ from sqlalchemy import Connection, update
 
 from ..domain.access import Principal
 from ..domain.ids import new_id
+from ..domain.limits import MAX_PIECES, shown
 from ..domain.records import EventRecord
 from ..storage import Database, alerts, audit, catalog, orders, stock_log
 from ..storage import tables as t
@@ -46,6 +47,8 @@ def adjust_stock(
 ) -> Correction:
     if delta == 0:
         raise _invalid("DELTA_ZERO", "delta must not be 0.", "delta")
+    if abs(delta) > MAX_PIECES:
+        raise _out_of_range("delta", f"delta must be within ±{MAX_PIECES:,}.")
     if not reason_code.strip():
         raise _invalid("REASON_MISSING", "Give a reason code, such as POS_SALE.", "reason_code")
     reason = f"{reason_code.strip()}: {note}" if note else reason_code.strip()
@@ -58,6 +61,7 @@ def adjust_stock(
         "ADJUSTMENT",
         reason,
         lambda on_hand: on_hand + delta,
+        "delta",
     )
 
 
@@ -73,9 +77,13 @@ def record_stock_count(
 ) -> Correction:
     if counted < 0:
         raise _invalid("COUNT_NEGATIVE", "A count cannot be negative.", "counted")
+    if counted > MAX_PIECES:
+        raise _out_of_range("counted", f"A count is at most {MAX_PIECES:,}.")
     if not reason.strip():
         raise _invalid("REASON_MISSING", "Say why the count was taken.", "reason")
-    return _correct(db, principal, request_id, code, location, "COUNT", reason, lambda _: counted)
+    return _correct(
+        db, principal, request_id, code, location, "COUNT", reason, lambda _: counted, "counted"
+    )
 
 
 def _correct(
@@ -87,6 +95,7 @@ def _correct(
     kind: str,
     reason: str,
     new_on_hand: Callable[[int], int],
+    quantity_field: str,
 ) -> Correction:
     try:
         uuid.UUID(request_id)
@@ -111,6 +120,11 @@ def _correct(
             tx.execute(t.stock.insert().values(sku=sku, location=location, on_hand=0, allocated=0))
             record = catalog.StockRow(sku, location, 0, 0)
         on_hand = new_on_hand(record.on_hand)
+        if not -MAX_PIECES <= on_hand <= MAX_PIECES:
+            raise _out_of_range(
+                quantity_field,
+                f"This would make on hand {on_hand:,}; a stock record holds ±{MAX_PIECES:,}.",
+            )
         tx.execute(
             update(t.stock)
             .where(t.stock.c.sku == sku, t.stock.c.location == location)
@@ -158,7 +172,7 @@ def _stock_sku(tx: Connection, code: str, location: str) -> str:
         raise ServiceError(
             ErrorKind.NOT_FOUND,
             "PRODUCT_NOT_FOUND",
-            f"No product has the code {code!r}.",
+            f"No product has the code {shown(code)}.",
             field_violations=[FieldViolation("code", "unknown")],
         )
     if catalog.bundle_components(tx, [sku]):
@@ -168,7 +182,7 @@ def _stock_sku(tx: Connection, code: str, location: str) -> str:
             f"{sku} is a bundle; correct the stock of its components.",
         )
     if location not in {row.code for row in catalog.list_locations(tx, after=None, limit=10_000)}:
-        raise _invalid("LOCATION_UNKNOWN", f"Unknown location {location!r}.", "location_code")
+        raise _invalid("LOCATION_UNKNOWN", f"Unknown location {shown(location)}.", "location_code")
     return sku
 
 
@@ -219,6 +233,10 @@ def _oversold(
             ],
         )
     return ids
+
+
+def _out_of_range(field_name: str, message: str) -> ServiceError:
+    return _invalid("VALUE_OUT_OF_RANGE", message, field_name)
 
 
 def _invalid(reason: str, message: str, field_name: str) -> ServiceError:

@@ -14,12 +14,20 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..domain.access import Principal
 from ..domain.allocation import DemandLine, choose_location, shortfall_reasons, total_demand
 from ..domain.ids import new_id
-from ..domain.model import Customer, Delivery, HoldReason, OrderDraft, OrderState, Product
+from ..domain.model import (
+    Customer,
+    Delivery,
+    HoldCode,
+    HoldReason,
+    OrderDraft,
+    OrderState,
+    Product,
+)
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
 from ..formats import DocumentLimits, UnreadableOrder, read_order
@@ -128,20 +136,54 @@ def prepare_submission(
 
 def store_submission(db: Database, prepared: PreparedSubmission) -> SubmitResult:
     """Store one prepared submission in its own transaction and answer it (raises
-    ServiceError for a refused one, after the refusal itself is on record)."""
-    # Two attempts are enough: the only conflicts are a concurrent submission that claimed the
-    # same request_id or order id first, and the second attempt sees its committed result.
+    ServiceError for a refused one, after the refusal itself is on record).
+
+    A submission that the database refuses to store for its content (a value past a column,
+    which the reader's limits should already have held) is not lost: it is stored as a problem
+    submission with VALUE_OUT_OF_RANGE, keeping its document. A lost database connection
+    (OperationalError) is raised: nothing was stored, and the caller retries."""
+    # Two attempts are enough for a race: the only conflicts are a concurrent submission that
+    # claimed the same request_id or order id first, and the next attempt sees its result.
     for attempt in range(3):
         try:
             with db.transaction() as tx:
                 outcome = _submit_in_transaction(tx, prepared)
             break
+        except (OperationalError, ServiceError):
+            raise
         except IntegrityError:
-            if attempt == 2:
-                raise
+            if attempt < 2:
+                continue
+            outcome = _store_as_unstorable(db, prepared)
+            break
+        except Exception:
+            outcome = _store_as_unstorable(db, prepared)
+            break
     if isinstance(outcome, ServiceError):
         raise outcome  # raised after the commit: the refused submission itself is on record
     return outcome
+
+
+def _store_as_unstorable(db: Database, prepared: PreparedSubmission) -> SubmitResult | ServiceError:
+    """Store `prepared` as a problem submission (its document and a VALUE_OUT_OF_RANGE reason,
+    none of its values) after the database refused it as read. It names no order id, so it
+    replaces nothing; its request_id is claimed, so a retry is answered with it."""
+    log.exception(
+        "the database refused a submission; kept as a problem submission: client=%s request_id=%s",
+        prepared.principal.client_name,
+        prepared.request_id,
+    )
+    unstorable = replace(prepared, document=UnreadableOrder((_UNSTORABLE,)))
+    with db.transaction() as tx:
+        return _submit_in_transaction(tx, unstorable)
+
+
+_UNSTORABLE = HoldReason(
+    HoldCode.VALUE_OUT_OF_RANGE,
+    "",
+    "The document holds a value the database cannot store as given; it is kept as received "
+    "for a person to read. Send a corrected document as a new order.",
+)
 
 
 def _validate_only(db: Database, prepared: PreparedSubmission) -> SubmitResult:

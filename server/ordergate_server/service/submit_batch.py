@@ -10,9 +10,11 @@ PostgreSQL the statements that do not wait for each other share a round trip.
 
 Everything else (a retried request_id, an order id that exists or repeats within the batch, a
 held order's resubmission, a correction, an unreadable document) is stored after that commit,
-one at a time through `store_submission`, in batch order. If the batch transaction fails on a
-unique key (another replica claimed the same request_id or order id meanwhile), nothing of it
-is kept and every submission is stored one at a time instead: the same answers, only slower.
+one at a time through `store_submission`, in batch order. If the batch transaction fails for any
+reason but a lost database (a unique key another replica claimed meanwhile, a value the
+database refuses), nothing of it is kept and every submission is stored one at a time instead:
+the same answers, only slower, and one submission's failure is its own (store_submission keeps
+a refused one as a problem submission). One caller's document can never fail another's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import OperationalError
 
 from ..domain.ids import new_id
 from ..domain.model import OrderDraft
@@ -49,8 +51,12 @@ def store_submissions(db: Database, batch: Sequence[PreparedSubmission]) -> list
     try:
         with db.transaction() as tx:
             stored = _store_new_orders(tx, batch)
-    except IntegrityError:
-        stored = {}  # a concurrent claim won a unique key: one at a time, each with its retry
+    except OperationalError:
+        raise  # the database is gone: nothing stored, every caller gets UNAVAILABLE and retries
+    except Exception:
+        # A concurrent claim won a unique key, or one submission holds what the database
+        # refuses: one at a time, so that each has its own transaction and its own outcome.
+        stored = {}
     outcomes: list[Outcome] = []
     for index, prepared in enumerate(batch):
         if index in stored:
