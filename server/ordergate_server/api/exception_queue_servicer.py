@@ -13,6 +13,7 @@ from ..service import exception_queue
 from ..storage import Database
 from .convert import order_to_proto
 from .interceptors import current_principal
+from .page_budget import PageBudget
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -26,7 +27,8 @@ class ExceptionQueueServicer(exception_queue_service_pb2_grpc.ExceptionQueueServ
     async def ListHeldOrders(
         self, request: pb.ListHeldOrdersRequest, context: Context
     ) -> pb.ListHeldOrdersResponse:
-        held, token = await self._run(
+        budget = PageBudget(order_to_proto)
+        _, token = await self._run(
             exception_queue.list_held_orders,
             self._db,
             current_principal(),
@@ -35,10 +37,9 @@ class ExceptionQueueServicer(exception_queue_service_pb2_grpc.ExceptionQueueServ
             min_age=request.min_age.ToTimedelta() if request.HasField("min_age") else None,
             page_size=request.page_size,
             page_token=request.page_token,
+            fits=budget.fits,
         )
-        return pb.ListHeldOrdersResponse(
-            orders=[order_to_proto(o) for o in held], next_page_token=token
-        )
+        return pb.ListHeldOrdersResponse(orders=budget.messages, next_page_token=token)
 
     async def CorrectOrder(
         self, request: pb.CorrectOrderRequest, context: Context

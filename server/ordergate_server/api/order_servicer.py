@@ -27,6 +27,7 @@ from .convert import event_to_proto, order_to_proto, state_from_proto
 from .errors import item_error
 from .interceptors import current_principal
 from .metrics import Metrics
+from .page_budget import PageBudget
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -164,6 +165,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context
     ) -> pb.ListOrdersResponse:
+        budget = PageBudget(order_to_proto)
         page = await self._run(
             order_queries.list_orders,
             self._db,
@@ -173,11 +175,9 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             state=state_from_proto(request.state),
             customer_account=request.customer_account,
             client=request.client,
+            fits=budget.fits,
         )
-        return pb.ListOrdersResponse(
-            orders=[order_to_proto(order) for order in page.orders],
-            next_page_token=page.next_page_token,
-        )
+        return pb.ListOrdersResponse(orders=budget.messages, next_page_token=page.next_page_token)
 
 
 class _StreamWindow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from ..storage import Database, audit
@@ -21,7 +22,9 @@ def list_audit_entries(
     end: datetime | None = None,
     page_size: int = 0,
     page_token: str = "",
+    fits: Callable[[tuple[int, audit.AuditEntry]], bool] | None = None,
 ) -> tuple[list[tuple[int, audit.AuditEntry]], str]:
+    """Audit entries, oldest first; `fits` bounds the page in bytes (paging.fitting)."""
     size = paging.page_size(page_size, default=100, maximum=1000)
     query = audit.AuditQuery(
         subject=f"order/{order_id}" if order_id else subject, actor=actor, start=start, end=end
@@ -32,5 +35,6 @@ def list_audit_entries(
     after = decode_page_token(page_token, digest) if page_token else 0
     with db.reader() as conn:
         found = audit.search(conn, query, after_seq=after, limit=size + 1)
-    token = encode_page_token(found[size - 1][0], digest) if len(found) > size else ""
-    return found[:size], token
+    taken = paging.fitting(found[:size], fits)
+    token = encode_page_token(found[taken - 1][0], digest) if len(found) > taken else ""
+    return found[:taken], token

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
@@ -44,8 +45,10 @@ def list_held_orders(
     min_age: timedelta | None = None,
     page_size: int = 0,
     page_token: str = "",
+    fits: Callable[[OrderRecord], bool] | None = None,
 ) -> tuple[list[OrderRecord], str]:
-    """Held orders, oldest first, optionally only with a reason code, a customer, an age."""
+    """Held orders, oldest first, optionally only with a reason code, a customer, an age;
+    `fits` bounds the page in bytes (paging.fitting)."""
     size = paging.page_size(page_size, default=50, maximum=500)
     digest = hashlib.sha256(
         json.dumps([reason_code, customer_account, str(min_age)]).encode()
@@ -68,8 +71,9 @@ def list_held_orders(
                 for seq, order in batch
                 if not reason_code or any(r.code.value == reason_code for r in order.hold_reasons)
             ]
-    token = encode_page_token(found[size - 1][0], digest) if len(found) > size else ""
-    listed = [order for _, order in found[:size]]
+    taken = paging.fitting([order for _, order in found[:size]], fits)
+    token = encode_page_token(found[taken - 1][0], digest) if len(found) > taken else ""
+    listed = [order for _, order in found[:taken]]
     pii_access.record_staff_reads(db, principal, listed, "ListHeldOrders")
     return listed, token
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..domain.access import Principal
@@ -64,7 +65,9 @@ def list_orders(
     state: OrderState | None = None,
     customer_account: str = "",
     client: str = "",
+    fits: Callable[[OrderRecord], bool] | None = None,
 ) -> OrderPage:
+    """A page of orders, oldest first; `fits` bounds the page in bytes (paging.fitting)."""
     size = paging.page_size(page_size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
     if principal.sees_only_own_orders and client and client != principal.client_name:
         raise ServiceError(
@@ -92,8 +95,9 @@ def list_orders(
             after_seq=after_seq,
             limit=size + 1,
         )
-    next_token = encode_page_token(page[size - 1][0], filter_digest) if len(page) > size else ""
-    listed = [order for _, order in page[:size]]
+    taken = paging.fitting([order for _, order in page[:size]], fits)
+    next_token = encode_page_token(page[taken - 1][0], filter_digest) if len(page) > taken else ""
+    listed = [order for _, order in page[:taken]]
     pii_access.record_staff_reads(db, principal, listed, "ListOrders")
     return OrderPage(listed, next_token)
 

@@ -11,6 +11,7 @@ from typing import TypeAlias
 
 from sqlalchemy import Connection
 
+from ..domain.limits import shown
 from ..storage import Database, catalog
 from . import paging
 from .errors import ErrorKind, FieldViolation, ServiceError
@@ -81,11 +82,14 @@ def check_request(conn: Connection, codes: Sequence[str], location_codes: Sequen
         known = {row.code for row in catalog.list_locations(conn, after=None, limit=10_000)}
         unknown = sorted(set(location_codes) - known)
         if unknown:
+            # The count first and a few names, short: an error never repeats input unbounded.
+            named = ", ".join(shown(code, 20) for code in unknown[:3])
+            more = f" and {len(unknown) - 3:,} more" if len(unknown) > 3 else ""
             raise _invalid(
                 "LOCATION_UNKNOWN",
-                f"Unknown locations: {', '.join(unknown)}.",
+                f"{len(unknown):,} unknown location(s): {named}{more}.",
                 "location_codes",
-                ", ".join(unknown),
+                f"{len(unknown):,} unknown",
             )
 
 

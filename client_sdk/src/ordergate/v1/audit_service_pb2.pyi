@@ -39,7 +39,9 @@ class ListAuditEntriesRequest(_message.Message):
     actor: _builtins.str
     """Only entries by this actor (API client name, or `ordergate load`)."""
     page_size: _builtins.int
-    """At most this many per page; 0 means 100, values above 1,000 are treated as 1,000."""
+    """At most this many per page; 0 means 100, values above 1,000 are treated as 1,000. A page
+    also stops before 2 MiB of entries; its `next_page_token` resumes with the next.
+    """
     page_token: _builtins.str
     """`next_page_token` from the previous page."""
     @_builtins.property

@@ -37,12 +37,14 @@ class ListHeldOrdersRequest(_message.Message):
     customer_account: _builtins.str
     """Only orders for this customer account; empty for all."""
     page_size: _builtins.int
-    """At most this many per page; 0 means 50, values above 500 are treated as 500."""
+    """At most this many per page; 0 means 50, values above 500 are treated as 500. A page also
+    stops before 2 MiB of orders; its `next_page_token` resumes with the next.
+    """
     page_token: _builtins.str
     """`next_page_token` from the previous page, with the same filters."""
     @_builtins.property
     def min_age(self) -> _duration_pb2.Duration:
-        """Only orders held at least this long."""
+        """Only orders held at least this long (0 to 100 years)."""
 
     def __init__(
         self,

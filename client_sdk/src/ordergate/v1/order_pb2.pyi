@@ -352,7 +352,9 @@ class Order(_message.Message):
 
     @_builtins.property
     def hold_reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___HoldReason]:
-        """Why the order is on hold; empty unless `state` is ON_HOLD."""
+        """Why the order is on hold; empty unless `state` is ON_HOLD. At most 100, then one
+        MORE_REASONS counting the rest.
+        """
 
     @_builtins.property
     def delivery(self) -> Global___Delivery:

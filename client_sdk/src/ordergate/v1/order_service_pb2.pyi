@@ -397,7 +397,10 @@ class ListOrdersRequest(_message.Message):
     CUSTOMER_ACCOUNT_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """At most this many orders per page; 0 means 50, and values above 500 are treated as 500."""
+    """At most this many orders per page; 0 means 50, and values above 500 are treated as 500.
+    A page also stops before 2 MiB of orders (a page of large orders holds fewer); its
+    `next_page_token` resumes with the next.
+    """
     page_token: _builtins.str
     """`next_page_token` from the previous page; empty for the first page. The other fields
     must be the same as in the request that returned the token.

@@ -98,8 +98,9 @@ class OrderServiceServicer:
         server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
         storing them together; with that many unanswered it reads no further, so a fast sender is
         slowed by flow control instead of filling the server's memory. An item that cannot be
-        read as a request (not the message, or text holding NUL) ends the stream with
-        INVALID_ARGUMENT, after the results of the items before it. Role: website.
+        read as a request (not the message, text holding NUL, a field past its limits in
+        docs/security.md) ends the stream with INVALID_ARGUMENT, after the results of the items
+        before it. Role: website.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

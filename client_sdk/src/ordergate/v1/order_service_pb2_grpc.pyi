@@ -54,8 +54,9 @@ class OrderServiceStub:
     server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
     storing them together; with that many unanswered it reads no further, so a fast sender is
     slowed by flow control instead of filling the server's memory. An item that cannot be
-    read as a request (not the message, or text holding NUL) ends the stream with
-    INVALID_ARGUMENT, after the results of the items before it. Role: website.
+    read as a request (not the message, text holding NUL, a field past its limits in
+    docs/security.md) ends the stream with INVALID_ARGUMENT, after the results of the items
+    before it. Role: website.
     """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
@@ -104,8 +105,9 @@ class OrderServiceAsyncStub(OrderServiceStub):
     server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
     storing them together; with that many unanswered it reads no further, so a fast sender is
     slowed by flow control instead of filling the server's memory. An item that cannot be
-    read as a request (not the message, or text holding NUL) ends the stream with
-    INVALID_ARGUMENT, after the results of the items before it. Role: website.
+    read as a request (not the message, text holding NUL, a field past its limits in
+    docs/security.md) ends the stream with INVALID_ARGUMENT, after the results of the items
+    before it. Role: website.
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]  # type: ignore[assignment]
     """Returns one order with its lines, hold reasons and events. A website sees only its own
@@ -163,8 +165,9 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         server works on up to ORDERGATE_STREAM_WINDOW (default 16) items of a stream at once,
         storing them together; with that many unanswered it reads no further, so a fast sender is
         slowed by flow control instead of filling the server's memory. An item that cannot be
-        read as a request (not the message, or text holding NUL) ends the stream with
-        INVALID_ARGUMENT, after the results of the items before it. Role: website.
+        read as a request (not the message, text holding NUL, a field past its limits in
+        docs/security.md) ends the stream with INVALID_ARGUMENT, after the results of the items
+        before it. Role: website.
         """
 
     @_abc_1.abstractmethod
