@@ -9,6 +9,9 @@ from dataclasses import dataclass, field, fields
 from .formats import DocumentLimits
 from .service.submit import SubmitLimits
 
+# A revoked or rotated-out key stops working within this many seconds (docs/security.md).
+MAX_AUTH_CACHE_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -33,8 +36,9 @@ class Settings:
     # Deepest element nesting and most elements accepted in one document.
     max_xml_depth: int = 32
     max_xml_elements: int = 50_000
-    # Seconds a verified API key is remembered (a revoked key stops working within this time).
-    auth_cache_seconds: float = 10.0
+    # Seconds a verified API key is remembered by a worker, 0 to 1 (MAX_AUTH_CACHE_SECONDS): a
+    # revoked or rotated-out key stops working within this time on every connection and worker.
+    auth_cache_seconds: float = 1.0
     # Seconds in-flight calls get to finish on SIGTERM before the server stops.
     shutdown_grace_seconds: float = 10.0
     # Connections per process to PostgreSQL (and as many again in overflow).
@@ -85,6 +89,13 @@ class Settings:
     # 0 keeps Python's default (700). Objects built at start-up are frozen out of its passes
     # either way (gc_tuning.py).
     gc_threshold: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.auth_cache_seconds <= MAX_AUTH_CACHE_SECONDS:
+            raise ValueError(
+                f"ORDERGATE_AUTH_CACHE_SECONDS={self.auth_cache_seconds} is not 0 to "
+                f"{MAX_AUTH_CACHE_SECONDS}: a revoked key must stop working within a second"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -18,6 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
+from ordergate_server.domain.access import Role
+from ordergate_server.service import api_keys
 from ordergate_server.storage import Database
 
 from ..support import Keys, auth, order_xml
@@ -159,6 +161,37 @@ def test_a_worker_that_dies_is_replaced(workers: ServerProcess, keys: Keys, tmp_
         replacement = _worker_pids(tmp_path) - first
         assert len(replacement) == 1
         assert next(iter(replacement)) != victim
+    finally:
+        workers.finish()
+    assert workers.process.returncode == 0
+
+
+def test_a_revoked_key_stops_within_a_second_in_every_worker(
+    workers: ServerProcess, db: Database, keys: Keys, tmp_path: Path
+) -> None:
+    target = f"127.0.0.1:{workers.port}"
+    key_id, key = api_keys.create_key(db, "shop-c", Role.WEBSITE, actor="alice")
+
+    def codes() -> set[grpc.StatusCode]:
+        """The answers to 40 calls, each on a new connection (the kernel spreads them)."""
+        seen = set()
+        for _ in range(40):
+            with grpc.insecure_channel(target) as channel:
+                try:
+                    order_service_pb2_grpc.OrderServiceStub(channel).ListOrders(
+                        pb.ListOrdersRequest(), metadata=auth(key), timeout=10
+                    )
+                    seen.add(grpc.StatusCode.OK)
+                except grpc.RpcError as error:
+                    seen.add(error.code())
+        return seen
+
+    try:
+        assert codes() == {grpc.StatusCode.OK}  # the key is now cached in both workers
+        assert len(_worker_pids(tmp_path)) == 2
+        api_keys.revoke_key(db, key_id, actor="bob", reason="leaked")
+        time.sleep(1.1)
+        assert codes() == {grpc.StatusCode.UNAUTHENTICATED}
     finally:
         workers.finish()
     assert workers.process.returncode == 0

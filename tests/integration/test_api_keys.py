@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
+from ordergate_server.config import Settings
 from ordergate_server.domain.access import Role
 from ordergate_server.service import api_keys
 from ordergate_server.service.errors import ServiceError
@@ -90,6 +92,44 @@ def test_a_revoked_key_is_refused(db: Database, fresh_server: ServerThread) -> N
     assert _reason(fresh_server, key) == "API_KEY_INVALID"
     assert api_keys.list_keys(db, "shop-c")[0].status(datetime.now(UTC)) == "revoked"
     assert _audit_actions(db, key_id) == [("key.create", "alice"), ("key.revoke", "bob")]
+
+
+@pytest.mark.parametrize("how", ["revoke", "rotate without overlap"])
+def test_a_key_taken_away_stops_within_a_second_on_a_connection_that_used_it(
+    db: Database, keys: Keys, how: str
+) -> None:
+    """With the default key cache (a second at most), on one open connection whose calls had
+    the key cached: it was 10 s, and a rotated-out key kept its old expiry for as long."""
+    server = ServerThread(db)  # the default ORDERGATE_AUTH_CACHE_SECONDS
+    try:
+        key_id, key = api_keys.create_key(db, "shop-c", Role.WEBSITE, actor="alice")
+        with grpc.insecure_channel(server.target) as channel:
+            stub = order_service_pb2_grpc.OrderServiceStub(channel)
+
+            def status() -> grpc.StatusCode:
+                try:
+                    stub.ListOrders(pb.ListOrdersRequest(), metadata=auth(key), timeout=10)
+                except grpc.RpcError as error:
+                    return error.code()
+                return grpc.StatusCode.OK
+
+            assert status() == grpc.StatusCode.OK  # verified, and now cached
+            if how == "revoke":
+                api_keys.revoke_key(db, key_id, actor="bob", reason="leaked")
+            else:
+                api_keys.rotate_key(db, key_id, actor="bob", overlap=timedelta(0))
+            taken_away = time.monotonic()
+            while status() == grpc.StatusCode.OK:
+                assert time.monotonic() - taken_away < 1.5, "the key still works after a second"
+                time.sleep(0.05)
+            assert status() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        server.stop()
+
+
+def test_a_key_cache_longer_than_a_second_is_refused() -> None:
+    with pytest.raises(ValueError, match="ORDERGATE_AUTH_CACHE_SECONDS=10"):
+        Settings.from_env({"ORDERGATE_AUTH_CACHE_SECONDS": "10"})
 
 
 def test_rotation_keeps_both_keys_valid_for_the_overlap(

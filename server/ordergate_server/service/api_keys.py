@@ -141,7 +141,8 @@ def list_keys(db: Database, client_name: str = "", *, actor: str = "") -> list[K
 
 
 def revoke_key(db: Database, key_id: str, *, actor: str, reason: str = "") -> None:
-    """Revoke a key at once (servers stop accepting it within ORDERGATE_AUTH_CACHE_SECONDS)."""
+    """Revoke a key (every server stops accepting it within ORDERGATE_AUTH_CACHE_SECONDS, at
+    most a second)."""
     now = datetime.now(UTC)
     with db.transaction() as tx:
         stored = _existing(tx, key_id)

@@ -37,11 +37,12 @@ class _Verified:
 
 
 class Authenticator:
-    """Verifies keys, remembering good ones for `cache_seconds` so a busy client does not cost a
-    database read per call (a revoked key stops working within that time; an expiry or a
-    network restriction is checked on every call)."""
+    """Verifies keys, remembering good ones for `cache_seconds` (at most a second, config.py) so
+    a busy client does not cost a database read per call: a revoked key, or one whose expiry a
+    rotation moved, stops working within that time on every connection of this process. The
+    expiry as read and a network restriction are checked on every call."""
 
-    def __init__(self, db: Database, cache_seconds: float = 10.0) -> None:
+    def __init__(self, db: Database, cache_seconds: float = 1.0) -> None:
         self._db = db
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[float, _Verified]] = {}
