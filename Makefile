@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python -m bench.file_drop
 	$(BIN)/python -m bench.ubl_orders
 	$(BIN)/python -m bench.stages
+	$(BIN)/python -m bench.hostile
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate
