@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 SDK_VENV ?= $(VENV)-sdk-only
 
-.PHONY: demo test lint pytest sdk-alone install protos bench clean
+.PHONY: demo test lint pytest sdk-alone install protos sdk-sync bench clean
 
 $(BIN)/.installed: pyproject.toml client_sdk/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: lint pytest sdk-alone
 # Regenerate client_sdk/src/ordergate/v1 from protos/ (commit the result).
 protos: install
 	$(BIN)/python scripts/gen_protos.py
+
+# Regenerate the SDK's sync client from its async one (commit the result).
+sdk-sync: install
+	$(BIN)/python scripts/unasync.py
 
 bench: install
 	$(BIN)/python -m bench.submit_orders

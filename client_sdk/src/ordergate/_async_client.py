@@ -1,35 +1,25 @@
-"""The asyncio client: the same methods as Client, awaitable."""
+"""The asyncio client, and the source the sync client is generated from.
+
+scripts/unasync.py turns this file into _client.py (`make sdk-sync`; a test checks that it is
+fresh): `async def` becomes `def`, `await` and `async` go, AsyncClient becomes Client and the
+flavour's own pieces (channel, sleep, bulk stream) come from _sync_io instead of _async_io. So
+write the methods here, once, in a form that reads right in both; docstrings are the sync
+client's too.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections import deque
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
-import grpc.aio
 
-from ._common import (
-    BulkResult,
-    Metadata,
-    OrderDocument,
-    _ClientBase,
-    bulk_result,
-    state_value,
-)
+from ._async_io import Documents, bulk_submit, close_channel, open_channel, sleep
+from ._common import BulkResult, Metadata, OrderDocument, _ClientBase, state_value
 from ._config import ConnectionConfig
 from ._errors import OrdergateError, from_rpc_error
 from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
@@ -55,7 +45,15 @@ T = TypeVar("T")
 
 
 class AsyncClient:
-    """Like Client, for asyncio: `async with AsyncClient(...) as client: ...`."""
+    """A connection to an Ordergate server, one method per RPC.
+
+        async with AsyncClient(target="127.0.0.1:50051", api_key="og_...") as client:
+            reply = await client.submit_order(Path("order.xml"))
+
+    Every method takes keyword-only `timeout` (seconds for the whole call including retries;
+    DEFAULT: the client's), `metadata` (extra gRPC metadata) and `retry` (a RetryPolicy, None
+    for no retry, DEFAULT: the client's). Failures raise OrdergateError subclasses.
+    """
 
     def __init__(
         self,
@@ -76,7 +74,7 @@ class AsyncClient:
             client_identity=client_identity,
         )
         self.config = self._base.config
-        self._channel = self.config.aio_channel()
+        self._channel = open_channel(self.config)
         self._orders = order_service_pb2_grpc.OrderServiceStub(self._channel)
         self._inventory = inventory_service_pb2_grpc.InventoryServiceStub(self._channel)
         self._catalog = catalog_service_pb2_grpc.CatalogServiceStub(self._channel)
@@ -86,7 +84,7 @@ class AsyncClient:
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
 
     async def close(self) -> None:
-        await self._channel.close(None)
+        await close_channel(self._channel)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -110,64 +108,42 @@ class AsyncClient:
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> order_service_pb2.SubmitOrderResponse:
-        """See Client.submit_order."""
+        """Submit one order; the response holds the stored order (ACCEPTED or ON_HOLD).
+
+        Without `request_id`, one is derived from this client, the order id and the bytes, so
+        retrying — here, or after a crash, from another process — never makes a second order.
+        With `ubl_order_response`, the response's `ubl_order_response` holds a UBL 2.1
+        OrderResponse document (AP accepted, AB on hold, RE cancelled).
+        """
         request = self._base._submit_request(order, request_id, validate_only, ubl_order_response)
         return await self._unary(self._orders.SubmitOrder, request, timeout, metadata, retry)
 
     async def submit_orders(
         self,
-        orders: Iterable[OrderDocument] | AsyncIterable[OrderDocument],
+        orders: Documents,
         *,
         window: int = 32,
         validate_only: bool = False,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> AsyncIterator[BulkResult]:
-        """See Client.submit_orders; `orders` may also be an async iterable."""
-        source = _aiter(orders)
-        policy = self._base._policy(retry, safe=True)
-        backoffs = policy.backoffs()
-        md = self._base._metadata(metadata)
-        pending: deque[order_service_pb2.SubmitOrderRequest] = deque()
-        exhausted = False
-        while True:
-            call = self._orders.SubmitOrders(metadata=md)  # type: ignore[call-arg]
-            slots = asyncio.Semaphore(max(1, window))
-            resend = list(pending)
+        """Submit many orders over one stream; yields one BulkResult per order, in order.
 
-            async def feed(
-                call: Any = call, slots: asyncio.Semaphore = slots, resend: list[Any] = resend
-            ) -> None:
-                nonlocal exhausted
-                for request in resend:
-                    await slots.acquire()
-                    await call.write(order_service_pb2.SubmitOrdersRequest(order=request))
-                while not exhausted:
-                    await slots.acquire()
-                    try:
-                        document = await anext(source)
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    request = self._base._submit_request(document, None, validate_only)
-                    pending.append(request)
-                    await call.write(order_service_pb2.SubmitOrdersRequest(order=request))
-                await call.done_writing()
-
-            feeder = asyncio.create_task(feed())
-            try:
-                async for reply in call:
-                    pending.popleft()
-                    slots.release()
-                    yield bulk_result(reply)
-                await feeder
-                return
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            finally:
-                if not feeder.done():
-                    feeder.cancel()
-            await _sleep_or_raise(error, policy, backoffs, None)
+        `orders` (an iterable, or for AsyncClient also an async iterable) is read lazily: at
+        most `window` orders are in flight unanswered, so a huge or endless iterator costs
+        bounded memory. A broken stream is resumed on a new one with the unanswered orders
+        (their request_ids make that safe).
+        """
+        async for result in bulk_submit(
+            self._orders,
+            orders,
+            lambda document: self._base._submit_request(document, None, validate_only),
+            window,
+            self._base._metadata(metadata),
+            self._base._policy(retry, safe=True),
+            _sleep_or_raise,
+        ):
+            yield result
 
     async def get_order(
         self,
@@ -178,7 +154,7 @@ class AsyncClient:
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> order_pb2.Order:
-        """See Client.get_order."""
+        """One order by server id, or by your own order id."""
         request = (
             order_service_pb2.GetOrderRequest(id=id)
             if id
@@ -270,8 +246,9 @@ class AsyncClient:
         """Accept a held order against overridable holds, with a reason (manager key). Never
         retried: a release that went through would be refused as NOT_ON_HOLD on a retry."""
         request = exception_queue_service_pb2.ReleaseOrderRequest(id=id, reason=reason)
-        # Not safe to repeat, whatever `retry` says (kept for a uniform signature).
-        reply = await self._unary(self._queue.ReleaseOrder, request, timeout, metadata, None)
+        reply = await self._unary(
+            self._queue.ReleaseOrder, request, timeout, metadata, retry, safe=False
+        )
         return reply.order
 
     async def list_audit_entries(
@@ -360,7 +337,7 @@ class AsyncClient:
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> order_service_pb2.ListOrdersResponse:
-        """See Client.list_orders."""
+        """One page of orders, oldest first; `state` such as "ON_HOLD". See iter_orders."""
         request = order_service_pb2.ListOrdersRequest(
             state=state_value(state),  # type: ignore[arg-type]
             customer_account=customer_account,
@@ -380,7 +357,7 @@ class AsyncClient:
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
     ) -> AsyncIterator[order_pb2.Order]:
-        """See Client.iter_orders."""
+        """Every matching order, following next_page_token page by page."""
         token = ""
         while True:
             page = await self.list_orders(
@@ -426,7 +403,9 @@ class AsyncClient:
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> AsyncIterator[inventory_service_pb2.WatchStockLevelsResponse]:
-        """See Client.watch_stock_levels."""
+        """A snapshot (unless resuming after `after_change_id`), then every stock change, for
+        as long as you iterate. A dropped connection is re-opened after the last change seen,
+        so nothing is missed; `retry` bounds the attempts in a row that fail."""
         policy = self._base._policy(retry, safe=True)
         md = self._base._metadata(metadata)
         last = after_change_id
@@ -663,6 +642,8 @@ class AsyncClient:
         )
         return await self._unary(self._pricing.ListCreditNotes, request, timeout, metadata, retry)
 
+    # --- plumbing ---------------------------------------------------------------------------
+
     async def _unary(
         self,
         rpc: Callable[..., Awaitable[T]],
@@ -670,9 +651,12 @@ class AsyncClient:
         timeout: float | _Default | None,
         metadata: Metadata,
         retry: RetryPolicy | _Default | None,
+        *,
+        safe: bool = True,
     ) -> T:
-        # Every unary RPC of OrderService today is safe to repeat (reads, or carries request_id).
-        policy = self._base._policy(retry, safe=True)
+        """Call `rpc`, retrying what the policy retries when the call is `safe` to repeat
+        (a read, or a change that carries its request_id or is idempotent)."""
+        policy = self._base._policy(retry, safe=safe)
         budget = self._base._timeout_for(timeout)
         deadline = None if budget is None else time.monotonic() + budget
         backoffs = policy.backoffs()
@@ -694,13 +678,4 @@ async def _sleep_or_raise(
         delay = max(delay, error.retry_after)  # never sooner than the server advised
     if delay is None or (deadline is not None and time.monotonic() + delay >= deadline):
         raise error
-    await asyncio.sleep(delay)
-
-
-async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
+    await sleep(delay)
