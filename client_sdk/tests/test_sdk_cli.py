@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -141,3 +142,86 @@ def test_watch_prints_the_snapshot_and_a_change(demo: DemoServer, tmp_path: Path
     rest, _ = watcher.communicate(timeout=30)
     assert watcher.returncode == 0
     assert "SKU-1004@WH-MAIN ALLOCATION" in rest
+
+
+def test_every_rpc_has_a_command_or_is_machine_only() -> None:
+    """People who are not Python programmers can do everything staff do, from a shell."""
+    from test_sdk_surface import all_rpcs
+
+    from ordergate._cli import COMMAND_RPCS, MACHINE_ONLY, _parser
+
+    covered = {rpc for rpcs in COMMAND_RPCS.values() for rpc in rpcs}
+    every = {name.removeprefix("ordergate.v1.") for name in all_rpcs()}
+    assert every - covered - MACHINE_ONLY == set()
+    assert covered | MACHINE_ONLY <= every  # nothing named that does not exist
+    [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(COMMAND_RPCS) == set(commands.choices)
+
+
+def test_a_held_order_worked_from_the_shell(demo: DemoServer, tmp_path: Path) -> None:
+    """Submit (website), find it in the queue with its age, fetch its document, correct it,
+    and cancel a line of another one (manager): every step a command with --json."""
+    held_id = f"CLI-Q-{uuid.uuid4().hex[:6]}"
+    held_file = write(tmp_path, "held.xml", order_xml(held_id, sku="NOPE"))
+    assert run(demo, "submit", held_file).returncode == 1
+    listed = run(
+        demo,
+        "--json",
+        "list-held",
+        "--reason",
+        "SKU_UNKNOWN",
+        "--min-age",
+        "0m",
+        key=demo.manager_key,
+    )
+    assert listed.returncode == 0, listed.stderr
+    [entry] = [
+        json.loads(line)
+        for line in listed.stdout.splitlines()
+        if json.loads(line)["client_order_id"] == held_id
+    ]
+    assert entry["age_seconds"] >= 0
+    order_id = entry["id"]
+    plain = run(demo, "list-held", "--reason", "SKU_UNKNOWN", key=demo.manager_key)
+    assert f"{order_id} {held_id} ON_HOLD" in plain.stdout
+    assert run(demo, "list-held", "--reason", "NO_SUCH_CODE", key=demo.manager_key).returncode == 3
+
+    document = run(demo, "document", order_id, key=demo.manager_key)
+    assert document.returncode == 0, document.stderr
+    assert document.stdout == Path(held_file).read_text()
+    fixed = write(tmp_path, "fixed.xml", document.stdout.replace("NOPE", "SKU-1001"))
+    corrected = run(demo, "correct", order_id, fixed, key=demo.manager_key)
+    assert corrected.returncode == 0, corrected.stderr
+    assert "ACCEPTED" in corrected.stdout
+
+    two_lines = write(
+        tmp_path,
+        "two.xml",
+        order_xml(f"CLI-L-{uuid.uuid4().hex[:6]}", quantity=3).replace(
+            "</Lines>",
+            "<Line><LineNumber>2</LineNumber><Sku>SKU-1002</Sku><Quantity>1</Quantity></Line>"
+            "</Lines>",
+        ),
+    )
+    submitted = run(demo, "--json", "submit", two_lines)
+    assert submitted.returncode == 0, submitted.stderr
+    two_id = json.loads(submitted.stdout)["order"]["id"]
+    cut = run(
+        demo,
+        "--json",
+        "cancel-lines",
+        two_id,
+        "1=1",
+        "2=0",
+        "--reason",
+        "customer called",
+        key=demo.manager_key,
+    )
+    assert cut.returncode == 0, cut.stderr
+    lines = json.loads(cut.stdout)["lines"]
+    assert [(line["line_number"], line.get("cancelled_quantity", "0")) for line in lines] == [
+        (1, "2"),
+        (2, "1"),
+    ]
+    audit = run(demo, "audit", "--order", two_id, key=demo.manager_key)
+    assert "order.cancel_lines" in audit.stdout

@@ -466,3 +466,63 @@ def test_the_exception_queue_for_a_manager(demo: DemoServer, client: Client) -> 
         with pytest.raises(errors.FailedPreconditionError) as caught:
             manager.release_order(other.id, "again")
         assert caught.value.reason == "NOT_ON_HOLD"
+
+
+def test_an_order_worked_after_intake_with_the_sync_client(
+    demo: DemoServer, client: Client
+) -> None:
+    """A phone order entered by a manager, a line cut, packed, shipped in two parts, one
+    delivered; its document read back; all through the SDK's staff methods."""
+    order_id = unique("LIFE")
+    xml = order_xml(order_id, quantity=3)
+    with (
+        Client(target=demo.target, api_key=demo.manager_key) as manager,
+        Client(target=demo.target, api_key=demo.warehouse_key) as warehouse,
+    ):
+        entered = manager.submit_order(xml, on_behalf_of_client="demo-shop").order
+        assert (entered.source, entered.entered_by) == (
+            order_pb2.ORDER_SOURCE_MANUAL,
+            "sdk-manager",
+        )
+        found = manager.get_order(client_order_id=order_id, client="demo-shop")
+        assert found.id == entered.id
+        assert manager.get_order_document(entered.id).document == xml.encode()
+        cut = manager.cancel_order_lines(entered.id, {1: 2}, "customer called")
+        assert cut.lines[0].cancelled_quantity == 1
+        for state in ("PICKING", "PICKED", "PACKED"):
+            warehouse.transition_order(entered.id, state)
+        part = warehouse.create_shipment(entered.id, "DHL", tracking_number="T1", lines={1: 1})
+        assert part.order.state == order_pb2.ORDER_STATE_PARTLY_DISPATCHED
+        rest = warehouse.create_shipment(entered.id, "DHL", tracking_number="T2")
+        assert rest.order.state == order_pb2.ORDER_STATE_DISPATCHED
+        moved = warehouse.update_shipment(part.shipment.id, state="IN_TRANSIT")
+        assert moved.shipment.state == order_pb2.SHIPMENT_STATE_IN_TRANSIT
+        manual = list(manager.iter_orders(source="MANUAL", client="demo-shop"))
+        assert entered.id in [o.id for o in manual]
+
+
+def test_holds_rechecks_and_accept_short_with_the_async_client(
+    demo: DemoServer, client: Client
+) -> None:
+    held = client.submit_order(order_xml(unique("SHORT"), sku="SKU-1003", quantity=10_000)).order
+    assert held.stock_hold
+    accepted = client.submit_order(order_xml(unique("HOLD"))).order
+
+    async def work() -> None:
+        async with AsyncClient(target=demo.target, api_key=demo.manager_key) as manager:
+            checked = await manager.recheck_orders(held.id)
+            assert (checked.checked, list(checked.accepted_order_ids)) == (1, [])
+            with pytest.raises(errors.FailedPreconditionError) as refused:
+                await manager.release_order(held.id, "nothing to override")
+            assert refused.value.reason == "AWAITING_STOCK"
+            short = await manager.accept_short(held.id, "take what is there")
+            assert short.state == ACCEPTED
+            assert short.lines[0].cancelled_quantity > 0
+            on_hold = await manager.hold_order(accepted.id, "check the address")
+            assert on_hold.hold_reasons[0].code == "MANUAL_HOLD"
+            page = await manager.list_held_orders(reason_code="MANUAL_HOLD", client="demo-shop")
+            assert accepted.id in [o.id for o in page.orders]
+            back = await manager.release_order(accepted.id, "address fine")
+            assert back.state == ACCEPTED
+
+    asyncio.run(work())

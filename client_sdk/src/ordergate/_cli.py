@@ -1,4 +1,6 @@
-"""`ordergate-client`: submit and inspect orders from a shell or a cron job.
+"""`ordergate-client`: submit, inspect and work orders from a shell or a cron job.
+
+The target and key come from --target/--api-key, or ORDERGATE_TARGET/ORDERGATE_API_KEY.
 
 Exit codes (also in docs/sdk.md):
   0  done; every submitted order ACCEPTED
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +28,70 @@ from google.protobuf.message import Message
 
 from ._client import Client
 from ._config import ConnectionConfig
-from ._errors import DeadlineExceededError, OrdergateError, UnavailableError
+from ._errors import (
+    DeadlineExceededError,
+    OrdergateError,
+    PermissionDeniedError,
+    UnavailableError,
+)
 from .v1 import order_pb2
 
 EXIT_OK, EXIT_HELD, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
+# The RPCs each command calls; every RPC of the contract is here or in MACHINE_ONLY (a test
+# checks), so that people who are not Python programmers can do everything staff do.
+COMMAND_RPCS: dict[str, tuple[str, ...]] = {
+    "submit": ("OrderService.SubmitOrder", "OrderService.SubmitOrders"),
+    "get": ("OrderService.GetOrder",),
+    "document": ("OrderService.GetOrderDocument",),
+    "list": ("OrderService.ListOrders",),
+    "events": ("OrderService.WatchOrderEvents",),
+    "cancel": ("OrderService.CancelOrder",),
+    "cancel-lines": ("OrderService.CancelOrderLines",),
+    "list-held": ("ExceptionQueueService.ListHeldOrders", "OrderService.ListOrders"),
+    "correct": ("ExceptionQueueService.CorrectOrder",),
+    "release": ("ExceptionQueueService.ReleaseOrder",),
+    "hold": ("ExceptionQueueService.HoldOrder",),
+    "recheck": ("ExceptionQueueService.RecheckOrders",),
+    "accept-short": ("ExceptionQueueService.AcceptShort",),
+    "transition": ("FulfillmentService.TransitionOrder",),
+    "ship": ("FulfillmentService.CreateShipment",),
+    "update-shipment": ("FulfillmentService.UpdateShipment",),
+    "stock": ("InventoryService.GetStockLevels",),
+    "watch": ("InventoryService.WatchStockLevels",),
+    "adjust-stock": ("InventoryService.AdjustStock",),
+    "count": ("InventoryService.RecordStockCount",),
+    "locations": ("InventoryService.ListLocations",),
+    "prices": ("PricingService.GetCustomerPrices",),
+    "credit-notes": ("PricingService.ListCreditNotes",),
+    "audit": ("AuditService.ListAuditEntries",),
+}
+# Machine-to-machine calls: the ERP pushes its catalog (or an admin loads it with `ordergate
+# load` on the server), so they have no command here.
+MACHINE_ONLY = frozenset(
+    {
+        "CatalogService.UpsertLocations",
+        "CatalogService.UpsertProducts",
+        "CatalogService.RenameSku",
+        "CatalogService.UpsertCustomers",
+        "CatalogService.UpsertPriceLists",
+        "CatalogService.UpsertContractPrices",
+        "CatalogService.UpsertCreditNotes",
+    }
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ordergate-client", description="Talk to an Ordergate server."
+        prog="ordergate-client",
+        description="Talk to an Ordergate server.",
+        epilog="Environment: ORDERGATE_TARGET (host:port, default 127.0.0.1:50051) and "
+        "ORDERGATE_API_KEY give --target and --api-key.",
     )
     parser.add_argument(
-        "--target", default=os.environ.get("ORDERGATE_TARGET", "127.0.0.1:50051"), help="host:port"
+        "--target",
+        default=os.environ.get("ORDERGATE_TARGET", "127.0.0.1:50051"),
+        help="host:port (default: $ORDERGATE_TARGET, else 127.0.0.1:50051)",
     )
     parser.add_argument(
         "--api-key",
@@ -54,21 +110,97 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("files", nargs="+", type=Path)
     submit.add_argument("--validate-only", action="store_true", help="check; store nothing")
     submit.add_argument("--bulk", action="store_true", help="send all files over one stream")
+    submit.add_argument(
+        "--on-behalf-of",
+        default="",
+        metavar="CLIENT",
+        help="staff: enter the orders for this client (phone and e-mail orders: source MANUAL)",
+    )
 
     get = commands.add_parser("get", help="show one order")
     which = get.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", default="", help="the server's order id")
-    which.add_argument("--order-id", default="", help="your own order id")
+    which.add_argument("--order-id", default="", help="the shop's own order number")
+    get.add_argument("--client", default="", help="with --order-id: this API client's")
+    get.add_argument("--customer", default="", help="with --order-id: this buyer's")
+
+    document = commands.add_parser("document", help="the document an order came from, as sent")
+    document.add_argument("id", help="the server's order id")
+    document.add_argument("--output", type=Path, help="write it here instead of to stdout")
 
     listing = commands.add_parser("list", help="list orders (all pages)")
-    listing.add_argument("--state", help="e.g. ACCEPTED, ON_HOLD")
+    listing.add_argument("--state", help="e.g. ACCEPTED, ON_HOLD, PARTLY_DISPATCHED")
     listing.add_argument("--customer", default="", help="customer account")
+    listing.add_argument("--client", default="", help="API client (staff)")
+    listing.add_argument("--hold-reason", default="", help="held with this code")
+    listing.add_argument("--source", help="API, FILE_DROP or MANUAL")
+    listing.add_argument("--created-after", type=_moment, help="ISO time")
+    listing.add_argument("--created-before", type=_moment, help="ISO time")
+    listing.add_argument("--updated-after", type=_moment, help="ISO time")
+    listing.add_argument("--updated-before", type=_moment, help="ISO time")
 
-    commands.add_parser("list-held", help="list orders on hold, oldest first")
+    held = commands.add_parser("list-held", help="orders on hold, oldest first, with their age")
+    held.add_argument("--reason", default="", help="a hold reason code, e.g. PHONE_INVALID")
+    held.add_argument("--customer", default="", help="customer account")
+    held.add_argument("--client", default="", help="API client (staff)")
+    held.add_argument("--min-age", type=_age, help="held at least this long: 30m, 4h, 2d")
 
-    prices = commands.add_parser("prices", help="a customer's prices: CODE=QUANTITY ...")
-    prices.add_argument("customer")
-    prices.add_argument("items", nargs="+", metavar="CODE=QUANTITY")
+    events = commands.add_parser("events", help="follow order events as they happen (Ctrl-C)")
+    events.add_argument("--after", default="", help="resume after this event id")
+    events.add_argument("--max-events", type=int, default=0, help="stop after this many")
+
+    for name, what in (
+        ("cancel", "cancel an order (ON_HOLD or ACCEPTED)"),
+        ("release", "release a held order (manager): override, or lift a manual hold"),
+        ("hold", "put an accepted order on a manual hold (manager)"),
+        ("accept-short", "accept a stock-held order with what there is"),
+    ):
+        command = commands.add_parser(name, help=what)
+        command.add_argument("id", help="the server's order id")
+        command.add_argument("--reason", required=True)
+
+    lines = commands.add_parser("cancel-lines", help="cancel lines or pieces: LINE=KEEP ...")
+    lines.add_argument("id", help="the server's order id")
+    lines.add_argument("lines", nargs="+", metavar="LINE=KEEP", help="pieces to keep (0: all)")
+    lines.add_argument("--reason", required=True)
+
+    correct = commands.add_parser("correct", help="replace a held order's document")
+    correct.add_argument("id", help="the held order's server id")
+    correct.add_argument("file", type=Path, help="the corrected document")
+
+    recheck = commands.add_parser("recheck", help="re-check stock-held orders now")
+    recheck.add_argument("id", nargs="?", default="", help="one order (default: all)")
+
+    transition = commands.add_parser("transition", help="move an order on (warehouse)")
+    transition.add_argument("id", help="the server's order id")
+    transition.add_argument(
+        "state", help="PICKING, PICKED, PACKED, DISPATCHED, DELIVERED, ACCEPTED"
+    )
+    transition.add_argument("--carrier", default="")
+    transition.add_argument("--tracking", default="", help="tracking number")
+    transition.add_argument("--delivered-at", type=_moment, help="ISO time (DELIVERED)")
+    transition.add_argument("--note", default="", help="free text; the reason of an un-pick")
+
+    ship = commands.add_parser("ship", help="record a shipment: [LINE=PIECES ...] (warehouse)")
+    ship.add_argument("id", help="the server's order id")
+    ship.add_argument("lines", nargs="*", metavar="LINE=PIECES", help="default: all left")
+    ship.add_argument("--carrier", required=True)
+    ship.add_argument("--tracking", default="", help="tracking number")
+    ship.add_argument("--tracking-url", default="")
+    ship.add_argument(
+        "--without-tracking", action="store_true", help="handed over without a number"
+    )
+
+    update = commands.add_parser("update-shipment", help="shipment in transit, delivered, tracked")
+    update.add_argument("shipment_id")
+    update.add_argument("--state", help="IN_TRANSIT or DELIVERED")
+    update.add_argument("--tracking", default="", help="a tracking number added later")
+    update.add_argument("--tracking-url", default="")
+    update.add_argument("--delivered-at", type=_moment, help="ISO time (DELIVERED)")
+
+    stock = commands.add_parser("stock", help="live stock of SKUs, aliases or barcodes")
+    stock.add_argument("codes", nargs="+")
+    stock.add_argument("--location", action="append", default=[], help="only this location")
 
     watch = commands.add_parser("watch", help="stream live stock changes (Ctrl-C to stop)")
     watch.add_argument("codes", nargs="+")
@@ -76,9 +208,34 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--after", type=int, default=0, help="resume after this change id")
     watch.add_argument("--max-changes", type=int, default=0, help="stop after this many")
 
-    stock = commands.add_parser("stock", help="live stock of SKUs, aliases or barcodes")
-    stock.add_argument("codes", nargs="+")
-    stock.add_argument("--location", action="append", default=[], help="only this location")
+    adjust = commands.add_parser("adjust-stock", help="change on hand by a delta (manager)")
+    adjust.add_argument("code")
+    adjust.add_argument("location")
+    adjust.add_argument("delta", type=int)
+    adjust.add_argument("--reason-code", required=True, help="POS_SALE, DAMAGED, FOUND ...")
+    adjust.add_argument("--note", default="")
+
+    count = commands.add_parser("count", help="record a physical count (manager)")
+    count.add_argument("code")
+    count.add_argument("location")
+    count.add_argument("counted", type=int)
+    count.add_argument("--reason", required=True)
+
+    commands.add_parser("locations", help="stock locations in allocation priority order")
+
+    prices = commands.add_parser("prices", help="a customer's prices: CODE=QUANTITY ...")
+    prices.add_argument("customer")
+    prices.add_argument("items", nargs="+", metavar="CODE=QUANTITY")
+
+    notes = commands.add_parser("credit-notes", help="a customer's open credit notes")
+    notes.add_argument("customer")
+
+    audit = commands.add_parser("audit", help="the audit log, oldest first")
+    audit.add_argument("--order", default="", help="entries about this order (server id)")
+    audit.add_argument("--subject", default="", help="e.g. product/SKU-1001")
+    audit.add_argument("--actor", default="", help="who")
+    audit.add_argument("--since", type=_moment, help="ISO time")
+    audit.add_argument("--until", type=_moment, help="ISO time")
     return parser
 
 
@@ -94,34 +251,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with Client(config, timeout=args.timeout) as client:
-            return _run(client, args)
+            return _COMMANDS[args.command](client, args)
     except (UnavailableError, DeadlineExceededError) as exc:
         print(f"error: cannot reach {args.target}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except OrdergateError as exc:
         _print_error(exc)
         return EXIT_REFUSED
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
-def _run(client: Client, args: argparse.Namespace) -> int:
-    if args.command == "submit":
-        return _submit(client, args)
-    if args.command == "prices":
-        return _prices(client, args)
-    if args.command == "watch":
-        return _watch(client, args)
-    if args.command == "stock":
-        return _stock(client, args)
-    if args.command == "get":
-        _show(client.get_order(id=args.id, client_order_id=args.order_id), args.json)
-        return EXIT_OK
-    state = "ON_HOLD" if args.command == "list-held" else args.state
-    for order in client.iter_orders(state=state, customer_account=getattr(args, "customer", "")):
-        _show(order, args.json)
-    return EXIT_OK
+# --- orders ---------------------------------------------------------------------------------
 
 
 def _submit(client: Client, args: argparse.Namespace) -> int:
@@ -131,6 +273,9 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
             return EXIT_USAGE
     exit_code = EXIT_OK
     if args.bulk:
+        if args.on_behalf_of:
+            print("error: --bulk is for a client's own orders", file=sys.stderr)
+            return EXIT_USAGE
         results = client.submit_orders(args.files, validate_only=args.validate_only)
         for path, result in zip(args.files, results, strict=True):
             if result.error is not None:
@@ -141,33 +286,221 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
             exit_code = max(exit_code, _show_submitted(path, result.response, args.json))
         return exit_code
     for path in args.files:
-        reply = client.submit_order(path, validate_only=args.validate_only)
+        reply = client.submit_order(
+            path, validate_only=args.validate_only, on_behalf_of_client=args.on_behalf_of
+        )
         exit_code = max(exit_code, _show_submitted(path, reply, args.json))
     return exit_code
 
 
-def _prices(client: Client, args: argparse.Namespace) -> int:
-    """Exit 1 when an item has no price (unknown product or no rule), so a script notices."""
-    items = []
-    for item in args.items:
-        code, _, quantity = item.rpartition("=")
-        if not code or not quantity.isdigit():
-            print(f"error: {item!r} is not CODE=QUANTITY", file=sys.stderr)
-            return EXIT_USAGE
-        items.append((code, int(quantity)))
-    reply = client.get_customer_prices(args.customer, items)
-    for price in reply.items:
+def _get(client: Client, args: argparse.Namespace) -> int:
+    order = client.get_order(
+        id=args.id,
+        client_order_id=args.order_id,
+        client=args.client,
+        customer_account=args.customer,
+    )
+    _show(order, args.json, detail=True)
+    return EXIT_OK
+
+
+def _document(client: Client, args: argparse.Namespace) -> int:
+    found = client.get_order_document(args.id)
+    if args.output:
+        args.output.write_bytes(found.document)
+    if args.json:
+        shown = _dict(found)
+        shown.pop("document", None)
+        print(json.dumps(shown))
+    elif not args.output:
+        sys.stdout.buffer.write(found.document)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def _list(client: Client, args: argparse.Namespace) -> int:
+    for order in client.iter_orders(
+        state=args.state,
+        customer_account=args.customer,
+        client=args.client,
+        hold_reason=args.hold_reason,
+        source=args.source,
+        created_after=args.created_after,
+        created_before=args.created_before,
+        updated_after=args.updated_after,
+        updated_before=args.updated_before,
+    ):
+        _show(order, args.json)
+    return EXIT_OK
+
+
+def _list_held(client: Client, args: argparse.Namespace) -> int:
+    """The exception queue (staff); a website key lists its own held orders instead."""
+    now = datetime.now(UTC)
+    for order in _held_orders(client, args, now):
+        held_for = now - order.create_time.ToDatetime(tzinfo=UTC)
         if args.json:
-            print(json.dumps(_dict(price)))
-        elif price.priced:
-            print(
-                f"{price.requested_code} x{price.quantity}: {price.unit_price} {price.currency} "
-                f"({price.rule})"
-            )
+            print(json.dumps({**_dict(order), "age_seconds": int(held_for.total_seconds())}))
         else:
-            missing = "no price" if price.found else "unknown"
-            print(f"{price.requested_code} x{price.quantity}: {missing}")
-    return EXIT_OK if all(price.priced for price in reply.items) else EXIT_HELD
+            _show(order, False, prefix=f"{_duration(held_for):>7} ")
+    return EXIT_OK
+
+
+def _held_orders(
+    client: Client, args: argparse.Namespace, now: datetime
+) -> Iterator[order_pb2.Order]:
+    token = ""
+    try:
+        while True:
+            page = client.list_held_orders(
+                reason_code=args.reason,
+                customer_account=args.customer,
+                client=args.client,
+                min_age=args.min_age,
+                page_token=token,
+            )
+            yield from page.orders
+            token = page.next_page_token
+            if not token:
+                return
+    except PermissionDeniedError as denied:
+        if denied.reason != "ROLE_NOT_ALLOWED" or token:
+            raise
+    yield from client.iter_orders(
+        state="ON_HOLD",
+        customer_account=args.customer,
+        client=args.client,
+        hold_reason=args.reason,
+        created_before=now - args.min_age if args.min_age else None,
+    )
+
+
+def _events(client: Client, args: argparse.Namespace) -> int:
+    seen = 0
+    try:
+        for item in client.watch_order_events(after_event_id=args.after):
+            if args.json:
+                print(json.dumps(_dict(item)), flush=True)
+            else:
+                event = item.event
+                print(
+                    f"{event.id} {item.client}/{item.client_order_id or '-'} {event.type} "
+                    f"{_state(event.new_state)} by {event.actor}: {event.detail}",
+                    flush=True,
+                )
+            seen += 1
+            if args.max_events and seen >= args.max_events:
+                return EXIT_OK
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _cancel(client: Client, args: argparse.Namespace) -> int:
+    return _done(client.cancel_order(args.id, args.reason), args)
+
+
+def _cancel_lines(client: Client, args: argparse.Namespace) -> int:
+    keep = _pairs(args.lines, "LINE=KEEP")
+    return _done(client.cancel_order_lines(args.id, keep, args.reason), args)
+
+
+def _correct(client: Client, args: argparse.Namespace) -> int:
+    if not args.file.is_file():
+        print(f"error: {args.file} is not a file", file=sys.stderr)
+        return EXIT_USAGE
+    reply = client.correct_order(args.id, args.file)
+    return _show_submitted(args.file, reply, args.json)
+
+
+def _release(client: Client, args: argparse.Namespace) -> int:
+    return _done(client.release_order(args.id, args.reason), args)
+
+
+def _hold(client: Client, args: argparse.Namespace) -> int:
+    return _done(client.hold_order(args.id, args.reason), args)
+
+
+def _accept_short(client: Client, args: argparse.Namespace) -> int:
+    return _done(client.accept_short(args.id, args.reason), args)
+
+
+def _recheck(client: Client, args: argparse.Namespace) -> int:
+    reply = client.recheck_orders(args.id)
+    if args.json:
+        print(json.dumps(_dict(reply)))
+    else:
+        print(f"re-checked {reply.checked}, accepted {len(reply.accepted_order_ids)}")
+        for order_id in reply.accepted_order_ids:
+            print(f"    {order_id} ACCEPTED")
+    return EXIT_OK
+
+
+# --- warehouse ------------------------------------------------------------------------------
+
+
+def _transition(client: Client, args: argparse.Namespace) -> int:
+    order = client.transition_order(
+        args.id,
+        args.state,
+        carrier=args.carrier,
+        tracking_number=args.tracking,
+        delivery_time=args.delivered_at,
+        note=args.note,
+    )
+    return _done(order, args)
+
+
+def _ship(client: Client, args: argparse.Namespace) -> int:
+    reply = client.create_shipment(
+        args.id,
+        args.carrier,
+        tracking_number=args.tracking,
+        tracking_url=args.tracking_url,
+        without_tracking=args.without_tracking,
+        lines=_pairs(args.lines, "LINE=PIECES") or None,
+    )
+    if args.json:
+        print(json.dumps(_dict(reply)))
+    else:
+        print(f"shipment {reply.shipment.id}: {_state(reply.order.state)}")
+    return EXIT_OK
+
+
+def _update_shipment(client: Client, args: argparse.Namespace) -> int:
+    reply = client.update_shipment(
+        args.shipment_id,
+        state=args.state,
+        tracking_number=args.tracking,
+        tracking_url=args.tracking_url,
+        delivery_time=args.delivered_at,
+    )
+    if args.json:
+        print(json.dumps(_dict(reply)))
+    else:
+        state = order_pb2.ShipmentState.Name(reply.shipment.state)
+        print(
+            f"shipment {reply.shipment.id}: {state.removeprefix('SHIPMENT_STATE_')}; "
+            f"order {_state(reply.order.state)}"
+        )
+    return EXIT_OK
+
+
+# --- stock ----------------------------------------------------------------------------------
+
+
+def _stock(client: Client, args: argparse.Namespace) -> int:
+    """Exit 1 when a code is unknown, so a script notices."""
+    items = client.get_stock_levels(args.codes, location_codes=args.location)
+    for item in items:
+        if args.json:
+            print(json.dumps(_dict(item)))
+        elif not item.found:
+            print(f"{item.requested_code}: unknown")
+        else:
+            where = " ".join(f"{x.location_code}={x.available}/{x.on_hand}" for x in item.locations)
+            print(f"{item.requested_code} ({item.sku}): available {item.total.available} [{where}]")
+    return EXIT_OK if all(item.found for item in items) else EXIT_HELD
 
 
 def _watch(client: Client, args: argparse.Namespace) -> int:
@@ -203,18 +536,148 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _stock(client: Client, args: argparse.Namespace) -> int:
-    """Exit 1 when a code is unknown, so a script notices."""
-    items = client.get_stock_levels(args.codes, location_codes=args.location)
-    for item in items:
+def _adjust_stock(client: Client, args: argparse.Namespace) -> int:
+    reply = client.adjust_stock(
+        args.code, args.location, args.delta, args.reason_code, note=args.note
+    )
+    return _stock_changed(reply, args)
+
+
+def _count(client: Client, args: argparse.Namespace) -> int:
+    reply = client.record_stock_count(args.code, args.location, args.counted, args.reason)
+    return _stock_changed(reply, args)
+
+
+def _stock_changed(reply: Any, args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(_dict(reply)))
+        return EXIT_OK
+    level = reply.level
+    print(
+        f"{args.code}@{args.location}: on hand {level.on_hand}, allocated {level.allocated}, "
+        f"available {level.available}" + (" (replayed)" if reply.replayed else "")
+    )
+    for order_id in reply.oversold_order_ids:
+        print(f"    {order_id} left short: back in the queue (STOCK_SHORT)")
+    return EXIT_OK
+
+
+def _locations(client: Client, args: argparse.Namespace) -> int:
+    token = ""
+    while True:
+        page = client.list_locations(page_token=token)
+        for location in page.locations:
+            if args.json:
+                print(json.dumps(_dict(location)))
+            else:
+                print(f"{location.code} {location.name} (priority {location.priority})")
+        token = page.next_page_token
+        if not token:
+            return EXIT_OK
+
+
+# --- prices and audit -----------------------------------------------------------------------
+
+
+def _prices(client: Client, args: argparse.Namespace) -> int:
+    """Exit 1 when an item has no price (unknown product or no rule), so a script notices."""
+    items = []
+    for item in args.items:
+        code, _, quantity = item.rpartition("=")
+        if not code or not quantity.isdigit():
+            print(f"error: {item!r} is not CODE=QUANTITY", file=sys.stderr)
+            return EXIT_USAGE
+        items.append((code, int(quantity)))
+    reply = client.get_customer_prices(args.customer, items)
+    for price in reply.items:
         if args.json:
-            print(json.dumps(_dict(item)))
-        elif not item.found:
-            print(f"{item.requested_code}: unknown")
+            print(json.dumps(_dict(price)))
+        elif price.priced:
+            print(
+                f"{price.requested_code} x{price.quantity}: {price.unit_price} {price.currency} "
+                f"({price.rule})"
+            )
         else:
-            where = " ".join(f"{x.location_code}={x.available}/{x.on_hand}" for x in item.locations)
-            print(f"{item.requested_code} ({item.sku}): available {item.total.available} [{where}]")
-    return EXIT_OK if all(item.found for item in items) else EXIT_HELD
+            missing = "no price" if price.found else "unknown"
+            print(f"{price.requested_code} x{price.quantity}: {missing}")
+    return EXIT_OK if all(price.priced for price in reply.items) else EXIT_HELD
+
+
+def _credit_notes(client: Client, args: argparse.Namespace) -> int:
+    token = ""
+    while True:
+        page = client.list_credit_notes(args.customer, page_token=token)
+        for note in page.credit_notes:
+            if args.json:
+                print(json.dumps(_dict(note)))
+            else:
+                print(f"{note.id}: {note.remaining} of {note.amount} {note.currency}")
+        if not token and not args.json:
+            for balance in page.balances:
+                print(f"    open: {balance.remaining} {balance.currency}")
+        token = page.next_page_token
+        if not token:
+            return EXIT_OK
+
+
+def _audit(client: Client, args: argparse.Namespace) -> int:
+    token = ""
+    while True:
+        page = client.list_audit_entries(
+            order_id=args.order,
+            subject=args.subject,
+            actor=args.actor,
+            start_time=args.since,
+            end_time=args.until,
+            page_token=token,
+        )
+        for entry in page.entries:
+            if args.json:
+                print(json.dumps(_dict(entry)))
+            else:
+                when = entry.create_time.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds")
+                why = f": {entry.reason}" if entry.reason else ""
+                print(f"{when} {entry.actor} ({entry.role}) {entry.action} {entry.subject}{why}")
+        token = page.next_page_token
+        if not token:
+            return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
+    "submit": _submit,
+    "get": _get,
+    "document": _document,
+    "list": _list,
+    "list-held": _list_held,
+    "events": _events,
+    "cancel": _cancel,
+    "cancel-lines": _cancel_lines,
+    "correct": _correct,
+    "release": _release,
+    "hold": _hold,
+    "recheck": _recheck,
+    "accept-short": _accept_short,
+    "transition": _transition,
+    "ship": _ship,
+    "update-shipment": _update_shipment,
+    "stock": _stock,
+    "watch": _watch,
+    "adjust-stock": _adjust_stock,
+    "count": _count,
+    "locations": _locations,
+    "prices": _prices,
+    "credit-notes": _credit_notes,
+    "audit": _audit,
+}
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _done(order: order_pb2.Order, args: argparse.Namespace) -> int:
+    """Show an order after a change; exit 1 when it is (still, or now) on hold."""
+    _show(order, args.json, detail=True)
+    return EXIT_HELD if order.state == order_pb2.ORDER_STATE_ON_HOLD else EXIT_OK
 
 
 def _show_submitted(path: Path, reply: Any, as_json: bool) -> int:
@@ -231,16 +694,33 @@ def _show_submitted(path: Path, reply: Any, as_json: bool) -> int:
     return EXIT_HELD if order.state == order_pb2.ORDER_STATE_ON_HOLD else EXIT_OK
 
 
-def _show(order: order_pb2.Order, as_json: bool) -> None:
+def _show(order: order_pb2.Order, as_json: bool, *, detail: bool = False, prefix: str = "") -> None:
     if as_json:
         print(json.dumps(_dict(order)))
         return
     print(
-        f"{order.id} {order.client_order_id or '-'} {_state(order.state)} "
-        f"customer={order.customer_account or '-'} lines={len(order.lines)}"
+        f"{prefix}{order.id} {order.client_order_id or '-'} {_state(order.state)} "
+        f"client={order.client} customer={order.customer_account or '-'} lines={len(order.lines)}"
     )
     for reason in order.hold_reasons:
         print(f"    {reason.code} {reason.field}: {reason.message}")
+    if detail:
+        for line in order.lines:
+            notes = [
+                f"cancelled {line.cancelled_quantity}" if line.cancelled_quantity else "",
+                f"shipped {line.shipped_quantity}" if line.shipped_quantity else "",
+            ]
+            extra = ", ".join(n for n in notes if n)
+            print(
+                f"    line {line.line_number}: {line.sku or line.submitted_code} x{line.quantity}"
+                + (f" ({extra})" if extra else "")
+            )
+        for shipment in order.shipments:
+            state = order_pb2.ShipmentState.Name(shipment.state).removeprefix("SHIPMENT_STATE_")
+            print(
+                f"    shipment {shipment.id}: {shipment.carrier} "
+                f"{shipment.tracking_number or '(no tracking yet)'} {state}"
+            )
 
 
 def _print_error(error: OrdergateError, path: Path | None = None) -> None:
@@ -256,6 +736,45 @@ def _state(value: int) -> str:
 
 def _dict(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _pairs(items: Sequence[str], shape: str) -> dict[int, int]:
+    """LINE=N arguments as {line: n}; ValueError (exit 2) for anything else."""
+    pairs = {}
+    for item in items:
+        left, _, right = item.partition("=")
+        if not left.isdigit() or not right.isdigit():
+            raise ValueError(f"{item!r} is not {shape}")
+        pairs[int(left)] = int(right)
+    return pairs
+
+
+_AGE = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _age(text: str) -> timedelta:
+    match = _AGE.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age such as 30m, 4h or 2d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _duration(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    if minutes < 48 * 60:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
+    return f"{minutes // (24 * 60)}d{minutes // 60 % 24:02d}h"
 
 
 if __name__ == "__main__":

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TypeVar
 
 import grpc
 
-from ._common import BulkResult, Metadata, OrderDocument, _ClientBase, state_value
+from ._common import (
+    BulkResult,
+    Metadata,
+    OrderDocument,
+    _ClientBase,
+    shipment_state_value,
+    source_value,
+    state_value,
+)
 from ._config import ConnectionConfig
 from ._errors import OrdergateError, from_rpc_error
 from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
@@ -101,6 +109,7 @@ class Client:
         request_id: str | None = None,
         validate_only: bool = False,
         ubl_order_response: bool = False,
+        on_behalf_of_client: str = "",
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
@@ -110,9 +119,13 @@ class Client:
         Without `request_id`, one is derived from this client, the order id and the bytes, so
         retrying — here, or after a crash, from another process — never makes a second order.
         With `ubl_order_response`, the response's `ubl_order_response` holds a UBL 2.1
-        OrderResponse document (AP accepted, AB on hold, RE cancelled).
+        OrderResponse document (AP accepted, AB on hold, RE cancelled). With
+        `on_behalf_of_client` (a manager or operations key), the order is entered for that
+        client: a phone or e-mail order, source MANUAL.
         """
-        request = self._base._submit_request(order, request_id, validate_only, ubl_order_response)
+        request = self._base._submit_request(
+            order, request_id, validate_only, ubl_order_response, on_behalf_of_client
+        )
         return self._unary(self._orders.SubmitOrder, request, timeout, metadata, retry)
 
     def submit_orders(
@@ -147,17 +160,55 @@ class Client:
         *,
         id: str = "",
         client_order_id: str = "",
+        client: str = "",
+        customer_account: str = "",
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> order_pb2.Order:
-        """One order by server id, or by your own order id."""
+        """One order by server id, or by the shop's order number (`client_order_id`), narrowed
+        by `client` and `customer_account` when several clients or buyers use it."""
         request = (
             order_service_pb2.GetOrderRequest(id=id)
             if id
-            else order_service_pb2.GetOrderRequest(client_order_id=client_order_id)
+            else order_service_pb2.GetOrderRequest(
+                client_order_id=client_order_id, client=client, customer_account=customer_account
+            )
         )
         reply = self._unary(self._orders.GetOrder, request, timeout, metadata, retry)
+        return reply.order
+
+    def get_order_document(
+        self,
+        id: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_service_pb2.GetOrderDocumentResponse:
+        """The exact bytes received for an order, with how and when: fetch, edit, then
+        correct_order."""
+        request = order_service_pb2.GetOrderDocumentRequest(id=id)
+        return self._unary(self._orders.GetOrderDocument, request, timeout, metadata, retry)
+
+    def cancel_order_lines(
+        self,
+        id: str,
+        keep: Mapping[int, int],
+        reason: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """Cancel lines or pieces before they ship: `keep` maps line numbers to the pieces to
+        keep (0 cancels the line). It names the result, so a retry changes nothing more."""
+        request = order_service_pb2.CancelOrderLinesRequest(
+            id=id,
+            lines=[order_pb2.LineQuantity(line_number=n, quantity=q) for n, q in keep.items()],
+            reason=reason,
+        )
+        reply = self._unary(self._orders.CancelOrderLines, request, timeout, metadata, retry)
         return reply.order
 
     def watch_order_events(
@@ -193,6 +244,7 @@ class Client:
         *,
         reason_code: str = "",
         customer_account: str = "",
+        client: str = "",
         min_age: timedelta | None = None,
         page_size: int = 0,
         page_token: str = "",
@@ -205,6 +257,7 @@ class Client:
         request = exception_queue_service_pb2.ListHeldOrdersRequest(
             reason_code=reason_code,
             customer_account=customer_account,
+            client=client,
             page_size=page_size,
             page_token=page_token,
         )
@@ -244,6 +297,48 @@ class Client:
         retried: a release that went through would be refused as NOT_ON_HOLD on a retry."""
         request = exception_queue_service_pb2.ReleaseOrderRequest(id=id, reason=reason)
         reply = self._unary(self._queue.ReleaseOrder, request, timeout, metadata, retry, safe=False)
+        return reply.order
+
+    def hold_order(
+        self,
+        id: str,
+        reason: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """Put an accepted order that has not shipped on a manual hold, keeping its stock
+        (manager); release_order lifts it. Holding it again changes nothing."""
+        request = exception_queue_service_pb2.HoldOrderRequest(id=id, reason=reason)
+        reply = self._unary(self._queue.HoldOrder, request, timeout, metadata, retry)
+        return reply.order
+
+    def recheck_orders(
+        self,
+        id: str = "",
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> exception_queue_service_pb2.RecheckOrdersResponse:
+        """Re-check orders held for stock alone now: one order, or all (empty `id`)."""
+        request = exception_queue_service_pb2.RecheckOrdersRequest(id=id)
+        return self._unary(self._queue.RecheckOrders, request, timeout, metadata, retry)
+
+    def accept_short(
+        self,
+        id: str,
+        reason: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> order_pb2.Order:
+        """Accept an order held for stock alone with what one location has, cancelling the
+        rest. Never retried: once accepted, a second call is refused NOT_STOCK_HELD."""
+        request = exception_queue_service_pb2.AcceptShortRequest(id=id, reason=reason)
+        reply = self._unary(self._queue.AcceptShort, request, timeout, metadata, retry, safe=False)
         return reply.order
 
     def list_audit_entries(
@@ -305,7 +400,9 @@ class Client:
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> order_pb2.Order:
         """Move an order on: PICKING, PICKED, PACKED, DISPATCHED (carrier and tracking number
-        required) or DELIVERED (delivery_time required). Repeating a step changes nothing."""
+        required; one shipment of everything left) or DELIVERED (delivery_time required); or
+        back to ACCEPTED from PICKING or PICKED (an un-pick: the reason in `note`). Repeating
+        a step changes nothing."""
         request = fulfillment_service_pb2.TransitionOrderRequest(
             id=id,
             state=state_value(state),  # type: ignore[arg-type]
@@ -318,12 +415,72 @@ class Client:
         reply = self._unary(self._fulfillment.TransitionOrder, request, timeout, metadata, retry)
         return reply.order
 
+    def create_shipment(
+        self,
+        order_id: str,
+        carrier: str,
+        *,
+        tracking_number: str = "",
+        tracking_url: str = "",
+        without_tracking: bool = False,
+        lines: Mapping[int, int] | None = None,
+        request_id: str | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> fulfillment_service_pb2.CreateShipmentResponse:
+        """Record a shipment handed to a carrier: `lines` maps line numbers to pieces (None:
+        everything not yet shipped). A request_id is made when none is given and reused by the
+        retries, so a retry never ships twice."""
+        request = fulfillment_service_pb2.CreateShipmentRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            order_id=order_id,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            tracking_url=tracking_url,
+            without_tracking=without_tracking,
+            lines=[
+                order_pb2.LineQuantity(line_number=n, quantity=q) for n, q in (lines or {}).items()
+            ],
+        )
+        return self._unary(self._fulfillment.CreateShipment, request, timeout, metadata, retry)
+
+    def update_shipment(
+        self,
+        shipment_id: str,
+        *,
+        state: str | int | None = None,
+        tracking_number: str = "",
+        tracking_url: str = "",
+        delivery_time: datetime | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> fulfillment_service_pb2.UpdateShipmentResponse:
+        """Move a shipment on (IN_TRANSIT, DELIVERED: delivery_time required) or add its
+        tracking number. Repeating an update changes nothing."""
+        request = fulfillment_service_pb2.UpdateShipmentRequest(
+            shipment_id=shipment_id,
+            state=shipment_state_value(state),  # type: ignore[arg-type]
+            tracking_number=tracking_number,
+            tracking_url=tracking_url,
+        )
+        if delivery_time is not None:
+            request.delivery_time.FromDatetime(delivery_time)
+        return self._unary(self._fulfillment.UpdateShipment, request, timeout, metadata, retry)
+
     def list_orders(
         self,
         *,
         state: str | int | None = None,
         customer_account: str = "",
         client: str = "",
+        hold_reason: str = "",
+        source: str | int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
         page_size: int = 0,
         page_token: str = "",
         timeout: float | _Default | None = DEFAULT,
@@ -335,9 +492,19 @@ class Client:
             state=state_value(state),  # type: ignore[arg-type]
             customer_account=customer_account,
             client=client,
+            hold_reason=hold_reason,
+            source=source_value(source),  # type: ignore[arg-type]
             page_size=page_size,
             page_token=page_token,
         )
+        for name, moment in (
+            ("create_time_after", created_after),
+            ("create_time_before", created_before),
+            ("update_time_after", updated_after),
+            ("update_time_before", updated_before),
+        ):
+            if moment is not None:
+                getattr(request, name).FromDatetime(moment)
         return self._unary(self._orders.ListOrders, request, timeout, metadata, retry)
 
     def iter_orders(
@@ -346,6 +513,12 @@ class Client:
         state: str | int | None = None,
         customer_account: str = "",
         client: str = "",
+        hold_reason: str = "",
+        source: str | int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
         page_size: int = 100,
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
@@ -357,6 +530,12 @@ class Client:
                 state=state,
                 customer_account=customer_account,
                 client=client,
+                hold_reason=hold_reason,
+                source=source,
+                created_after=created_after,
+                created_before=created_before,
+                updated_after=updated_after,
+                updated_before=updated_before,
                 page_size=page_size,
                 page_token=token,
                 timeout=timeout,

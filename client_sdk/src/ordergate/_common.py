@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -88,13 +88,18 @@ class _ClientBase:
         request_id: str | None,
         validate_only: bool,
         ubl_order_response: bool = False,
+        on_behalf_of_client: str = "",
     ) -> order_service_pb2.SubmitOrderRequest:
         payload = payload_of(order)
+        identity = (
+            f"{self._identity}/{on_behalf_of_client}" if on_behalf_of_client else self._identity
+        )
         return order_service_pb2.SubmitOrderRequest(
-            request_id=request_id or derive_request_id(self._identity, payload),
+            request_id=request_id or derive_request_id(identity, payload),
             order_xml=payload,
             validate_only=validate_only,
             ubl_order_response=ubl_order_response,
+            on_behalf_of_client=on_behalf_of_client,
         )
 
 
@@ -121,6 +126,26 @@ def bulk_result(reply: order_service_pb2.SubmitOrdersResponse) -> BulkResult:
         )
         return BulkResult(reply.request_id, None, error)
     return BulkResult(reply.request_id, reply.response, None)
+
+
+def enum_value(enum: Any, prefix: str, value: str | int | None) -> int:
+    """Accept NAME, PREFIX_NAME or the enum number (None or "": 0, unspecified)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int):
+        return value
+    name = value.upper()
+    return int(enum.Value(name if name.startswith(prefix) else prefix + name))
+
+
+def source_value(source: str | int | None) -> int:
+    """Accept MANUAL, ORDER_SOURCE_MANUAL or the enum number."""
+    return enum_value(order_pb2.OrderSource, "ORDER_SOURCE_", source)
+
+
+def shipment_state_value(state: str | int | None) -> int:
+    """Accept IN_TRANSIT, SHIPMENT_STATE_IN_TRANSIT or the enum number."""
+    return enum_value(order_pb2.ShipmentState, "SHIPMENT_STATE_", state)
 
 
 def state_value(state: str | int | None) -> int:
