@@ -65,6 +65,11 @@ class Settings:
     stuck_dispatched_hours: float = 72.0
     # How often the stuck-order check runs, in seconds.
     stuck_check_seconds: float = 300.0
+    # A shipment handed over without a tracking number raises TRACKING_MISSING after this long.
+    tracking_missing_hours: float = 24.0
+    # How often the stock re-check reads the stock log for stock that rose (it also runs at once
+    # after a stock-raising call served by the same process).
+    recheck_seconds: float = 2.0
     # The seller party named in UBL OrderResponse documents (docs/ubl.md).
     seller_name: str = "Ordergate"
     # File drop (docs/file-drop.md): the drop root with one folder per client; empty: no polling

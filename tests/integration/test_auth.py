@@ -134,6 +134,36 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
         pb.GetOrderRequest(client_order_id="T-1"), metadata=md
     ),
     "ListOrders": lambda api, md: api.orders.ListOrders(pb.ListOrdersRequest(), metadata=md),
+    "GetOrderDocument": lambda api, md: api.orders.GetOrderDocument(
+        pb.GetOrderDocumentRequest(id=str(uuid.uuid4())), metadata=md
+    ),
+    "CancelOrderLines": lambda api, md: api.orders.CancelOrderLines(
+        pb.CancelOrderLinesRequest(
+            id=str(uuid.uuid4()), lines=[order_pb2.LineQuantity(line_number=1)], reason="x"
+        ),
+        metadata=md,
+    ),
+    "HoldOrder": lambda api, md: ExceptionQueueServiceStub(api.channel).HoldOrder(
+        queue_pb.HoldOrderRequest(id=str(uuid.uuid4()), reason="x"), metadata=md
+    ),
+    "RecheckOrders": lambda api, md: ExceptionQueueServiceStub(api.channel).RecheckOrders(
+        queue_pb.RecheckOrdersRequest(id=str(uuid.uuid4())), metadata=md
+    ),
+    "AcceptShort": lambda api, md: ExceptionQueueServiceStub(api.channel).AcceptShort(
+        queue_pb.AcceptShortRequest(id=str(uuid.uuid4()), reason="x"), metadata=md
+    ),
+    "CreateShipment": lambda api, md: FulfillmentServiceStub(api.channel).CreateShipment(
+        fulfillment_pb.CreateShipmentRequest(
+            request_id=str(uuid.uuid4()),
+            order_id=str(uuid.uuid4()),
+            carrier="DHL",
+            tracking_number="X",
+        ),
+        metadata=md,
+    ),
+    "UpdateShipment": lambda api, md: FulfillmentServiceStub(api.channel).UpdateShipment(
+        fulfillment_pb.UpdateShipmentRequest(shipment_id=str(uuid.uuid4())), metadata=md
+    ),
 }
 
 

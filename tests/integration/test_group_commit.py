@@ -166,9 +166,7 @@ def test_a_batch_that_loses_a_unique_key_race_is_stored_one_by_one(
     store_submission(db, first[0])  # "the other replica" took G-A's request_id already
     # The batch does not see that claim (as if it came after its check) ...
     monkeypatch.setattr(submissions, "send_claimed", lambda conn, keys: set)
-    monkeypatch.setattr(
-        orders, "send_existing_client_order_ids", lambda conn, keys, lock=False: set
-    )
+    monkeypatch.setattr(orders, "send_existing_identities", lambda conn, keys, lock=False: set)
     outcomes = [_summary(o) for o in store_submissions(db, first)]
 
     assert outcomes == [

@@ -68,7 +68,11 @@ def test_the_whole_way_to_delivery_consumes_the_stock_at_dispatch(
         ("DISPATCHED", "dc-scanner"),
         ("DELIVERED", "dc-scanner"),
     ]
-    assert dispatched.events[-1].detail == "carrier DHL, tracking JJD0001"
+    # One shipment of everything: the order's only line, both pieces.
+    assert dispatched.events[-1].detail == "carrier DHL, tracking JJD0001: 2 piece(s) of 1 line(s)"
+    [shipment] = dispatched.shipments
+    assert (shipment.carrier, shipment.tracking_number) == ("DHL", "JJD0001")
+    assert [(line.line_number, line.quantity) for line in shipment.lines] == [(1, 2)]
     with db.reader() as conn:
         actions = [e.action for e in audit.entries_for(conn, f"order/{order.id}")]
     assert actions == [
@@ -129,7 +133,8 @@ def test_cancel_releases_the_allocation_and_is_refused_once_picking_started(
     move(api, keys, picked.id, S.ORDER_STATE_PICKING)
     with pytest.raises(grpc.RpcError) as caught:
         cancel(api, keys.manager, picked.id)
-    assert rich_error(caught.value).metadata["allowed_next_states"] == "PICKED"
+    # From PICKING on, only an un-pick leads back (with a reason); cancel is not among them.
+    assert rich_error(caught.value).metadata["allowed_next_states"] == "ACCEPTED,PICKED"
 
 
 def test_cancelling_a_held_order_and_who_may_cancel(api: Api, keys: Keys) -> None:

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from ordergate.v1 import inventory_service_pb2 as pb
+from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as opb
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate_server.storage import Database, audit
@@ -85,7 +86,7 @@ def test_a_retried_correction_changes_nothing_more(api: Api, keys: Keys, db: Dat
     assert stock_row(db, "SKU-1001", "STORE-BER") == (10, 0)
 
 
-def test_a_store_sale_of_reserved_stock_raises_oversold_naming_the_newest_orders(
+def test_a_store_sale_of_reserved_stock_sends_the_newest_orders_back_as_stock_short(
     api: Api, keys: Keys, db: Database
 ) -> None:
     # The web takes all 12 cups at the store in three orders (the warehouse is emptied first).
@@ -96,11 +97,16 @@ def test_a_store_sale_of_reserved_stock_raises_oversold_naming_the_newest_orders
     assert {o.allocation_location for o in (first, second, third)} == {"STORE-BER"}
 
     sale = adjust(api, keys.manager, -5)  # a walk-in customer buys 5 at the till
-    assert (sale.level.on_hand, sale.level.allocated, sale.level.available) == (7, 12, -5)
-    # 5 short: the newest orders are named until they cover it (OS-3 has 2, OS-2 has 4).
+    # 5 short: the newest orders are named until they cover it (OS-3 has 2, OS-2 has 4); they go
+    # back to the exception queue, their 6 released: 7 on hand, 6 allocated (OS-1's).
     assert list(sale.oversold_order_ids) == [third.id, second.id]
+    assert (sale.level.on_hand, sale.level.allocated, sale.level.available) == (7, 6, 1)
     got = api.orders.GetOrder(opb.GetOrderRequest(id=third.id), metadata=auth(keys.shop)).order
-    assert got.events[-1].type == "OVERSOLD"
+    assert got.state == order_pb2.ORDER_STATE_ON_HOLD
+    assert [r.code for r in got.hold_reasons] == ["STOCK_SHORT"]
+    assert got.stock_hold
+    assert not got.allocation_location
+    assert got.events[-1].type == "STOCK_SHORT"
     assert "STORE-BER has 5 fewer SKU-1001" in got.events[-1].detail
     untouched = api.orders.GetOrder(
         opb.GetOrderRequest(id=first.id), metadata=auth(keys.shop)

@@ -34,7 +34,7 @@ def test_migrate_is_idempotent(db: Database) -> None:
     db.migrate()
     with db.reader() as conn:
         assert (
-            conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0006"
+            conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one() == "0007"
         )
 
 
@@ -253,12 +253,14 @@ def test_bulk_insert_refuses_wrong_columns_and_rows_before_writing(db: Database)
     with pytest.raises(ValueError, match="give exactly the columns"):
         BulkInsert(t.stock_changes, ("seq", *stock_log._COLUMNS))  # the autoincrement key
 
-    insert = BulkInsert(t.order_lines, (*lines, "unit_price"))
+    insert = BulkInsert(
+        t.order_lines, (*lines, "unit_price", "cancelled_quantity", "shipped_quantity")
+    )
     with db.transaction() as tx:
-        with pytest.raises(ValueError, match="rows of 7 values"):
-            insert(tx, [(1, 0, 1, "S", "S", 1)])  # six values for seven columns
+        with pytest.raises(ValueError, match="rows of 9 values"):
+            insert(tx, [(1, 0, 1, "S", "S", 1, None, 0)])  # eight values for nine columns
         with pytest.raises(ValueError, match="shorter"):
-            insert(tx, [(1, 0, 1, "S", "S", 1, None), (1, 1, 2, "S", "S", 1)])  # uneven
+            insert(tx, [(1, 0, 1, "S", "S", 1, None, 0, 0), (1, 1, 2, "S", "S", 1, None, 0)])
     with db.reader() as conn:
         assert conn.execute(select(t.order_lines.c.order_seq)).all() == []
 

@@ -78,6 +78,31 @@ def walk_get_order(api: Api, keys: Keys, a: TenantA) -> None:
         )
         == "ORDER_NOT_FOUND"
     )
+    assert (
+        _denied_or_missing(
+            lambda: api.orders.GetOrder(
+                pb.GetOrderRequest(client_order_id=a.client_order_id, client="shop-a"),
+                metadata=md,
+            )
+        )
+        == "CLIENT_FILTER_FORBIDDEN"
+    )
+
+
+def walk_get_order_document(api: Api, keys: Keys, a: TenantA) -> None:
+    _, md = _b(api, keys)
+    assert (
+        _denied_or_missing(
+            lambda: api.orders.GetOrderDocument(
+                pb.GetOrderDocumentRequest(id=a.order_id), metadata=md
+            )
+        )
+        == "ORDER_NOT_FOUND"
+    )
+    own = api.orders.GetOrderDocument(
+        pb.GetOrderDocumentRequest(id=a.order_id), metadata=auth(api.key)
+    )
+    assert own.document == order_xml("A-SECRET-1").encode()
 
 
 def walk_list_orders(api: Api, keys: Keys, a: TenantA) -> None:
@@ -185,6 +210,7 @@ def walk_list_credit_notes(api: Api, keys: Keys, a: TenantA) -> None:
 
 WALKS: dict[str, Callable[[Api, Keys, TenantA], None]] = {
     "GetOrder": walk_get_order,
+    "GetOrderDocument": walk_get_order_document,
     "ListOrders": walk_list_orders,
     "CancelOrder": walk_cancel_order,
     "SubmitOrder": walk_submit_order,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ordergate_server.api.convert import _timestamp
+from ordergate_server.api.convert import timestamp
 
 
 @pytest.mark.parametrize(
@@ -23,11 +23,11 @@ from ordergate_server.api.convert import _timestamp
         datetime(2026, 11, 24, 9, 30, 15, 1),  # naive: UTC, as FromDatetime takes it
     ],
 )
-def test_timestamp_matches_protobufs_own_conversion(value: datetime) -> None:
+def testtimestamp_matches_protobufs_own_conversion(value: datetime) -> None:
     expected = Timestamp()
     expected.FromDatetime(value)
-    assert _timestamp(value) == expected
+    assert timestamp(value) == expected
 
 
-def test_no_datetime_is_no_timestamp() -> None:
-    assert _timestamp(None) is None
+def test_no_datetime_is_notimestamp() -> None:
+    assert timestamp(None) is None

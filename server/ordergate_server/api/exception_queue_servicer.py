@@ -9,7 +9,7 @@ import grpc
 from ordergate.v1 import exception_queue_service_pb2 as pb
 from ordergate.v1 import exception_queue_service_pb2_grpc, order_service_pb2
 
-from ..service import exception_queue
+from ..service import exception_queue, recheck
 from ..storage import Database
 from .convert import order_to_proto
 from .interceptors import current_principal
@@ -34,6 +34,7 @@ class ExceptionQueueServicer(exception_queue_service_pb2_grpc.ExceptionQueueServ
             current_principal(),
             reason_code=request.reason_code,
             customer_account=request.customer_account,
+            client=request.client,
             min_age=request.min_age.ToTimedelta() if request.HasField("min_age") else None,
             page_size=request.page_size,
             page_token=request.page_token,
@@ -65,3 +66,25 @@ class ExceptionQueueServicer(exception_queue_service_pb2_grpc.ExceptionQueueServ
             exception_queue.release_order, self._db, current_principal(), request.id, request.reason
         )
         return pb.ReleaseOrderResponse(order=order_to_proto(order))
+
+    async def HoldOrder(
+        self, request: pb.HoldOrderRequest, context: Context
+    ) -> pb.HoldOrderResponse:
+        order = await self._run(
+            exception_queue.hold_order, self._db, current_principal(), request.id, request.reason
+        )
+        return pb.HoldOrderResponse(order=order_to_proto(order))
+
+    async def RecheckOrders(
+        self, request: pb.RecheckOrdersRequest, context: Context
+    ) -> pb.RecheckOrdersResponse:
+        done = await self._run(recheck.recheck, self._db, current_principal(), request.id)
+        return pb.RecheckOrdersResponse(checked=done.checked, accepted_order_ids=done.accepted)
+
+    async def AcceptShort(
+        self, request: pb.AcceptShortRequest, context: Context
+    ) -> pb.AcceptShortResponse:
+        order = await self._run(
+            exception_queue.accept_short, self._db, current_principal(), request.id, request.reason
+        )
+        return pb.AcceptShortResponse(order=order_to_proto(order))

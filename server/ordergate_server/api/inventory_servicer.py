@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -83,10 +83,15 @@ def _corrected(done: stock_corrections.Correction) -> pb.StockLevel:
 
 
 class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, db: Database, run: Runner, read: Runner) -> None:
+    def __init__(
+        self, db: Database, run: Runner, read: Runner, stock_rose: Callable[[], None] = lambda: None
+    ) -> None:
         self._db = db
         self._run = run  # transactions
         self._read = read  # read-only calls
+        # Called after a correction that may have raised available stock: the re-check of
+        # stock-held orders runs at once (api/background.py).
+        self._stock_rose = stock_rose
 
     async def GetStockLevels(
         self, request: pb.GetStockLevelsRequest, context: Context
@@ -140,6 +145,7 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
             reason_code=request.reason_code,
             note=request.note,
         )
+        self._stock_rose()
         return pb.AdjustStockResponse(
             level=_corrected(done),
             oversold_order_ids=done.oversold_order_ids,
@@ -159,6 +165,7 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
             counted=request.counted,
             reason=request.reason,
         )
+        self._stock_rose()
         return pb.RecordStockCountResponse(
             level=_corrected(done),
             variance=done.variance,

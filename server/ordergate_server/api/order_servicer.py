@@ -8,22 +8,37 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
 
-from ..domain.access import Principal
-from ..domain.model import OrderState
+from ..domain.access import Principal, Role
+from ..domain.model import Channel, OrderSource, OrderState
 from ..formats.ubl_response import order_response
-from ..service import lifecycle, order_events
+from ..service import documents, lifecycle, order_events, order_lines
 from ..service import orders as order_queries
-from ..service.errors import ServiceError
+from ..service.errors import ErrorKind, FieldViolation, ServiceError
 from ..service.ordered_feed import InOrder
-from ..service.submit import SubmitLimits, SubmitResult, prepare_submission, submit_order
+from ..service.submit import (
+    SubmitLimits,
+    SubmitResult,
+    manual_order_client,
+    prepare_submission,
+    submit_order,
+)
 from ..service.submit_queue import SubmitQueue
 from ..storage import Database
 from ..storage.orders import LoggedEvent
-from .convert import event_to_proto, order_to_proto, state_from_proto
+from .convert import (
+    channel_to_proto,
+    event_to_proto,
+    order_to_proto,
+    source_from_proto,
+    state_from_proto,
+    timestamp,
+)
 from .errors import item_error
 from .interceptors import current_principal
 from .metrics import Metrics
@@ -44,6 +59,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         submit_queue: SubmitQueue,
         stream_window: int = 16,
         seller_name: str = "Ordergate",
+        stock_rose: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._limits = limits
@@ -52,6 +68,9 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         self._submit_queue = submit_queue  # submissions share transactions (group commit)
         self._stream_window = max(1, stream_window)  # SubmitOrders items in the server at once
         self._seller_name = seller_name  # the seller party of UBL OrderResponse documents
+        # Called after a call that may have raised available stock (a cancel releases it): the
+        # stock re-check runs at once instead of at its next tick (api/background.py).
+        self._stock_rose = stock_rose
 
     def _answer(
         self, request: pb.SubmitOrderRequest, result: SubmitResult
@@ -68,19 +87,42 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
         return response
 
     async def _submit(self, principal: Principal, request: pb.SubmitOrderRequest) -> SubmitResult:
+        owner, acting = principal, None
+        channel, source = Channel.GRPC, OrderSource.API
+        if principal.role is not Role.WEBSITE:  # staff entering an order for a client
+            owner = await self._run(
+                manual_order_client, self._db, principal, request.on_behalf_of_client
+            )
+            acting, channel, source = principal, Channel.MANUAL, OrderSource.MANUAL
+        elif request.on_behalf_of_client not in ("", principal.client_name):
+            raise ServiceError(
+                ErrorKind.PERMISSION_DENIED,
+                "ON_BEHALF_FORBIDDEN",
+                "A website key submits its own orders only.",
+                field_violations=[FieldViolation("on_behalf_of_client", "leave empty")],
+            )
         if request.validate_only:  # reads only: nothing to commit
             return await self._run(
                 submit_order,
                 self._db,
-                principal,
+                owner,
                 request_id=request.request_id,
                 payload=request.order_xml,
                 validate_only=True,
                 limits=self._limits,
+                acting=acting,
+                channel=channel,
+                source=source,
             )
         # Reading the document is CPU work, done here; the transaction is the queue's.
         prepared = prepare_submission(
-            principal, request_id=request.request_id, payload=request.order_xml, limits=self._limits
+            owner,
+            request_id=request.request_id,
+            payload=request.order_xml,
+            limits=self._limits,
+            acting=acting,
+            channel=channel,
+            source=source,
         )
         return await self._submit_queue.submit(prepared)
 
@@ -127,8 +169,41 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             current_principal(),
             order_id=request.id,
             client_order_id=request.client_order_id,
+            client=request.client,
+            customer_account=request.customer_account,
         )
         return pb.GetOrderResponse(order=order_to_proto(order))
+
+    async def GetOrderDocument(
+        self, request: pb.GetOrderDocumentRequest, context: Context
+    ) -> pb.GetOrderDocumentResponse:
+        found = await self._run(
+            documents.get_order_document, self._db, current_principal(), request.id
+        )
+        return pb.GetOrderDocumentResponse(
+            order_id=found.order_id,
+            document=found.document,
+            content_type=found.content_type,
+            format=found.format,
+            channel=channel_to_proto(found.channel),
+            receive_time=timestamp(found.received_at),
+            size_bytes=len(found.document),
+            request_id=found.request_id,
+        )
+
+    async def CancelOrderLines(
+        self, request: pb.CancelOrderLinesRequest, context: Context
+    ) -> pb.CancelOrderLinesResponse:
+        order = await self._run(
+            order_lines.cancel_lines,
+            self._db,
+            current_principal(),
+            request.id,
+            [(line.line_number, line.quantity) for line in request.lines],
+            request.reason,
+        )
+        self._stock_rose()
+        return pb.CancelOrderLinesResponse(order=order_to_proto(order))
 
     async def WatchOrderEvents(
         self, request: pb.WatchOrderEventsRequest, context: Context
@@ -160,24 +235,42 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             OrderState.CANCELLED,
             lifecycle.Evidence(reason=request.reason),
         )
+        self._stock_rose()
         return pb.CancelOrderResponse(order=order_to_proto(order))
 
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context
     ) -> pb.ListOrdersResponse:
         budget = PageBudget(order_to_proto)
+        query = order_queries.OrderQuery(
+            state=state_from_proto(request.state),
+            customer_account=request.customer_account,
+            client=request.client,
+            hold_code=request.hold_reason,
+            source=source_from_proto(request.source),
+            created_after=_when(request, "create_time_after"),
+            created_before=_when(request, "create_time_before"),
+            updated_after=_when(request, "update_time_after"),
+            updated_before=_when(request, "update_time_before"),
+        )
         page = await self._run(
             order_queries.list_orders,
             self._db,
             current_principal(),
             page_size=request.page_size,
             page_token=request.page_token,
-            state=state_from_proto(request.state),
-            customer_account=request.customer_account,
-            client=request.client,
+            query=query,
             fits=budget.fits,
         )
         return pb.ListOrdersResponse(orders=budget.messages, next_page_token=page.next_page_token)
+
+
+def _when(request: Message, name: str) -> datetime | None:
+    """A Timestamp field as an aware datetime; None when it is not set."""
+    if not request.HasField(name):
+        return None
+    stamp: Timestamp = getattr(request, name)
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 class _StreamWindow:

@@ -2,9 +2,11 @@
 
 website     submits and reads its own orders, customers, prices; reads stock
 admin       catalog sync and reading everything
-manager     exception queue, stock corrections, cancellations; reads orders, stock, audit
-warehouse   fulfilment transitions
-operations  reads everything, changes nothing
+manager     exception queue decisions (releases, holds), stock corrections, cancellations;
+            what operations does; reads orders, stock, audit
+warehouse   fulfilment transitions and shipments
+operations  the exception-queue desk: corrections, line cancels, accepting short, re-checks,
+            manual (phone and e-mail) orders; reads everything else
 finance     reads orders, stock and prices
 """
 
@@ -26,16 +28,23 @@ W, A, M, H, OPS, F = (
 PUBLIC_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 _TABLE: dict[str, set[Role]] = {
-    "OrderService/SubmitOrder": {W},
+    "OrderService/SubmitOrder": {W, M, OPS},  # staff: manual orders for a client
     "OrderService/SubmitOrders": {W},
     "OrderService/GetOrder": {W, A, M, H, OPS, F},
+    "OrderService/GetOrderDocument": {W, A, M, OPS},
     "OrderService/ListOrders": {W, A, M, H, OPS, F},
     "OrderService/WatchOrderEvents": {W, A, M, OPS},
     "OrderService/CancelOrder": {W, M},
+    "OrderService/CancelOrderLines": {M, OPS},
     "FulfillmentService/TransitionOrder": {H},
+    "FulfillmentService/CreateShipment": {H},
+    "FulfillmentService/UpdateShipment": {H},
     "ExceptionQueueService/ListHeldOrders": {M, A, OPS},
-    "ExceptionQueueService/CorrectOrder": {M},
+    "ExceptionQueueService/CorrectOrder": {M, OPS},
     "ExceptionQueueService/ReleaseOrder": {M},
+    "ExceptionQueueService/HoldOrder": {M},
+    "ExceptionQueueService/RecheckOrders": {M, OPS},
+    "ExceptionQueueService/AcceptShort": {M, OPS},
     "AuditService/ListAuditEntries": {M, A, OPS},
     "CatalogService/UpsertLocations": {A},
     "CatalogService/UpsertProducts": {A},

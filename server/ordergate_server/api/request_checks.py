@@ -48,6 +48,8 @@ TEXT_LIMITS: dict[str, int] = {
     "actor": 100,
     "carrier": 100,
     "tracking_number": 100,
+    "tracking_url": 500,
+    "on_behalf_of_client": 100,
     "page_token": 512,
     "unit_price": DECIMAL_CHARS,
     "list_price": DECIMAL_CHARS,
@@ -84,6 +86,7 @@ INT64_RANGES: dict[str, tuple[int | None, int]] = {
     "ordergate.v1.RecordStockCountRequest.counted": (None, MAX_PIECES),
     "ordergate.v1.PriceQuery.quantity": (None, MAX_PIECES),
     "ordergate.v1.WatchStockLevelsRequest.after_change_id": (0, _INT64_MAX),
+    "ordergate.v1.LineQuantity.quantity": (0, MAX_PIECES),
 }
 
 _SECONDS_A_YEAR = 31_556_952  # the Gregorian year

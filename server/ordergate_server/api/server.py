@@ -41,6 +41,7 @@ from ..service.rate_limits import KeyLimits
 from ..service.submit_queue import SubmitQueue
 from ..storage import Database
 from .audit_servicer import AuditServicer
+from .background import Rechecker, check_stuck_orders, poll_drop_folders
 from .catalog_servicer import CatalogServicer
 from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
@@ -49,7 +50,7 @@ from .inventory_servicer import InventoryServicer
 from .metrics import Metrics, MetricsInterceptor
 from .order_servicer import OrderServicer
 from .pricing_servicer import PricingServicer
-from .runner import Runner, inline, thread_pool
+from .runner import inline, thread_pool
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     run = thread_pool(threads) if threads > 0 else inline
     read = thread_pool(settings.db_read_threads) if settings.db_read_threads > 0 else inline
     submit_queue = SubmitQueue(db, max_batch=settings.submit_batch_max)
+    rechecker = Rechecker(db, run, settings.recheck_seconds)
     order_service_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(
             db,
@@ -143,11 +145,12 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             submit_queue=submit_queue,
             stream_window=settings.stream_window,
             seller_name=settings.seller_name,
+            stock_rose=rechecker.kick,
         ),
         server,
     )
     inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
-        InventoryServicer(db, run, read), server
+        InventoryServicer(db, run, read, stock_rose=rechecker.kick), server
     )
     catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(db, run), server)
     pricing_service_pb2_grpc.add_PricingServiceServicer_to_server(PricingServicer(db, read), server)
@@ -178,26 +181,23 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     await server.start()
     metrics_port = metrics.serve(settings.metrics_listen) if settings.metrics_listen else 0
     background = [
-        asyncio.create_task(_check_stuck_orders(db, run, stuck_rules, settings.stuck_check_seconds))
+        asyncio.create_task(
+            check_stuck_orders(
+                db,
+                run,
+                stuck_rules,
+                settings.tracking_missing_hours,
+                settings.stuck_check_seconds,
+            )
+        ),
+        asyncio.create_task(rechecker.run_forever()),
     ]
     drop = DropSettings.from_settings(settings)
     if drop.enabled:
-        background.append(asyncio.create_task(_poll_drop_folders(FilePoller(db, drop))))
+        background.append(asyncio.create_task(poll_drop_folders(FilePoller(db, drop))))
     return RunningServer(
         server, port, health_servicer, metrics, metrics_port, background, submit_queue
     )
-
-
-async def _poll_drop_folders(poller: FilePoller) -> None:
-    """The file-drop poller inside `serve`, on a worker thread: file imports are blocking
-    database work and must not hold up the event loop. Several replicas may poll one folder:
-    a file two of them take at once is still imported once (service/file_import.py)."""
-    while True:
-        try:
-            await asyncio.to_thread(poller.run_due)
-        except Exception:  # a database hiccup must not end the poller; the files stay put
-            log.exception("file-drop pass failed; retrying at the next poll")
-        await asyncio.sleep(poller.seconds_until_due())
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -219,21 +219,6 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
-
-
-async def _check_stuck_orders(
-    db: Database, run: Runner, stuck_rules: list[monitoring.StuckRule], every: float
-) -> None:
-    """Raise STUCK alerts periodically; one replica doing it twice at worst repeats nothing,
-    as an order already marked STUCK is skipped."""
-    while True:
-        try:
-            raised = await run(monitoring.raise_stuck_alerts, db, stuck_rules)
-            if raised:
-                log.warning("raised %d STUCK alert(s)", raised)
-        except Exception:  # a database hiccup must not end the checker
-            log.exception("stuck-order check failed")
-        await asyncio.sleep(every)
 
 
 async def serve_until_signalled(settings: Settings, db: Database, on_ready: object = None) -> None:

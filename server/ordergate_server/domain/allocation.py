@@ -74,3 +74,36 @@ def shortfall_reasons(
             )
         )
     return reasons
+
+
+class ShortLine(NamedTuple):
+    """A line to accept short: its position, its stocked parts (sku, pieces per piece of the
+    line: a bundle's components, or the SKU itself once), and the pieces wanted."""
+
+    position: int
+    parts: list[tuple[str, int]]
+    wanted: int
+
+
+def most_at_one_location(
+    lines: Sequence[ShortLine],
+    available: Mapping[tuple[str, str], int],
+    locations: Sequence[str],
+) -> tuple[str, dict[int, int]] | None:
+    """Where the most pieces of `lines` can be served, and how many of each line (by
+    position): each line, in order, takes what the lines before it left. The first location in
+    priority order wins a tie; None when no location has any piece."""
+    best: tuple[str, dict[int, int]] | None = None
+    best_total = 0
+    for location in locations:
+        left = {sku: available.get((sku, location), 0) for line in lines for sku, _ in line.parts}
+        keep: dict[int, int] = {}
+        for line in lines:
+            can = min((max(left[sku], 0) // per for sku, per in line.parts), default=0)
+            keep[line.position] = taken = max(0, min(line.wanted, can))
+            for sku, per in line.parts:
+                left[sku] -= taken * per
+        total = sum(keep.values())
+        if total > best_total:
+            best, best_total = (location, keep), total
+    return best

@@ -17,6 +17,8 @@ class OrderState(enum.Enum):
     PICKING = "PICKING"
     PICKED = "PICKED"
     PACKED = "PACKED"
+    # Some of it has shipped; the rest (not cancelled) has not yet.
+    PARTLY_DISPATCHED = "PARTLY_DISPATCHED"
     DISPATCHED = "DISPATCHED"
     DELIVERED = "DELIVERED"
     CANCELLED = "CANCELLED"
@@ -61,8 +63,40 @@ class HoldCode(enum.StrEnum):
     DELIVERY_SPLIT = "DELIVERY_SPLIT"
     # Allocation.
     INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    # Accepted, then left without the stock allocated to it by a count, an adjustment or a store
+    # sale (an OVERSOLD location): back in the queue, re-checked like INSUFFICIENT_STOCK.
+    STOCK_SHORT = "STOCK_SHORT"
+    # Put on hold by a person (HoldOrder), its stock kept; lifted by ReleaseOrder.
+    MANUAL_HOLD = "MANUAL_HOLD"
     # The order had more reasons than are kept (domain/limits.py); this one says how many.
     MORE_REASONS = "MORE_REASONS"
+
+
+# Holds that only stock can lift: an order held for these alone is re-checked when stock rises.
+STOCK_HOLDS = frozenset({HoldCode.INSUFFICIENT_STOCK, HoldCode.STOCK_SHORT})
+
+
+class OrderSource(enum.Enum):
+    """How an order came in; the values are stored."""
+
+    API = "API"  # a client's call (gRPC or HTTP)
+    FILE_DROP = "FILE_DROP"  # a file in the client's drop folder
+    MANUAL = "MANUAL"  # entered by staff for a client (phone and e-mail orders)
+
+
+class Channel(enum.Enum):
+    """How one document was received (the submission log); the values are stored."""
+
+    GRPC = "GRPC"
+    HTTP = "HTTP"
+    FILE_DROP = "FILE_DROP"
+    MANUAL = "MANUAL"
+
+
+class ShipmentState(enum.Enum):
+    SHIPPED = "SHIPPED"  # handed to the carrier
+    IN_TRANSIT = "IN_TRANSIT"
+    DELIVERED = "DELIVERED"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
-from .model import Delivery, HoldReason, OrderState
+from .lifecycle import HOLDS_STOCK
+from .model import Delivery, HoldReason, OrderSource, OrderState, ShipmentState
 
 
 # NamedTuples: ten or more per order on the submit path, where a frozen dataclass cost
@@ -16,8 +17,20 @@ class LineRecord(NamedTuple):
     line_number: int
     submitted_code: str
     sku: str  # canonical SKU; "" when the submitted code did not resolve
-    quantity: int  # 0 when the submitted quantity was not a positive whole number
+    quantity: int  # as ordered; 0 when the submitted quantity was not a positive whole number
     unit_price: Decimal | None = None
+    cancelled: int = 0  # pieces cancelled since (CancelOrderLines, accept short)
+    shipped: int = 0  # pieces in shipments so far
+
+    @property
+    def kept(self) -> int:
+        """Pieces still ordered: what was not cancelled."""
+        return self.quantity - self.cancelled
+
+    @property
+    def open(self) -> int:
+        """Pieces still to ship: ordered, not cancelled, not shipped (what is allocated)."""
+        return self.quantity - self.cancelled - self.shipped
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,21 @@ class EventRecord:
     old_state: OrderState | None
     new_state: OrderState
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class ShipmentRecord:
+    id: str
+    carrier: str
+    tracking_number: str
+    tracking_url: str
+    state: ShipmentState
+    without_tracking: bool
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+    actor: str
+    lines: tuple[tuple[int, int], ...]  # (the order line's line_number, pieces)
 
 
 @dataclass(frozen=True)
@@ -51,3 +79,14 @@ class OrderRecord:
     problem_submission: bool
     content_sha256: str
     events: tuple[EventRecord, ...] = field(default=())
+    source: OrderSource = OrderSource.API
+    entered_by: str = ""  # who entered a MANUAL order
+    stock_hold: bool = False  # held for stock alone: re-checked when stock rises
+    held_from: OrderState | None = None  # a manual hold's way back
+    shipments: tuple[ShipmentRecord, ...] = field(default=())
+
+    @property
+    def holds_stock(self) -> bool:
+        """Whether stock is allocated to it: accepted and not all shipped yet, or on a manual
+        hold, which keeps its stock (the location stays named after dispatch)."""
+        return bool(self.allocation_location) and self.state in HOLDS_STOCK

@@ -51,6 +51,15 @@ def order_id_of(root: etree._Element) -> str:
     return value if 0 < len(value) <= 64 and value.isprintable() else ""
 
 
+def customer_of(root: etree._Element) -> str:
+    """The customer account of a native document, read even when it fails the schema (with
+    the order id, it names the order a corrected resubmission replaces)."""
+    if root.tag != ROOT_TAG:
+        return ""
+    value = _text(root, "o:CustomerAccount")
+    return value if 0 < len(value) <= 64 and value.isprintable() else ""
+
+
 def _q(name: str) -> str:
     return f"{{{NAMESPACE}}}{name}"
 

@@ -15,15 +15,24 @@ from . import native, ubl
 from .safe_xml import DocumentLimits, XmlRejected, parse_untrusted
 from .schemas import compiled
 
-__all__ = ["DocumentLimits", "UnreadableOrder", "read_order"]
+__all__ = ["DocumentLimits", "UnreadableOrder", "document_format", "read_order"]
+
+NATIVE_FORMAT = "ordergate-order-v1"
+UBL_FORMAT = "ubl-2.1-order"
+UNKNOWN_FORMAT = "unknown"
 
 
 @dataclass(frozen=True)
 class UnreadableOrder:
-    """A submission that could not be read as an order; stored ON_HOLD as a problem submission."""
+    """A submission that could not be read as an order; stored ON_HOLD as a problem submission.
+
+    Its order id and buyer are kept when they could be read (a schema-invalid document): with
+    both, a corrected resubmission by the same buyer replaces it. Without a buyer it is never
+    replaced, and replaces nothing (malformed XML)."""
 
     reasons: tuple[HoldReason, ...]
     client_order_id: str = ""
+    customer_account: str = ""
 
 
 _NAMESPACE_IN_MESSAGE = re.compile(r"\{[^}]*\}")
@@ -39,9 +48,11 @@ def read_order(
 
     # The format is told by the root element and its namespace, never by a guess at content.
     if root.tag == native.ROOT_TAG:
-        schema_path, order_id_of, to_draft = native.SCHEMA, native.order_id_of, native.to_draft
+        schema_path, to_draft = native.SCHEMA, native.to_draft
+        order_id_of, customer_of = native.order_id_of, native.customer_of
     elif root.tag == ubl.ROOT_TAG:
-        schema_path, order_id_of, to_draft = ubl.SCHEMA, ubl.order_id_of, ubl.to_draft
+        schema_path, to_draft = ubl.SCHEMA, ubl.to_draft
+        order_id_of, customer_of = ubl.order_id_of, ubl.customer_of
     else:
         return UnreadableOrder(
             (
@@ -60,13 +71,35 @@ def read_order(
         entries = _entries(schema.error_log)
         reasons = [_schema_reason(root, entry) for entry in entries[: MAX_HOLD_REASONS + 1]]
         reasons += [_UNLISTED] * (len(entries) - len(reasons))  # counted by `capped`
-        return UnreadableOrder(tuple(capped(reasons)), client_order_id=order_id_of(root))
+        return UnreadableOrder(
+            tuple(capped(reasons)),
+            client_order_id=order_id_of(root),
+            customer_account=customer_of(root),
+        )
     draft = to_draft(root)
     unstorable = unstorable_reasons(draft)
     if unstorable:
-        order_id = draft.client_order_id if len(draft.client_order_id) <= CODE_CHARS else ""
-        return UnreadableOrder(tuple(capped(unstorable)), client_order_id=order_id)
+        return UnreadableOrder(
+            tuple(capped(unstorable)),
+            client_order_id=_storable(draft.client_order_id),
+            customer_account=_storable(draft.customer_account),
+        )
     return draft
+
+
+def _storable(code: str) -> str:
+    """An id or code as kept with a problem submission: "" when it is too long to keep."""
+    return code if len(code) <= CODE_CHARS else ""
+
+
+def document_format(payload: bytes, limits: DocumentLimits | None = None) -> str:
+    """What a stored document is, by its root element (parsed as safely as at intake):
+    NATIVE_FORMAT, UBL_FORMAT, or UNKNOWN_FORMAT for anything else or unreadable."""
+    try:
+        root = parse_untrusted(payload, limits or DocumentLimits())
+    except XmlRejected:
+        return UNKNOWN_FORMAT
+    return {native.ROOT_TAG: NATIVE_FORMAT, ubl.ROOT_TAG: UBL_FORMAT}.get(root.tag, UNKNOWN_FORMAT)
 
 
 # Stands in for the schema errors past those kept, so that `capped` counts them all.

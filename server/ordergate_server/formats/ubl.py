@@ -89,6 +89,14 @@ def order_id_of(root: etree._Element) -> str:
     return value if 0 < len(value) <= 64 and value.isprintable() else ""
 
 
+def customer_of(root: etree._Element) -> str:
+    """The buyer (customer account) of a UBL order, read even when it fails the schema."""
+    if root.tag != ROOT_TAG:
+        return ""
+    value = _customer_account(root)
+    return value if 0 < len(value) <= 64 and value.isprintable() else ""
+
+
 def _timestamp(day: str, clock: str, *, end_of_day: bool = False) -> datetime | None:
     """A UBL date (+ time) as an aware datetime; a time without a zone is UTC. A date alone is
     its first moment, or its last for the end of a period."""

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.access import Principal, Role
-from ..domain.model import OrderState
+from ..domain.model import Channel, OrderSource, OrderState
 from ..formats.batch import split_batch
 from ..storage import Database, imported_files
 from .errors import ServiceError
@@ -152,7 +152,15 @@ def _submit_one(
 ) -> dict[str, Any]:
     request_id = file_request_id(principal, content_sha256, position)
     try:
-        result = submit_order(db, principal, request_id=request_id, payload=document, limits=limits)
+        result = submit_order(
+            db,
+            principal,
+            request_id=request_id,
+            payload=document,
+            limits=limits,
+            channel=Channel.FILE_DROP,
+            source=OrderSource.FILE_DROP,
+        )
     except ServiceError as refused:  # e.g. an order id already accepted with other content
         return {
             "position": position,

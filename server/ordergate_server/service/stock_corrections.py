@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, update
 
 from ..domain.access import Principal
-from ..domain.ids import new_id
 from ..domain.limits import MAX_PIECES, shown
-from ..domain.records import EventRecord
+from ..domain.model import HoldCode, HoldReason, OrderState
 from ..storage import Database, alerts, audit, catalog, orders, stock_log
 from ..storage import tables as t
+from . import order_stock
 from .errors import ErrorKind, FieldViolation, ServiceError
+from .order_access import locked_order, record_change
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,13 @@ def _correct(
             ],
         )
         short = record.allocated - on_hand
-        oversold = (
-            _oversold(tx, principal, sku, location, short, request_id, now) if short > 0 else []
-        )
-    return Correction(sku, location, on_hand, record.allocated, on_hand - record.on_hand, oversold)
+        allocated = record.allocated
+        oversold: list[str] = []
+        if short > 0:
+            oversold = _oversold(tx, principal, sku, location, short, request_id, now)
+            # Orders sent back to the queue released their stock in this transaction.
+            allocated = catalog.stock_records(tx, [sku])[(sku, location)].allocated
+    return Correction(sku, location, on_hand, allocated, on_hand - record.on_hand, oversold)
 
 
 def _stock_sku(tx: Connection, code: str, location: str) -> str:
@@ -196,10 +200,15 @@ def _oversold(
     now: datetime,
 ) -> list[str]:
     """Name the newest orders holding `sku` at `location` until they cover the shortfall: the
-    older orders keep their stock, as they were promised it first."""
+    older orders keep their stock, as they were promised it first. Accepted orders are named
+    first: they go back to the exception queue as STOCK_SHORT, their stock released, to be
+    re-checked like any order held for stock (service/recheck.py); orders already being picked
+    or packed keep their stock and get an OVERSOLD event for the warehouse."""
+    holding = orders.holding_stock(tx, sku, location)
+    accepted = [o for o in holding if o.state is OrderState.ACCEPTED]
     named: list[orders.AllocatedOrder] = []
     covered = 0
-    for order in orders.holding_stock(tx, sku, location):
+    for order in accepted + [o for o in holding if o.state is not OrderState.ACCEPTED]:
         if covered >= short:
             break
         named.append(order)
@@ -216,22 +225,50 @@ def _oversold(
         location=location,
         request_id=request_id,
     )
-    for order in named:
-        orders.insert_events(
-            tx,
-            order.seq,
-            [
-                EventRecord(
-                    new_id(),
-                    now,
-                    principal.client_name,
-                    "OVERSOLD",
-                    order.state,
-                    order.state,
-                    message,
-                )
-            ],
-        )
+    for named_order in named:
+        locked = locked_order(tx, principal, named_order.id)
+        if named_order.state is OrderState.ACCEPTED:
+            order_stock.move(
+                tx,
+                principal.client_name,
+                locked.order,
+                order_stock.open_pieces(locked.order.lines),
+                order_stock.RELEASE,
+                now,
+            )
+            hold = HoldReason(
+                HoldCode.STOCK_SHORT,
+                "lines",
+                f"{message} The order's stock was released; it is re-checked when stock "
+                "rises (or accept it short, or cancel it).",
+            )
+            orders.set_state(
+                tx,
+                locked.seq,
+                OrderState.ON_HOLD,
+                now,
+                hold_reasons=[hold],
+                allocation_location=None,
+            )
+            record_change(
+                tx,
+                principal,
+                locked,
+                event="STOCK_SHORT",
+                new_state=OrderState.ON_HOLD,
+                detail=message,
+                now=now,
+            )
+        else:
+            record_change(
+                tx,
+                principal,
+                locked,
+                event="OVERSOLD",
+                new_state=named_order.state,
+                detail=message,
+                now=now,
+            )
     return ids
 
 

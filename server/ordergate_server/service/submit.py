@@ -16,22 +16,26 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ..domain.access import Principal
+from ..domain.access import Principal, Role
 from ..domain.allocation import DemandLine, choose_location, shortfall_reasons, total_demand
 from ..domain.ids import new_id
+from ..domain.limits import shown
 from ..domain.model import (
+    STOCK_HOLDS,
+    Channel,
     Customer,
     Delivery,
     HoldCode,
     HoldReason,
     OrderDraft,
+    OrderSource,
     OrderState,
     Product,
 )
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
 from ..formats import DocumentLimits, UnreadableOrder, read_order
-from ..storage import Database, audit, catalog, orders, stock_log, submissions
+from ..storage import Database, audit, catalog, imported_files, orders, stock_log, submissions
 from ..storage.driver_query import Later
 from .errors import ErrorKind, FieldViolation, ServiceError
 
@@ -57,7 +61,11 @@ class SubmitResult:
 
 @dataclass(frozen=True)
 class PreparedSubmission:
-    """A submission read and checked, ready for its transaction (no database touched yet)."""
+    """A submission read and checked, ready for its transaction (no database touched yet).
+
+    `principal` is the client the order belongs to; `acting`, who submits it when that is not
+    the client itself (staff correcting a held order, or entering a phone order for the client:
+    source MANUAL)."""
 
     principal: Principal
     request_id: str
@@ -66,6 +74,16 @@ class PreparedSubmission:
     document: OrderDraft | UnreadableOrder
     received_at: datetime
     acting: Principal | None = None
+    channel: Channel = Channel.GRPC
+    source: OrderSource = OrderSource.API
+    # A correction: the held order (server id) the document replaces, whoever its buyer was.
+    replaces: str = ""
+
+    @property
+    def identity(self) -> orders.Identity:
+        """(client, the buyer's order id, the buyer): the order this submission is for."""
+        document = self.document
+        return (self.principal.client_id, document.client_order_id, document.customer_account)
 
 
 def submit_order(
@@ -77,11 +95,15 @@ def submit_order(
     validate_only: bool = False,
     limits: SubmitLimits = SubmitLimits(),
     acting: Principal | None = None,
+    channel: Channel = Channel.GRPC,
+    source: OrderSource = OrderSource.API,
+    replaces: str = "",
 ) -> SubmitResult:
     """Take one order submission and answer it: ACCEPTED with stock allocated, or ON_HOLD.
 
-    `acting` is who acts when it is not the client itself (a manager correcting a held order
-    on the client's behalf): the order's history names them, and the audit log records it.
+    `acting` is who acts when it is not the client itself (staff correcting a held order, or
+    entering a MANUAL order, on the client's behalf): the order's history names them, and the
+    audit log records it.
 
     Raises ServiceError for a request that cannot be taken at all (too large, bad request_id,
     request_id reused for other content, an order id already past ON_HOLD with other content).
@@ -93,6 +115,9 @@ def submit_order(
         validate_only=validate_only,
         limits=limits,
         acting=acting,
+        channel=channel,
+        source=source,
+        replaces=replaces,
     )
     if validate_only:
         return _validate_only(db, prepared)
@@ -107,6 +132,9 @@ def prepare_submission(
     validate_only: bool = False,
     limits: SubmitLimits = SubmitLimits(),
     acting: Principal | None = None,
+    channel: Channel = Channel.GRPC,
+    source: OrderSource = OrderSource.API,
+    replaces: str = "",
 ) -> PreparedSubmission:
     """The CPU part of a submission, outside any transaction: size limit, request_id, reading
     the document. Raises ServiceError for a request that cannot be taken at all."""
@@ -131,7 +159,31 @@ def prepare_submission(
         document=read_order(payload, limits.document),
         received_at=datetime.now(UTC),
         acting=acting,
+        channel=channel,
+        source=source,
+        replaces=replaces,
     )
+
+
+def manual_order_client(db: Database, staff: Principal, client_name: str) -> Principal:
+    """The website client a MANUAL order (a phone or e-mail order staff enter) is for."""
+    if not client_name:
+        raise ServiceError(
+            ErrorKind.INVALID_ARGUMENT,
+            "CLIENT_MISSING",
+            f"A {staff.role.value} key enters orders for a client: set on_behalf_of_client.",
+            field_violations=[FieldViolation("on_behalf_of_client", "required for staff")],
+        )
+    with db.reader() as conn:
+        client_id = imported_files.website_client_id(conn, client_name)
+    if client_id is None:
+        raise ServiceError(
+            ErrorKind.NOT_FOUND,
+            "CLIENT_NOT_FOUND",
+            f"No website client {shown(client_name)}.",
+            field_violations=[FieldViolation("on_behalf_of_client", "no such website client")],
+        )
+    return Principal(client_id, client_name, Role.WEBSITE)
 
 
 def store_submission(db: Database, prepared: PreparedSubmission) -> SubmitResult:
@@ -173,7 +225,7 @@ def _store_as_unstorable(db: Database, prepared: PreparedSubmission) -> SubmitRe
         prepared.principal.client_name,
         prepared.request_id,
     )
-    unstorable = replace(prepared, document=UnreadableOrder((_UNSTORABLE,)))
+    unstorable = replace(prepared, document=UnreadableOrder((_UNSTORABLE,)))  # no identity
     with db.transaction() as tx:
         return _submit_in_transaction(tx, unstorable)
 
@@ -190,12 +242,8 @@ def _validate_only(db: Database, prepared: PreparedSubmission) -> SubmitResult:
     """The answer a real submission would get now, with nothing stored or allocated."""
     principal, document = prepared.principal, prepared.document
     with db.reader() as conn:
-        existing = (
-            orders.find_by_client_order_id(conn, principal.client_id, document.client_order_id)
-            if document.client_order_id
-            else None
-        )
-        if existing is not None and existing.state is not OrderState.ON_HOLD:
+        existing = orders.find_by_identity(conn, prepared.identity)
+        if existing is not None and not existing.replaceable:
             if existing.content_sha256 != prepared.payload_sha256:
                 raise _duplicate_order_error(document.client_order_id, existing.state)
             return SubmitResult(_get(conn, existing.id), replayed=True)
@@ -313,6 +361,7 @@ class StockView:
         demand_lines = [
             DemandLine(i, ln.line_number, sku, ln.quantity * per_kit)
             for i, ln in enumerate(lines)
+            if ln.quantity  # a line with nothing left to allocate (cancelled, shipped)
             for sku, per_kit in self.kits.get(ln.sku, [(ln.sku, 1)])
         ]
         demand = total_demand(demand_lines)
@@ -374,12 +423,22 @@ def _submit_in_transaction(
         # (PostgreSQL) until we commit, then fails and retries into _replay.
         submissions.insert_many(tx, [submission_row(prepared, order_id, outcome)])
 
-    existing = (
-        orders.find_by_client_order_id(tx, client_id, document.client_order_id, lock=True)
-        if document.client_order_id
-        else None
-    )
-    if existing is not None and existing.state is not OrderState.ON_HOLD:
+    existing = orders.find_by_identity(tx, prepared.identity, lock=True)
+    if prepared.replaces:
+        # A correction replaces its held order, even with another buyer, unless that buyer
+        # already has an order with this id.
+        held = orders.key_of(tx, prepared.replaces, lock=True)
+        if held is None or not held.replaceable:
+            return ServiceError(
+                ErrorKind.FAILED_PRECONDITION,
+                "NOT_ON_HOLD",
+                f"Order {prepared.replaces} is no longer on hold.",
+                metadata={"order": prepared.replaces},
+            )
+        if existing is not None and existing.id != held.id:
+            return _duplicate_order_error(document.client_order_id, existing.state)
+        existing = held
+    if existing is not None and not existing.replaceable:
         if existing.content_sha256 == prepared.payload_sha256:
             record_submission(existing.id, OUTCOME_DUPLICATE)
             return SubmitResult(_get(tx, existing.id), replayed=True)
@@ -395,8 +454,7 @@ def _submit_in_transaction(
     evaluation = _evaluate(tx, document, principal, lock=True)
     order_id = existing.id if existing is not None else new_id()
     if evaluation.location:
-        catalog.allocate(tx, evaluation.location, evaluation.demand)
-        stock_log.record(tx, allocation_changes(evaluation, principal, order_id, now))
+        allocate(tx, principal.client_name, order_id, evaluation, now)
 
     if existing is None:
         order = new_order(order_id, prepared, evaluation)
@@ -411,6 +469,7 @@ def _submit_in_transaction(
         order = _get(tx, order.id)
     record_submission(order.id, OUTCOME_ORDER)
     if acting is not None:
+        action = "order.enter" if existing is None else "order.correct"
         audit.record(
             tx,
             [
@@ -418,10 +477,11 @@ def _submit_in_transaction(
                     at=now,
                     actor=acting.client_name,
                     role=acting.role.value,
-                    action="order.correct",
+                    action=action,
                     subject=f"order/{order.id}",
-                    before={"state": OrderState.ON_HOLD.value},
-                    after={"state": order.state.value},
+                    reason=f"for client {principal.client_name}" if existing is None else "",
+                    before=None if existing is None else {"state": OrderState.ON_HOLD.value},
+                    after={"state": order.state.value, "source": order.source.value},
                 )
             ],
         )
@@ -449,11 +509,20 @@ def submission_row(
         payload_sha256=prepared.payload_sha256,
         order_id=order_id,
         outcome=outcome,
+        channel=prepared.channel.value,
     )
 
 
+def allocate(
+    tx: Connection, actor: str, order_id: str, evaluation: Evaluation, now: datetime
+) -> None:
+    """Allocate a planned order's stock at its location, logging each record's change."""
+    catalog.allocate(tx, evaluation.location, evaluation.demand)
+    stock_log.record(tx, allocation_changes(evaluation, actor, order_id, now))
+
+
 def allocation_changes(
-    evaluation: Evaluation, principal: Principal, order_id: str, now: datetime
+    evaluation: Evaluation, actor: str, order_id: str, now: datetime
 ) -> list[stock_log.StockChange]:
     changes = []
     for sku, quantity in evaluation.demand.items():
@@ -468,7 +537,7 @@ def allocation_changes(
                 allocated_delta=quantity,
                 on_hand_after=before.on_hand,
                 allocated_after=before.allocated + quantity,
-                actor=principal.client_name,
+                actor=actor,
                 order_id=order_id,
             )
         )
@@ -517,12 +586,15 @@ def _order_record(
     order_id: str, prepared: PreparedSubmission, evaluation: Evaluation
 ) -> OrderRecord:
     document, now = prepared.document, prepared.received_at
-    # A problem submission keeps only what could be read safely: its order id, if any.
+    # A problem submission keeps only what could be read safely: its order id and buyer.
     draft = (
         document
         if isinstance(document, OrderDraft)
-        else OrderDraft(document.client_order_id, None, "", "", "", Delivery(), ())
+        else OrderDraft(
+            document.client_order_id, None, document.customer_account, "", "", Delivery(), ()
+        )
     )
+    codes = {reason.code for reason in evaluation.reasons}
     return OrderRecord(
         id=order_id,
         client=prepared.principal.client_name,
@@ -541,6 +613,11 @@ def _order_record(
         allocation_location=evaluation.location,
         problem_submission=isinstance(document, UnreadableOrder),
         content_sha256=prepared.payload_sha256,
+        source=prepared.source,
+        entered_by=prepared.acting.client_name
+        if prepared.source is OrderSource.MANUAL and prepared.acting
+        else "",
+        stock_hold=not evaluation.location and bool(codes) and codes <= STOCK_HOLDS,
     )
 
 

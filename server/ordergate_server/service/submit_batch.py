@@ -80,17 +80,15 @@ def _store_new_orders(
     five round trips to the database per batch."""
     with bulk.pipelined(tx):
         requests = [(p.principal.client_id, p.request_id) for p in batch]
-        order_ids = [(p.principal.client_id, p.document.client_order_id) for p in batch]
+        identities = [p.identity for p in batch]
         claimed = submissions.send_claimed(tx, requests)
-        existing = orders.send_existing_client_order_ids(
-            tx, [key for key in order_ids if key[1]], lock=True
-        )
+        existing = orders.send_existing_identities(tx, identities, lock=True)
         # The catalog of every readable document, sent before the answers above are known:
         # the usual batch is all new orders, and a few extra keys cost less than a round trip.
         catalog_view = CatalogView.send(
             tx, [p.document for p in batch if isinstance(p.document, OrderDraft)]
         )
-        drafts = _new_orders(batch, requests, order_ids, claimed(), existing())
+        drafts = _new_orders(batch, requests, identities, claimed(), existing())
         if not drafts:
             return {}
         view = catalog_view()
@@ -116,7 +114,7 @@ def _store_new_orders(
             order = new_order(new_id(), prepared, evaluation)
             if evaluation.location:
                 changes += allocation_changes(
-                    evaluation, prepared.principal, order.id, prepared.received_at
+                    evaluation, prepared.principal.client_name, order.id, prepared.received_at
                 )
             new.append((prepared.principal.client_id, order))
             claims.append(submission_row(prepared, order.id))
@@ -133,27 +131,27 @@ def _store_new_orders(
 def _new_orders(
     batch: Sequence[PreparedSubmission],
     requests: Sequence[tuple[int, str]],
-    order_ids: Sequence[tuple[int, str]],
+    identities: Sequence[orders.Identity],
     claimed: set[tuple[int, str]],
-    existing: set[tuple[int, str]],
+    existing: set[orders.Identity],
 ) -> dict[int, OrderDraft]:
     """The submissions of `batch` that plainly create a new order, by position: readable, by
-    the client itself, with a request_id (`requests`, by position) and an order id
-    (`order_ids`) that neither the database (`claimed`, `existing`; the order ids are locked on
-    PostgreSQL) nor an earlier submission of the batch has seen."""
+    the client itself, with a request_id (`requests`, by position) and an identity (client,
+    order id, buyer: `identities`) that neither the database (`claimed`, `existing`; the orders
+    are locked on PostgreSQL) nor an earlier submission of the batch has seen."""
     seen_requests, seen_orders = set(claimed), set(existing)
     plain: dict[int, OrderDraft] = {}
     for index, prepared in enumerate(batch):
-        request, order_id = requests[index], order_ids[index]
+        request, identity = requests[index], identities[index]
         if (
             prepared.acting is None
             and isinstance(prepared.document, OrderDraft)
             and request not in seen_requests
-            and order_id not in seen_orders
+            and identity not in seen_orders
         ):
             plain[index] = prepared.document
-        # A later submission with the same request_id or order id waits for this one's outcome.
+        # A later submission with the same request_id or order waits for this one's outcome.
         seen_requests.add(request)
-        if order_id[1]:
-            seen_orders.add(order_id)
+        if identity[1] and identity[2]:
+            seen_orders.add(identity)
     return plain

@@ -198,6 +198,14 @@ def bundle_components(conn: Connection, skus: Iterable[str]) -> dict[str, list[t
     return found
 
 
+def bundles_containing(conn: Connection, skus: Iterable[str]) -> set[str]:
+    """The bundles that have any of `skus` as a component."""
+    rows = conn.execute(
+        select(_b.bundle_sku).where(_b.component_sku.in_(sorted(set(skus)))).distinct()
+    )
+    return {bundle for (bundle,) in rows}
+
+
 def locations_by_priority(conn: Connection) -> list[str]:
     return [code for (code,) in _LOCATIONS.rows(conn, {})]
 

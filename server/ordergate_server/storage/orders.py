@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, func, select
+from sqlalchemy import Connection, Row, Select, and_, bindparam, exists, func, select
 
-from ..domain.model import Address, Delivery, HoldCode, HoldReason, OrderState
-from ..domain.records import EventRecord, LineRecord, OrderRecord
+from ..domain.lifecycle import HOLDS_STOCK
+from ..domain.model import (
+    STOCK_HOLDS,
+    Address,
+    Delivery,
+    HoldCode,
+    HoldReason,
+    OrderSource,
+    OrderState,
+    ShipmentState,
+)
+from ..domain.records import EventRecord, LineRecord, OrderRecord, ShipmentRecord
 from . import pii
 from . import tables as t
 from .bulk import BulkInsert, KeyLookup
@@ -29,15 +39,31 @@ class OrderKey:
     state: OrderState
     content_sha256: str
     created_at: datetime
+    held_from: str | None  # set while on a manual hold
 
+    @property
+    def replaceable(self) -> bool:
+        """Whether a resubmission replaces it: held by the rules, not by a person (a manual
+        hold keeps its stock and waits for a manager)."""
+        return self.state is OrderState.ON_HOLD and self.held_from is None
+
+
+# An order's identity: (client_id, the buyer's order id, the buyer's customer account). A buyer
+# of "" (none could be read) names no order: such a submission never replaces another.
+Identity = tuple[int, str, str]
 
 # Built once: on the submit path, building a Core statement costs more than running it.
 _o = t.orders.c
-_FIND_BY_CLIENT_ORDER_ID = select(_o.seq, _o.id, _o.state, _o.content_sha256, _o.created_at).where(
-    and_(_o.client_id == bindparam("client_id"), _o.client_order_id == bindparam("order_id"))
+_KEY = select(_o.seq, _o.id, _o.state, _o.content_sha256, _o.created_at, _o.held_from)
+_FIND_BY_IDENTITY = _KEY.where(
+    and_(
+        _o.client_id == bindparam("client_id"),
+        _o.client_order_id == bindparam("order_id"),
+        _o.customer_account == bindparam("customer"),
+    )
 )
-_FIND_BY_CLIENT_ORDER_ID_LOCKED = _FIND_BY_CLIENT_ORDER_ID.with_for_update()
-_FIND_MANY_STATEMENT = select(_o.client_id, _o.client_order_id).where(
+_FIND_BY_IDENTITY_LOCKED = _FIND_BY_IDENTITY.with_for_update()
+_FIND_MANY_STATEMENT = select(_o.client_id, _o.client_order_id, _o.customer_account).where(
     and_(
         one_of(_o.client_id, "client_ids"),
         one_of(_o.client_order_id, "order_ids"),
@@ -64,6 +90,10 @@ _ORDER_COLUMNS = (
     "allocation_location",
     "problem_submission",
     "content_sha256",
+    "source",
+    "entered_by",
+    "stock_hold",
+    "held_from",
 )
 _INSERT_ORDERS = BulkInsert(t.orders, _ORDER_COLUMNS)
 _LINE_COLUMNS = (
@@ -74,6 +104,8 @@ _LINE_COLUMNS = (
     "sku",
     "quantity",
     "unit_price",
+    "cancelled_quantity",
+    "shipped_quantity",
 )
 _EVENT_COLUMNS = (
     "id",
@@ -91,37 +123,57 @@ _INSERT_EVENTS = BulkInsert(t.order_events, _EVENT_COLUMNS)
 _SEQ_OF_ORDER_ID = KeyLookup("order_seq", _o.id, _o.seq)
 _INSERT_LINES_OF_NEW = BulkInsert(t.order_lines, _LINE_COLUMNS, lookup=_SEQ_OF_ORDER_ID)
 _INSERT_EVENTS_OF_NEW = BulkInsert(t.order_events, _EVENT_COLUMNS, lookup=_SEQ_OF_ORDER_ID)
+_INSERT_HOLDS = BulkInsert(t.order_holds, ("order_seq", "code"))
+_INSERT_HOLDS_OF_NEW = BulkInsert(t.order_holds, ("order_seq", "code"), lookup=_SEQ_OF_ORDER_ID)
 
 
-def find_by_client_order_id(
-    conn: Connection, client_id: int, client_order_id: str, *, lock: bool = False
+def find_by_identity(
+    conn: Connection, identity: Identity, *, lock: bool = False
 ) -> OrderKey | None:
+    """The order with this (client, order id, buyer), if any; None for a buyer of ""."""
+    client_id, client_order_id, customer = identity
+    if not client_order_id or not customer:
+        return None
     row = conn.execute(
-        _FIND_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_BY_CLIENT_ORDER_ID,
-        {"client_id": client_id, "order_id": client_order_id},
+        _FIND_BY_IDENTITY_LOCKED if lock else _FIND_BY_IDENTITY,
+        {"client_id": client_id, "order_id": client_order_id, "customer": customer},
     ).first()
     if row is None:
         return None
-    return OrderKey(row.seq, row.id, OrderState(row.state), row.content_sha256, row.created_at)
+    return OrderKey(
+        row.seq, row.id, OrderState(row.state), row.content_sha256, row.created_at, row.held_from
+    )
 
 
-def send_existing_client_order_ids(
-    conn: Connection, keys: Iterable[tuple[int, str]], *, lock: bool = False
-) -> Later[set[tuple[int, str]]]:
-    """Which (client_id, client order id) pairs of `keys` name an order already, in one
-    statement sent ahead (DriverQuery.send): call the result for the set. With `lock`, those
-    order rows stay locked (PostgreSQL)."""
-    wanted = set(keys)
+def key_of(conn: Connection, order_id: str, *, lock: bool = False) -> OrderKey | None:
+    """What a resubmission needs to know of the order with this server id (locked with
+    `lock`)."""
+    query = _KEY.where(_o.id == order_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        return None
+    return OrderKey(
+        row.seq, row.id, OrderState(row.state), row.content_sha256, row.created_at, row.held_from
+    )
+
+
+def send_existing_identities(
+    conn: Connection, keys: Iterable[Identity], *, lock: bool = False
+) -> Later[set[Identity]]:
+    """Which identities of `keys` (client_id, order id, buyer) name an order already, in one
+    statement sent ahead (DriverQuery.send): call the result for the set. With `lock`, the
+    order rows with those ids stay locked (PostgreSQL)."""
+    wanted = {key for key in keys if key[1] and key[2]}
     if not wanted:
         return set
     rows = (_FIND_MANY_BY_CLIENT_ORDER_ID_LOCKED if lock else _FIND_MANY_BY_CLIENT_ORDER_ID).send(
         conn,
         {
-            "client_ids": sorted({client_id for client_id, _ in wanted}),
-            "order_ids": sorted({order_id for _, order_id in wanted}),
+            "client_ids": sorted({client_id for client_id, _, _ in wanted}),
+            "order_ids": sorted({order_id for _, order_id, _ in wanted}),
         },
     )
-    return lambda: {(client_id, order_id) for client_id, order_id in rows()} & wanted
+    return lambda: {(c, o, a) for c, o, a in rows() if a is not None} & wanted
 
 
 def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
@@ -130,6 +182,7 @@ def insert_order(conn: Connection, client_id: int, order: OrderRecord) -> int:
         _INSERT_ORDER, {"client_id": client_id, **_order_values(conn, order)}
     ).scalar_one()
     _INSERT_LINES(conn, _line_rows([(seq, order.lines)]))
+    _INSERT_HOLDS(conn, _hold_rows([(seq, order)]))
     insert_events(conn, seq, order.events)
     return seq
 
@@ -143,16 +196,69 @@ def insert_orders(conn: Connection, new: Sequence[tuple[int, OrderRecord]]) -> N
         return
     _INSERT_ORDERS(conn, [_order_row(conn, client_id, order) for client_id, order in new])
     _INSERT_LINES_OF_NEW(conn, _line_rows([(order.id, order.lines) for _, order in new]))
+    _INSERT_HOLDS_OF_NEW(conn, _hold_rows([(order.id, order) for _, order in new]))
     _INSERT_EVENTS_OF_NEW(conn, _event_rows([(order.id, order.events) for _, order in new]))
 
 
 def replace_order(conn: Connection, seq: int, order: OrderRecord) -> None:
-    """Overwrite a held order's content with a resubmission (lines replaced; events kept)."""
+    """Overwrite a held order's content with a resubmission (lines replaced; events kept; how
+    it came in, and who entered it, stay)."""
     values = _order_values(conn, order)
-    del values["id"], values["created_at"]
+    del values["id"], values["created_at"], values["source"], values["entered_by"]
     conn.execute(t.orders.update().where(t.orders.c.seq == seq).values(**values))
     conn.execute(t.order_lines.delete().where(t.order_lines.c.order_seq == seq))
     _INSERT_LINES(conn, _line_rows([(seq, order.lines)]))
+    conn.execute(t.order_holds.delete().where(t.order_holds.c.order_seq == seq))
+    _INSERT_HOLDS(conn, _hold_rows([(seq, order)]))
+
+
+def set_state(
+    conn: Connection,
+    seq: int,
+    state: OrderState,
+    now: datetime,
+    *,
+    hold_reasons: Sequence[HoldReason] = (),
+    allocation_location: str | None,
+    held_from: OrderState | None = None,
+) -> None:
+    """Move an order to `state` with these hold reasons (none unless ON_HOLD) and allocation;
+    the order's hold codes (order_holds) and stock_hold follow the reasons."""
+    codes = {reason.code for reason in hold_reasons}
+    conn.execute(
+        t.orders.update()
+        .where(t.orders.c.seq == seq)
+        .values(
+            state=state.value,
+            hold_reasons=[r.to_dict() for r in hold_reasons],
+            stock_hold=bool(codes) and codes <= STOCK_HOLDS,
+            allocation_location=allocation_location or None,
+            held_from=held_from.value if held_from else None,
+            updated_at=now,
+        )
+    )
+    conn.execute(t.order_holds.delete().where(t.order_holds.c.order_seq == seq))
+    _INSERT_HOLDS(conn, [(seq, code.value) for code in sorted(codes)])
+
+
+def set_line_quantities(conn: Connection, seq: int, lines: Sequence[LineRecord]) -> None:
+    """Store the cancelled and shipped pieces of an order's lines (in document order)."""
+    for position, line in enumerate(lines):
+        conn.execute(
+            t.order_lines.update()
+            .where(t.order_lines.c.order_seq == seq, t.order_lines.c.position == position)
+            .values(cancelled_quantity=line.cancelled, shipped_quantity=line.shipped)
+        )
+
+
+def _hold_rows(per_order: Sequence[tuple[Any, OrderRecord]]) -> list[tuple[Any, str]]:
+    """order_holds rows of held orders: each distinct code once, under the order's key."""
+    return [
+        (key, code)
+        for key, order in per_order
+        if order.state is OrderState.ON_HOLD
+        for code in sorted({reason.code.value for reason in order.hold_reasons})
+    ]
 
 
 def insert_events(conn: Connection, order_seq: int, events: Sequence[EventRecord]) -> None:
@@ -177,21 +283,27 @@ def _event_rows(per_order: Sequence[tuple[Any, Sequence[EventRecord]]]) -> list[
     ]
 
 
-def get_order(
-    conn: Connection, *, client_id: int | None, order_id: str = "", client_order_id: str = ""
-) -> OrderRecord | None:
-    """One order by server id or by the client's order id; `client_id` restricts to one client."""
-    query = _order_select()
-    if order_id:
-        query = query.where(t.orders.c.id == order_id)
-    else:
-        query = query.where(t.orders.c.client_order_id == client_order_id)
+def get_order(conn: Connection, *, client_id: int | None, order_id: str) -> OrderRecord | None:
+    """One order by server id; `client_id` restricts to one client's orders."""
+    query = _order_select().where(t.orders.c.id == order_id)
     if client_id is not None:
         query = query.where(t.orders.c.client_id == client_id)
-    rows = conn.execute(query.limit(2)).all()
-    if len(rows) != 1:  # none, or a client order id shared by several clients (admin lookup)
-        return None
-    return _assemble(conn, rows)[0][1]
+    rows = conn.execute(query).all()
+    return _assemble(conn, rows)[0][1] if rows else None
+
+
+def orders_with_client_order_id(
+    conn: Connection, client_order_id: str, *, client_id: int | None, customer_account: str
+) -> list[OrderRecord]:
+    """The orders (at most two: enough to tell one from several) with this order id of the
+    shop's, of one client and one buyer when given."""
+    o = t.orders.c
+    query = _order_select().where(o.client_order_id == client_order_id)
+    if client_id is not None:
+        query = query.where(o.client_id == client_id)
+    if customer_account:
+        query = query.where(o.customer_account == customer_account)
+    return [order for _, order in _assemble(conn, conn.execute(query.limit(2)).all())]
 
 
 @dataclass(frozen=True)
@@ -199,7 +311,12 @@ class OrderFilter:
     client_id: int | None = None
     state: OrderState | None = None
     customer_account: str = ""
-    created_before: datetime | None = None
+    hold_code: str = ""  # only held orders with this hold reason code
+    source: OrderSource | None = None
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # inclusive
+    updated_after: datetime | None = None  # inclusive
+    updated_before: datetime | None = None  # inclusive
 
 
 def list_orders(
@@ -208,14 +325,28 @@ def list_orders(
     """Orders matching `where` with seq > after_seq, oldest first, at most `limit`."""
     o = t.orders.c
     query = _order_select().where(o.seq > after_seq)
+    if where.hold_code:  # by the held orders' codes (an index), not by reading every order
+        query = query.where(
+            o.seq.in_(
+                select(t.order_holds.c.order_seq).where(t.order_holds.c.code == where.hold_code)
+            )
+        )
     if where.client_id is not None:
         query = query.where(o.client_id == where.client_id)
     if where.state is not None:
         query = query.where(o.state == where.state.value)
     if where.customer_account:
         query = query.where(o.customer_account == where.customer_account)
+    if where.source is not None:
+        query = query.where(o.source == where.source.value)
+    if where.created_after is not None:
+        query = query.where(o.created_at >= where.created_after)
     if where.created_before is not None:
         query = query.where(o.created_at <= where.created_before)
+    if where.updated_after is not None:
+        query = query.where(o.updated_at >= where.updated_after)
+    if where.updated_before is not None:
+        query = query.where(o.updated_at <= where.updated_before)
     rows = conn.execute(query.order_by(o.seq).limit(limit)).all()
     return _assemble(conn, rows)
 
@@ -229,7 +360,7 @@ def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
     return {
         "id": order.id,
         "client_order_id": order.client_order_id or None,
-        "customer_account": order.customer_account,
+        "customer_account": order.customer_account or None,
         "channel": order.channel,
         "currency": order.currency,
         "order_time": order.order_time,
@@ -242,6 +373,10 @@ def _order_values(conn: Connection, order: OrderRecord) -> dict[str, Any]:
         "allocation_location": order.allocation_location or None,
         "problem_submission": order.problem_submission,
         "content_sha256": order.content_sha256,
+        "source": order.source.value,
+        "entered_by": order.entered_by or None,
+        "stock_hold": order.stock_hold,
+        "held_from": order.held_from.value if order.held_from else None,
     }
 
 
@@ -256,6 +391,8 @@ def _line_rows(per_order: Sequence[tuple[Any, Sequence[LineRecord]]]) -> list[tu
             line.sku or None,
             line.quantity,
             str(line.unit_price) if line.unit_price is not None else None,
+            line.cancelled,
+            line.shipped,
         )
         for order, lines in per_order
         for position, line in enumerate(lines)
@@ -286,6 +423,8 @@ def _assemble(conn: Connection, rows: Sequence[Row[Any]]) -> list[tuple[int, Ord
                 sku=line.sku or "",
                 quantity=line.quantity,
                 unit_price=Decimal(line.unit_price) if line.unit_price is not None else None,
+                cancelled=line.cancelled_quantity,
+                shipped=line.shipped_quantity,
             )
         )
     events: dict[int, list[EventRecord]] = defaultdict(list)
@@ -305,6 +444,7 @@ def _assemble(conn: Connection, rows: Sequence[Row[Any]]) -> list[tuple[int, Ord
                 detail=event.detail,
             )
         )
+    shipments = _shipments(conn, seqs, lines)
     return [
         (
             row.seq,
@@ -312,7 +452,7 @@ def _assemble(conn: Connection, rows: Sequence[Row[Any]]) -> list[tuple[int, Ord
                 id=row.id,
                 client=row.client_name,
                 client_order_id=row.client_order_id or "",
-                customer_account=row.customer_account,
+                customer_account=row.customer_account or "",
                 channel=row.channel,
                 currency=row.currency,
                 order_time=row.order_time,
@@ -330,10 +470,56 @@ def _assemble(conn: Connection, rows: Sequence[Row[Any]]) -> list[tuple[int, Ord
                 problem_submission=bool(row.problem_submission),
                 content_sha256=row.content_sha256,
                 events=tuple(events[row.seq]),
+                source=OrderSource(row.source),
+                entered_by=row.entered_by or "",
+                stock_hold=bool(row.stock_hold),
+                held_from=OrderState(row.held_from) if row.held_from else None,
+                shipments=tuple(shipments[row.seq]),
             ),
         )
         for row in rows
     ]
+
+
+def _shipments(
+    conn: Connection, seqs: Sequence[int], lines: dict[int, list[LineRecord]]
+) -> dict[int, list[ShipmentRecord]]:
+    """The shipments of the orders `seqs`, oldest first, each with (line number, pieces)."""
+    found: dict[int, list[ShipmentRecord]] = defaultdict(list)
+    sh, sl = t.shipments.c, t.shipment_lines.c
+    rows = conn.execute(
+        select(t.shipments).where(sh.order_seq.in_(seqs)).order_by(sh.order_seq, sh.seq)
+    ).all()
+    if not rows:
+        return found
+    contents: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for shipment_seq, position, quantity in conn.execute(
+        select(sl.shipment_seq, sl.position, sl.quantity)
+        .where(sl.shipment_seq.in_([row.seq for row in rows]))
+        .order_by(sl.shipment_seq, sl.position)
+    ):
+        contents[shipment_seq].append((position, quantity))
+    for row in rows:
+        order_lines = lines[row.order_seq]
+        found[row.order_seq].append(
+            ShipmentRecord(
+                id=row.id,
+                carrier=row.carrier,
+                tracking_number=row.tracking_number or "",
+                tracking_url=row.tracking_url or "",
+                state=ShipmentState(row.state),
+                without_tracking=bool(row.without_tracking),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                delivered_at=row.delivered_at,
+                actor=row.actor,
+                lines=tuple(
+                    (order_lines[position].line_number, quantity)
+                    for position, quantity in contents[row.seq]
+                ),
+            )
+        )
+    return found
 
 
 def _delivery_to_json(delivery: Delivery) -> dict[str, Any]:
@@ -387,9 +573,6 @@ class AllocatedOrder:
     quantity: int  # pieces of the SKU asked about that this order holds (bundles expanded)
 
 
-UNDISPATCHED = (OrderState.ACCEPTED, OrderState.PICKING, OrderState.PICKED, OrderState.PACKED)
-
-
 def holding_stock(conn: Connection, sku: str, location: str) -> list[AllocatedOrder]:
     """Orders whose allocation at `location` includes `sku` (directly or in a bundle), newest
     first."""
@@ -403,23 +586,57 @@ def holding_stock(conn: Connection, sku: str, location: str) -> list[AllocatedOr
     }
     o, line = t.orders.c, t.order_lines.c
     rows = conn.execute(
-        select(o.seq, o.id, o.state, line.sku, line.quantity)
+        select(
+            o.seq,
+            o.id,
+            o.state,
+            line.sku,
+            (line.quantity - line.cancelled_quantity - line.shipped_quantity).label("open"),
+        )
         .join(t.order_lines, line.order_seq == o.seq)
         .where(
             o.allocation_location == location,
-            o.state.in_([s.value for s in UNDISPATCHED]),
+            o.state.in_([s.value for s in HOLDS_STOCK]),
             line.sku.in_(list(per_kit)),
         )
         .order_by(o.seq.desc())
     )
     held: dict[int, AllocatedOrder] = {}
     for row in rows:
-        pieces = row.quantity * per_kit[row.sku]
+        pieces = row.open * per_kit[row.sku]
         previous = held.get(row.seq)
         held[row.seq] = AllocatedOrder(
             row.seq, row.id, OrderState(row.state), pieces + (previous.quantity if previous else 0)
         )
     return list(held.values())
+
+
+def stock_held(
+    conn: Connection,
+    *,
+    skus: Collection[str] | None,
+    after_seq: int,
+    limit: int,
+    lock: bool,
+) -> list[tuple[int, OrderRecord]]:
+    """Orders on hold for stock alone (stock_hold), oldest first, after `after_seq`, at most
+    `limit`; with `skus`, only those with a line of one of them. With `lock`, their rows stay
+    locked until the transaction ends (PostgreSQL), taken in seq order."""
+    o, line = t.orders.c, t.order_lines.c
+    query = select(o.seq).where(
+        o.stock_hold.is_(True), o.state == OrderState.ON_HOLD.value, o.seq > after_seq
+    )
+    if skus is not None:
+        query = query.where(exists().where(line.order_seq == o.seq, line.sku.in_(sorted(skus))))
+    query = query.order_by(o.seq).limit(limit)
+    if lock:
+        query = query.with_for_update(of=t.orders)
+    seqs = [row.seq for row in conn.execute(query)]
+    if not seqs:
+        return []
+    return _assemble(
+        conn, conn.execute(_order_select().where(o.seq.in_(seqs)).order_by(o.seq)).all()
+    )
 
 
 def seq_of(conn: Connection, order_id: str, *, lock: bool = False) -> int | None:

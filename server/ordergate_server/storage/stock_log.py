@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from . import tables as t
 from .bulk import BulkInsert
@@ -34,8 +36,61 @@ _INSERT = BulkInsert(t.stock_changes, _COLUMNS)
 
 
 def record(conn: Connection, changes: Sequence[StockChange]) -> None:
+    """Log `changes`; a change that raises what is available (a release, a count or an
+    adjustment up) also marks its SKU for the stock re-check (stock_rises), in this
+    transaction, so that a rise is never missed and never handled twice."""
     width = len(_COLUMNS)
     _INSERT(conn, [c[:width] for c in changes])
+    rises = {c.sku: c for c in changes if c.on_hand_delta - c.allocated_delta > 0}
+    if rises:
+        mark_rises(conn, rises.values())
+
+
+def mark_rises(conn: Connection, changes: Iterable[StockChange]) -> None:
+    """Mark each change's SKU as risen, with the change as its cause (the latest one wins)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(t.stock_rises)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["sku"],
+            set_={"rose_at": statement.excluded.rose_at, "cause": statement.excluded.cause},
+        ),
+        [
+            {"sku": c.sku, "rose_at": c.at, "cause": _cause(c)}
+            for c in sorted(changes, key=lambda c: c.sku)  # in SKU order: no deadlock
+        ],
+    )
+
+
+def _cause(change: StockChange) -> str:
+    rise = change.on_hand_delta - change.allocated_delta
+    return (
+        f"{change.kind} of {change.sku} at {change.location} (+{rise} available, by {change.actor})"
+    )
+
+
+@dataclass(frozen=True)
+class Rise:
+    sku: str
+    rose_at: datetime
+    cause: str
+
+
+def rises(conn: Connection, limit: int) -> list[Rise]:
+    """Up to `limit` marked SKUs, oldest rise first. Read without a lock: a writer marking one
+    meanwhile is not held up (forget_rises keeps a mark that rose again)."""
+    r = t.stock_rises.c
+    rows = conn.execute(select(r.sku, r.rose_at, r.cause).order_by(r.rose_at, r.sku).limit(limit))
+    return [Rise(sku, rose_at, cause) for sku, rose_at, cause in rows]
+
+
+def forget_rises(conn: Connection, handled: Collection[Rise]) -> None:
+    """Unmark the SKUs of `handled`, each only if it has not risen again since it was read (a
+    rise committed meanwhile stays marked, for the next pass). In SKU order, as writers mark
+    them, so that the two cannot deadlock."""
+    r = t.stock_rises.c
+    for rise in sorted(handled, key=lambda rise: rise.sku):
+        conn.execute(t.stock_rises.delete().where(r.sku == rise.sku, r.rose_at == rise.rose_at))
 
 
 def _change(row: Row[Any]) -> StockChange:

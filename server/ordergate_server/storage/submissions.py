@@ -49,6 +49,7 @@ _INSERT = BulkInsert(
         "payload_sha256",
         "order_id",
         "outcome",
+        "channel",
     ),
 )
 
@@ -84,6 +85,7 @@ class NewSubmission:
     payload_sha256: str
     order_id: str | None
     outcome: str
+    channel: str = "GRPC"
 
 
 def insert_many(conn: Connection, new: Sequence[NewSubmission]) -> None:
@@ -101,9 +103,42 @@ def insert_many(conn: Connection, new: Sequence[NewSubmission]) -> None:
                 s.payload_sha256,
                 s.order_id,
                 s.outcome,
+                s.channel,
             )
             for s in new
         ],
+    )
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document as received, with how and when."""
+
+    submission_id: str
+    request_id: str
+    payload: bytes
+    received_at: datetime
+    channel: str
+
+
+def current_document(conn: Connection, order_id: str) -> Document | None:
+    """The document an order's content came from: its latest submission that created or
+    replaced it (a replay or a refused duplicate names the order but changed nothing)."""
+    s = t.submissions.c
+    row = conn.execute(
+        select(s.id, s.request_id, s.payload, s.received_at, s.channel)
+        .where(s.order_id == order_id, s.outcome == "ORDER")
+        .order_by(s.received_at.desc(), s.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return Document(
+        row.id,
+        row.request_id,
+        pii.open_bytes(conn, row.payload, "submissions.payload"),
+        row.received_at,
+        row.channel,
     )
 
 

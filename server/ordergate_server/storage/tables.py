@@ -217,7 +217,11 @@ orders = Table(
     Column("client_id", ForeignKey("clients.id"), nullable=False),
     # NULL for a problem submission whose XML carried no readable order id; NULLs never clash.
     Column("client_order_id", String(64), nullable=True),
-    Column("customer_account", String(64), nullable=False, default=""),
+    # The buyer's account: with the client and the order id, the order's identity (a buyer's
+    # order number is unique for that buyer, not across the buyers one client relays). NULL
+    # when no buyer could be read: such an order never replaces, and is never replaced by,
+    # another submission (NULLs never clash).
+    Column("customer_account", String(64), nullable=True),
     Column("channel", String(64), nullable=False, default=""),
     Column("currency", String(3), nullable=False, default=""),
     Column("order_time", UtcDateTime, nullable=True),
@@ -230,9 +234,31 @@ orders = Table(
     Column("allocation_location", String(64), nullable=True),
     Column("problem_submission", Boolean, nullable=False, default=False),
     Column("content_sha256", String(64), nullable=False),
-    UniqueConstraint("client_id", "client_order_id"),
+    # How it came in: API (gRPC or HTTP), FILE_DROP, or MANUAL (entered by staff for a client).
+    Column("source", String(16), nullable=False, default="API"),
+    # For a MANUAL order: the person or key that entered it.
+    Column("entered_by", String(100), nullable=True),
+    # Held for stock alone (INSUFFICIENT_STOCK, STOCK_SHORT): re-checked when stock rises
+    # (service/recheck.py).
+    Column("stock_hold", Boolean, nullable=False, default=False),
+    # On a manual hold (MANUAL_HOLD): the state it returns to when released.
+    Column("held_from", String(20), nullable=True),
+    # (client, order id, buyer) in this order: the index also finds an order id without its
+    # buyer (GetOrder by the shop's order number).
+    UniqueConstraint("client_id", "client_order_id", "customer_account"),
     Index(None, "state", "seq"),
     Index(None, "customer_account", "seq"),
+    Index(None, "stock_hold", "seq"),
+)
+
+# The hold reason codes of each order on hold (none for other orders): what the exception
+# queue is filtered and counted by, without reading every held order's reasons.
+order_holds = Table(
+    "order_holds",
+    metadata,
+    Column("order_seq", ForeignKey("orders.seq"), primary_key=True),
+    Column("code", String(40), primary_key=True),
+    Index(None, "code", "order_seq"),
 )
 
 order_lines = Table(
@@ -245,6 +271,42 @@ order_lines = Table(
     Column("sku", String(64), nullable=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", String(32), nullable=True),
+    # Pieces of the line cancelled since it was ordered (CancelOrderLines, accept short), and
+    # shipped so far; what is allocated is quantity - cancelled - shipped.
+    Column("cancelled_quantity", Integer, nullable=False, default=0),
+    Column("shipped_quantity", Integer, nullable=False, default=0),
+)
+
+# What was handed to a carrier: one or more per order (split shipments).
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("order_seq", ForeignKey("orders.seq"), nullable=False, index=True),
+    Column("carrier", String(100), nullable=False),
+    Column("tracking_number", String(100), nullable=True),
+    Column("tracking_url", String(500), nullable=True),
+    # SHIPPED (handed to the carrier), IN_TRANSIT, DELIVERED
+    Column("state", String(20), nullable=False),
+    # Handed over without a tracking number, on purpose; alerted if none comes within a day.
+    Column("without_tracking", Boolean, nullable=False, default=False),
+    Column("tracking_alerted", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("actor", String(100), nullable=False),
+    # Idempotency key of the CreateShipment that made it.
+    Column("request_id", String(64), nullable=True, unique=True),
+)
+
+shipment_lines = Table(
+    "shipment_lines",
+    metadata,
+    Column("shipment_seq", ForeignKey("shipments.seq"), primary_key=True),
+    # The order line's position (order_lines.position).
+    Column("position", Integer, primary_key=True),
+    Column("quantity", Integer, nullable=False),
 )
 
 order_events = Table(
@@ -276,7 +338,23 @@ submissions = Table(
     Column("order_id", String(36), nullable=True),
     # ACCEPTED / ON_HOLD / DUPLICATE (same content, existing order) / REJECTED_DUPLICATE_ORDER_ID
     Column("outcome", String(40), nullable=False),
+    # How it was received: GRPC, HTTP, FILE_DROP or MANUAL.
+    Column("channel", String(16), nullable=False, default="GRPC"),
     UniqueConstraint("client_id", "request_id"),
+    # An order's documents (GetOrderDocument).
+    Index(None, "order_id"),
+)
+
+# SKUs whose available stock rose since the stock re-check last looked (service/recheck.py):
+# marked by every stock log write that raises what is available, in its transaction, and taken
+# away by the re-check that handled them. Many rises of one SKU are one row.
+stock_rises = Table(
+    "stock_rises",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("rose_at", UtcDateTime, nullable=False),
+    # The latest rise, in words, for the events of the orders it lets through.
+    Column("cause", Text, nullable=False),
 )
 
 

@@ -27,7 +27,7 @@ from ordergate.v1 import order_pb2 as ordergate_dot_v1_dot_order__pb2
 from ordergate.v1 import order_service_pb2 as ordergate_dot_v1_dot_order__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*ordergate/v1/exception_queue_service.proto\x12\x0cordergate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18ordergate/v1/order.proto\x1a ordergate/v1/order_service.proto\"\x99\x01\n\x15ListHeldOrdersRequest\x12\x13\n\x0breason_code\x18\x01 \x01(\t\x12\x18\n\x10\x63ustomer_account\x18\x02 \x01(\t\x12*\n\x07min_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"V\n\x16ListHeldOrdersResponse\x12#\n\x06orders\x18\x01 \x03(\x0b\x32\x13.ordergate.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x13\x43orrectOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\torder_xml\x18\x02 \x01(\x0c\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"I\n\x14\x43orrectOrderResponse\x12\x31\n\x06result\x18\x01 \x01(\x0b\x32!.ordergate.v1.SubmitOrderResponse\"1\n\x13ReleaseOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x14ReleaseOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order2\xa7\x02\n\x15\x45xceptionQueueService\x12`\n\x0eListHeldOrders\x12#.ordergate.v1.ListHeldOrdersRequest\x1a$.ordergate.v1.ListHeldOrdersResponse\"\x03\x90\x02\x01\x12U\n\x0c\x43orrectOrder\x12!.ordergate.v1.CorrectOrderRequest\x1a\".ordergate.v1.CorrectOrderResponse\x12U\n\x0cReleaseOrder\x12!.ordergate.v1.ReleaseOrderRequest\x1a\".ordergate.v1.ReleaseOrderResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*ordergate/v1/exception_queue_service.proto\x12\x0cordergate.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18ordergate/v1/order.proto\x1a ordergate/v1/order_service.proto\"\xa9\x01\n\x15ListHeldOrdersRequest\x12\x13\n\x0breason_code\x18\x01 \x01(\t\x12\x18\n\x10\x63ustomer_account\x18\x02 \x01(\t\x12*\n\x07min_age\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06\x63lient\x18\x06 \x01(\t\"V\n\x16ListHeldOrdersResponse\x12#\n\x06orders\x18\x01 \x03(\x0b\x32\x13.ordergate.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x13\x43orrectOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\torder_xml\x18\x02 \x01(\x0c\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"I\n\x14\x43orrectOrderResponse\x12\x31\n\x06result\x18\x01 \x01(\x0b\x32!.ordergate.v1.SubmitOrderResponse\"1\n\x13ReleaseOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x14ReleaseOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\".\n\x10HoldOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"7\n\x11HoldOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\"\"\n\x14RecheckOrdersRequest\x12\n\n\x02id\x18\x01 \x01(\t\"D\n\x15RecheckOrdersResponse\x12\x0f\n\x07\x63hecked\x18\x01 \x01(\x05\x12\x1a\n\x12\x61\x63\x63\x65pted_order_ids\x18\x02 \x03(\t\"0\n\x12\x41\x63\x63\x65ptShortRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x13\x41\x63\x63\x65ptShortResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order2\xa3\x04\n\x15\x45xceptionQueueService\x12`\n\x0eListHeldOrders\x12#.ordergate.v1.ListHeldOrdersRequest\x1a$.ordergate.v1.ListHeldOrdersResponse\"\x03\x90\x02\x01\x12U\n\x0c\x43orrectOrder\x12!.ordergate.v1.CorrectOrderRequest\x1a\".ordergate.v1.CorrectOrderResponse\x12U\n\x0cReleaseOrder\x12!.ordergate.v1.ReleaseOrderRequest\x1a\".ordergate.v1.ReleaseOrderResponse\x12L\n\tHoldOrder\x12\x1e.ordergate.v1.HoldOrderRequest\x1a\x1f.ordergate.v1.HoldOrderResponse\x12X\n\rRecheckOrders\x12\".ordergate.v1.RecheckOrdersRequest\x1a#.ordergate.v1.RecheckOrdersResponse\x12R\n\x0b\x41\x63\x63\x65ptShort\x12 .ordergate.v1.AcceptShortRequest\x1a!.ordergate.v1.AcceptShortResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,17 +37,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXCEPTIONQUEUESERVICE'].methods_by_name['ListHeldOrders']._loaded_options = None
   _globals['_EXCEPTIONQUEUESERVICE'].methods_by_name['ListHeldOrders']._serialized_options = b'\220\002\001'
   _globals['_LISTHELDORDERSREQUEST']._serialized_start=153
-  _globals['_LISTHELDORDERSREQUEST']._serialized_end=306
-  _globals['_LISTHELDORDERSRESPONSE']._serialized_start=308
-  _globals['_LISTHELDORDERSRESPONSE']._serialized_end=394
-  _globals['_CORRECTORDERREQUEST']._serialized_start=396
-  _globals['_CORRECTORDERREQUEST']._serialized_end=468
-  _globals['_CORRECTORDERRESPONSE']._serialized_start=470
-  _globals['_CORRECTORDERRESPONSE']._serialized_end=543
-  _globals['_RELEASEORDERREQUEST']._serialized_start=545
-  _globals['_RELEASEORDERREQUEST']._serialized_end=594
-  _globals['_RELEASEORDERRESPONSE']._serialized_start=596
-  _globals['_RELEASEORDERRESPONSE']._serialized_end=654
-  _globals['_EXCEPTIONQUEUESERVICE']._serialized_start=657
-  _globals['_EXCEPTIONQUEUESERVICE']._serialized_end=952
+  _globals['_LISTHELDORDERSREQUEST']._serialized_end=322
+  _globals['_LISTHELDORDERSRESPONSE']._serialized_start=324
+  _globals['_LISTHELDORDERSRESPONSE']._serialized_end=410
+  _globals['_CORRECTORDERREQUEST']._serialized_start=412
+  _globals['_CORRECTORDERREQUEST']._serialized_end=484
+  _globals['_CORRECTORDERRESPONSE']._serialized_start=486
+  _globals['_CORRECTORDERRESPONSE']._serialized_end=559
+  _globals['_RELEASEORDERREQUEST']._serialized_start=561
+  _globals['_RELEASEORDERREQUEST']._serialized_end=610
+  _globals['_RELEASEORDERRESPONSE']._serialized_start=612
+  _globals['_RELEASEORDERRESPONSE']._serialized_end=670
+  _globals['_HOLDORDERREQUEST']._serialized_start=672
+  _globals['_HOLDORDERREQUEST']._serialized_end=718
+  _globals['_HOLDORDERRESPONSE']._serialized_start=720
+  _globals['_HOLDORDERRESPONSE']._serialized_end=775
+  _globals['_RECHECKORDERSREQUEST']._serialized_start=777
+  _globals['_RECHECKORDERSREQUEST']._serialized_end=811
+  _globals['_RECHECKORDERSRESPONSE']._serialized_start=813
+  _globals['_RECHECKORDERSRESPONSE']._serialized_end=881
+  _globals['_ACCEPTSHORTREQUEST']._serialized_start=883
+  _globals['_ACCEPTSHORTREQUEST']._serialized_end=931
+  _globals['_ACCEPTSHORTRESPONSE']._serialized_start=933
+  _globals['_ACCEPTSHORTRESPONSE']._serialized_end=990
+  _globals['_EXCEPTIONQUEUESERVICE']._serialized_start=993
+  _globals['_EXCEPTIONQUEUESERVICE']._serialized_end=1540
 # @@protoc_insertion_point(module_scope)

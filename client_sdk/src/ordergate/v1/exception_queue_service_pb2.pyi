@@ -32,6 +32,7 @@ class ListHeldOrdersRequest(_message.Message):
     MIN_AGE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
     reason_code: _builtins.str
     """Only orders with this hold reason code, such as `PHONE_INVALID`; empty for all."""
     customer_account: _builtins.str
@@ -42,6 +43,8 @@ class ListHeldOrdersRequest(_message.Message):
     """
     page_token: _builtins.str
     """`next_page_token` from the previous page, with the same filters."""
+    client: _builtins.str
+    """Only orders of this API client; empty for all."""
     @_builtins.property
     def min_age(self) -> _duration_pb2.Duration:
         """Only orders held at least this long (0 to 100 years)."""
@@ -54,10 +57,11 @@ class ListHeldOrdersRequest(_message.Message):
         min_age: _duration_pb2.Duration | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        client: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["min_age", b"min_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_account", b"customer_account", "min_age", b"min_age", "page_size", b"page_size", "page_token", b"page_token", "reason_code", b"reason_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "customer_account", b"customer_account", "min_age", b"min_age", "page_size", b"page_size", "page_token", b"page_token", "reason_code", b"reason_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -180,7 +184,9 @@ class ReleaseOrderResponse(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def order(self) -> _order_pb2.Order:
-        """The order, now ACCEPTED with its stock allocated."""
+        """The order: ACCEPTED with its stock allocated, back in the state it was held from, or
+        ON_HOLD waiting for stock.
+        """
 
     def __init__(
         self,
@@ -194,3 +200,155 @@ class ReleaseOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleaseOrderResponse: _TypeAlias = ReleaseOrderResponse  # noqa: Y015
+
+@_typing.final
+class HoldOrderRequest(_message.Message):
+    """Request for ExceptionQueueService.HoldOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The server-assigned order id."""
+    reason: _builtins.str
+    """Why (required; the MANUAL_HOLD reason's message, and kept in the audit log)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldOrderRequest: _TypeAlias = HoldOrderRequest  # noqa: Y015
+
+@_typing.final
+class HoldOrderResponse(_message.Message):
+    """Response for ExceptionQueueService.HoldOrder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> _order_pb2.Order:
+        """The order, now ON_HOLD (MANUAL_HOLD) with `held_from` set."""
+
+    def __init__(
+        self,
+        *,
+        order: _order_pb2.Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HoldOrderResponse: _TypeAlias = HoldOrderResponse  # noqa: Y015
+
+@_typing.final
+class RecheckOrdersRequest(_message.Message):
+    """Request for ExceptionQueueService.RecheckOrders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """One order's server-assigned id; empty for every order held for stock alone."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecheckOrdersRequest: _TypeAlias = RecheckOrdersRequest  # noqa: Y015
+
+@_typing.final
+class RecheckOrdersResponse(_message.Message):
+    """Response for ExceptionQueueService.RecheckOrders."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKED_FIELD_NUMBER: _builtins.int
+    ACCEPTED_ORDER_IDS_FIELD_NUMBER: _builtins.int
+    checked: _builtins.int
+    """How many orders were re-checked."""
+    @_builtins.property
+    def accepted_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ids of those accepted now, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        checked: _builtins.int = ...,
+        accepted_order_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_order_ids", b"accepted_order_ids", "checked", b"checked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecheckOrdersResponse: _TypeAlias = RecheckOrdersResponse  # noqa: Y015
+
+@_typing.final
+class AcceptShortRequest(_message.Message):
+    """Request for ExceptionQueueService.AcceptShort."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The server-assigned order id of an order held for stock alone."""
+    reason: _builtins.str
+    """Why (required; kept in the order's history and the audit log)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptShortRequest: _TypeAlias = AcceptShortRequest  # noqa: Y015
+
+@_typing.final
+class AcceptShortResponse(_message.Message):
+    """Response for ExceptionQueueService.AcceptShort."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> _order_pb2.Order:
+        """The order, ACCEPTED with the pieces kept; `cancelled_quantity` on its lines says what was
+        cancelled.
+        """
+
+    def __init__(
+        self,
+        *,
+        order: _order_pb2.Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptShortResponse: _TypeAlias = AcceptShortResponse  # noqa: Y015

@@ -27,8 +27,10 @@ if _version_not_supported:
 
 class ExceptionQueueServiceStub:
     """Held orders wait here for a person: correct the order, release it (a manager's override of
-    judgement calls), or cancel it (OrderService.CancelOrder). Every decision is an order event
-    and an audit entry, written in the same transaction.
+    judgement calls), accept it short, or cancel it (OrderService.CancelOrder, CancelOrderLines).
+    Orders held only for stock (INSUFFICIENT_STOCK, STOCK_SHORT) are re-checked by themselves
+    whenever stock rises. Every decision is an order event and an audit entry, written in the
+    same transaction. docs/operations.md has the playbook per hold reason.
     """
 
     def __init__(self, channel):
@@ -52,16 +54,34 @@ class ExceptionQueueServiceStub:
                 request_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.ReleaseOrderRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.ReleaseOrderResponse.FromString,
                 _registered_method=True)
+        self.HoldOrder = channel.unary_unary(
+                '/ordergate.v1.ExceptionQueueService/HoldOrder',
+                request_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.HoldOrderRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.HoldOrderResponse.FromString,
+                _registered_method=True)
+        self.RecheckOrders = channel.unary_unary(
+                '/ordergate.v1.ExceptionQueueService/RecheckOrders',
+                request_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.RecheckOrdersRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.RecheckOrdersResponse.FromString,
+                _registered_method=True)
+        self.AcceptShort = channel.unary_unary(
+                '/ordergate.v1.ExceptionQueueService/AcceptShort',
+                request_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.AcceptShortRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.AcceptShortResponse.FromString,
+                _registered_method=True)
 
 
 class ExceptionQueueServiceServicer:
     """Held orders wait here for a person: correct the order, release it (a manager's override of
-    judgement calls), or cancel it (OrderService.CancelOrder). Every decision is an order event
-    and an audit entry, written in the same transaction.
+    judgement calls), accept it short, or cancel it (OrderService.CancelOrder, CancelOrderLines).
+    Orders held only for stock (INSUFFICIENT_STOCK, STOCK_SHORT) are re-checked by themselves
+    whenever stock rises. Every decision is an order event and an audit entry, written in the
+    same transaction. docs/operations.md has the playbook per hold reason.
     """
 
     def ListHeldOrders(self, request, context):
-        """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
+        """Held orders, oldest first, optionally by hold reason code, client, customer and minimum
+        age. An unknown reason code is INVALID_ARGUMENT (`REASON_CODE_UNKNOWN`).
         Roles: admin, manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -70,18 +90,55 @@ class ExceptionQueueServiceServicer:
 
     def CorrectOrder(self, request, context):
         """New XML for a held order (same order id), judged afresh exactly as a resubmission by its
-        client; ACCEPTED if it now passes. Safe to retry with the same request_id. Role: manager.
+        client; ACCEPTED if it now passes. The buyer may be corrected too, unless another order
+        already has that buyer and order id. Safe to retry with the same request_id.
+        Roles: manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseOrder(self, request, context):
-        """Accepts a held order against its hold reasons, with a mandatory reason. Allowed only when
-        every hold reason is overridable (PHONE_MISSING, PHONE_INVALID, SPECIAL_HANDLING_REQUIRED,
-        CURRENCY_MISMATCH) — never for an unknown SKU, a missing address or missing stock — and
-        only if the stock can be allocated. Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE,
-        INSUFFICIENT_STOCK, NOT_ON_HOLD). Role: manager.
+        """A person's decision on a held order, with a mandatory reason:
+        - on a manual hold (MANUAL_HOLD): lifts it; the order returns to the state it was held
+        from, with its stock;
+        - otherwise overrides the holds a person may judge (PHONE_MISSING, PHONE_INVALID,
+        SPECIAL_HANDLING_REQUIRED, CURRENCY_MISMATCH) — never an unknown SKU or a missing
+        address (HOLD_NOT_OVERRIDABLE). The order is ACCEPTED if its stock can be allocated;
+        if not, it stays ON_HOLD with only INSUFFICIENT_STOCK, waiting for stock (re-checked
+        when stock rises). An order held for stock alone is FAILED_PRECONDITION
+        `AWAITING_STOCK` (RecheckOrders, AcceptShort or cancel it).
+        Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE, AWAITING_STOCK, NOT_ON_HOLD).
+        Role: manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HoldOrder(self, request, context):
+        """Puts an accepted order that has not shipped (ACCEPTED to PACKED) on a manual hold
+        (MANUAL_HOLD, with the reason), keeping its stock; ReleaseOrder lifts it. Holding an order
+        already on a manual hold changes nothing. Role: manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecheckOrders(self, request, context):
+        """Re-checks orders held for stock alone now, oldest first: one order (`id`), or all of them.
+        Each is accepted if it can be allocated, exactly once. (They are also re-checked by
+        themselves whenever stock rises.) An order held for other reasons too is
+        FAILED_PRECONDITION `NOT_STOCK_HELD`. Roles: manager, operations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptShort(self, request, context):
+        """Accepts an order held for stock alone with what is there: at the location that can serve
+        the most of it, each line keeps the pieces available and the rest is cancelled (as
+        CancelOrderLines would), and the order is ACCEPTED. Nothing available anywhere is
+        FAILED_PRECONDITION `NOTHING_AVAILABLE`. Roles: manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -105,6 +162,21 @@ def add_ExceptionQueueServiceServicer_to_server(servicer, server):
                     request_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.ReleaseOrderRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.ReleaseOrderResponse.SerializeToString,
             ),
+            'HoldOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.HoldOrder,
+                    request_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.HoldOrderRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.HoldOrderResponse.SerializeToString,
+            ),
+            'RecheckOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecheckOrders,
+                    request_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.RecheckOrdersRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.RecheckOrdersResponse.SerializeToString,
+            ),
+            'AcceptShort': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptShort,
+                    request_deserializer=ordergate_dot_v1_dot_exception__queue__service__pb2.AcceptShortRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_exception__queue__service__pb2.AcceptShortResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ordergate.v1.ExceptionQueueService', rpc_method_handlers)
@@ -115,8 +187,10 @@ def add_ExceptionQueueServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ExceptionQueueService:
     """Held orders wait here for a person: correct the order, release it (a manager's override of
-    judgement calls), or cancel it (OrderService.CancelOrder). Every decision is an order event
-    and an audit entry, written in the same transaction.
+    judgement calls), accept it short, or cancel it (OrderService.CancelOrder, CancelOrderLines).
+    Orders held only for stock (INSUFFICIENT_STOCK, STOCK_SHORT) are re-checked by themselves
+    whenever stock rises. Every decision is an order event and an audit entry, written in the
+    same transaction. docs/operations.md has the playbook per hold reason.
     """
 
     @staticmethod
@@ -190,6 +264,87 @@ class ExceptionQueueService:
             '/ordergate.v1.ExceptionQueueService/ReleaseOrder',
             ordergate_dot_v1_dot_exception__queue__service__pb2.ReleaseOrderRequest.SerializeToString,
             ordergate_dot_v1_dot_exception__queue__service__pb2.ReleaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HoldOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.ExceptionQueueService/HoldOrder',
+            ordergate_dot_v1_dot_exception__queue__service__pb2.HoldOrderRequest.SerializeToString,
+            ordergate_dot_v1_dot_exception__queue__service__pb2.HoldOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecheckOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.ExceptionQueueService/RecheckOrders',
+            ordergate_dot_v1_dot_exception__queue__service__pb2.RecheckOrdersRequest.SerializeToString,
+            ordergate_dot_v1_dot_exception__queue__service__pb2.RecheckOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptShort(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.ExceptionQueueService/AcceptShort',
+            ordergate_dot_v1_dot_exception__queue__service__pb2.AcceptShortRequest.SerializeToString,
+            ordergate_dot_v1_dot_exception__queue__service__pb2.AcceptShortResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,8 +28,10 @@ GRPC_VERSION: str
 
 class ExceptionQueueServiceStub:
     """Held orders wait here for a person: correct the order, release it (a manager's override of
-    judgement calls), or cancel it (OrderService.CancelOrder). Every decision is an order event
-    and an audit entry, written in the same transaction.
+    judgement calls), accept it short, or cancel it (OrderService.CancelOrder, CancelOrderLines).
+    Orders held only for stock (INSUFFICIENT_STOCK, STOCK_SHORT) are re-checked by themselves
+    whenever stock rises. Every decision is an order event and an audit entry, written in the
+    same transaction. docs/operations.md has the playbook per hold reason.
     """
 
     @_typing.overload
@@ -37,49 +39,105 @@ class ExceptionQueueServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ExceptionQueueServiceAsyncStub: ...
     ListHeldOrders: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.ListHeldOrdersRequest, _exception_queue_service_pb2.ListHeldOrdersResponse]
-    """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
+    """Held orders, oldest first, optionally by hold reason code, client, customer and minimum
+    age. An unknown reason code is INVALID_ARGUMENT (`REASON_CODE_UNKNOWN`).
     Roles: admin, manager, operations.
     """
     CorrectOrder: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.CorrectOrderRequest, _exception_queue_service_pb2.CorrectOrderResponse]
     """New XML for a held order (same order id), judged afresh exactly as a resubmission by its
-    client; ACCEPTED if it now passes. Safe to retry with the same request_id. Role: manager.
+    client; ACCEPTED if it now passes. The buyer may be corrected too, unless another order
+    already has that buyer and order id. Safe to retry with the same request_id.
+    Roles: manager, operations.
     """
     ReleaseOrder: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.ReleaseOrderRequest, _exception_queue_service_pb2.ReleaseOrderResponse]
-    """Accepts a held order against its hold reasons, with a mandatory reason. Allowed only when
-    every hold reason is overridable (PHONE_MISSING, PHONE_INVALID, SPECIAL_HANDLING_REQUIRED,
-    CURRENCY_MISMATCH) — never for an unknown SKU, a missing address or missing stock — and
-    only if the stock can be allocated. Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE,
-    INSUFFICIENT_STOCK, NOT_ON_HOLD). Role: manager.
+    """A person's decision on a held order, with a mandatory reason:
+    - on a manual hold (MANUAL_HOLD): lifts it; the order returns to the state it was held
+      from, with its stock;
+    - otherwise overrides the holds a person may judge (PHONE_MISSING, PHONE_INVALID,
+      SPECIAL_HANDLING_REQUIRED, CURRENCY_MISMATCH) — never an unknown SKU or a missing
+      address (HOLD_NOT_OVERRIDABLE). The order is ACCEPTED if its stock can be allocated;
+      if not, it stays ON_HOLD with only INSUFFICIENT_STOCK, waiting for stock (re-checked
+      when stock rises). An order held for stock alone is FAILED_PRECONDITION
+      `AWAITING_STOCK` (RecheckOrders, AcceptShort or cancel it).
+    Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE, AWAITING_STOCK, NOT_ON_HOLD).
+    Role: manager.
+    """
+    HoldOrder: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.HoldOrderRequest, _exception_queue_service_pb2.HoldOrderResponse]
+    """Puts an accepted order that has not shipped (ACCEPTED to PACKED) on a manual hold
+    (MANUAL_HOLD, with the reason), keeping its stock; ReleaseOrder lifts it. Holding an order
+    already on a manual hold changes nothing. Role: manager.
+    """
+    RecheckOrders: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.RecheckOrdersRequest, _exception_queue_service_pb2.RecheckOrdersResponse]
+    """Re-checks orders held for stock alone now, oldest first: one order (`id`), or all of them.
+    Each is accepted if it can be allocated, exactly once. (They are also re-checked by
+    themselves whenever stock rises.) An order held for other reasons too is
+    FAILED_PRECONDITION `NOT_STOCK_HELD`. Roles: manager, operations.
+    """
+    AcceptShort: _grpc.UnaryUnaryMultiCallable[_exception_queue_service_pb2.AcceptShortRequest, _exception_queue_service_pb2.AcceptShortResponse]
+    """Accepts an order held for stock alone with what is there: at the location that can serve
+    the most of it, each line keeps the pieces available and the rest is cancelled (as
+    CancelOrderLines would), and the order is ACCEPTED. Nothing available anywhere is
+    FAILED_PRECONDITION `NOTHING_AVAILABLE`. Roles: manager, operations.
     """
 
 @_typing.type_check_only
 class ExceptionQueueServiceAsyncStub(ExceptionQueueServiceStub):
     """Held orders wait here for a person: correct the order, release it (a manager's override of
-    judgement calls), or cancel it (OrderService.CancelOrder). Every decision is an order event
-    and an audit entry, written in the same transaction.
+    judgement calls), accept it short, or cancel it (OrderService.CancelOrder, CancelOrderLines).
+    Orders held only for stock (INSUFFICIENT_STOCK, STOCK_SHORT) are re-checked by themselves
+    whenever stock rises. Every decision is an order event and an audit entry, written in the
+    same transaction. docs/operations.md has the playbook per hold reason.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListHeldOrders: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.ListHeldOrdersRequest, _exception_queue_service_pb2.ListHeldOrdersResponse]  # type: ignore[assignment]
-    """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
+    """Held orders, oldest first, optionally by hold reason code, client, customer and minimum
+    age. An unknown reason code is INVALID_ARGUMENT (`REASON_CODE_UNKNOWN`).
     Roles: admin, manager, operations.
     """
     CorrectOrder: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.CorrectOrderRequest, _exception_queue_service_pb2.CorrectOrderResponse]  # type: ignore[assignment]
     """New XML for a held order (same order id), judged afresh exactly as a resubmission by its
-    client; ACCEPTED if it now passes. Safe to retry with the same request_id. Role: manager.
+    client; ACCEPTED if it now passes. The buyer may be corrected too, unless another order
+    already has that buyer and order id. Safe to retry with the same request_id.
+    Roles: manager, operations.
     """
     ReleaseOrder: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.ReleaseOrderRequest, _exception_queue_service_pb2.ReleaseOrderResponse]  # type: ignore[assignment]
-    """Accepts a held order against its hold reasons, with a mandatory reason. Allowed only when
-    every hold reason is overridable (PHONE_MISSING, PHONE_INVALID, SPECIAL_HANDLING_REQUIRED,
-    CURRENCY_MISMATCH) — never for an unknown SKU, a missing address or missing stock — and
-    only if the stock can be allocated. Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE,
-    INSUFFICIENT_STOCK, NOT_ON_HOLD). Role: manager.
+    """A person's decision on a held order, with a mandatory reason:
+    - on a manual hold (MANUAL_HOLD): lifts it; the order returns to the state it was held
+      from, with its stock;
+    - otherwise overrides the holds a person may judge (PHONE_MISSING, PHONE_INVALID,
+      SPECIAL_HANDLING_REQUIRED, CURRENCY_MISMATCH) — never an unknown SKU or a missing
+      address (HOLD_NOT_OVERRIDABLE). The order is ACCEPTED if its stock can be allocated;
+      if not, it stays ON_HOLD with only INSUFFICIENT_STOCK, waiting for stock (re-checked
+      when stock rises). An order held for stock alone is FAILED_PRECONDITION
+      `AWAITING_STOCK` (RecheckOrders, AcceptShort or cancel it).
+    Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE, AWAITING_STOCK, NOT_ON_HOLD).
+    Role: manager.
+    """
+    HoldOrder: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.HoldOrderRequest, _exception_queue_service_pb2.HoldOrderResponse]  # type: ignore[assignment]
+    """Puts an accepted order that has not shipped (ACCEPTED to PACKED) on a manual hold
+    (MANUAL_HOLD, with the reason), keeping its stock; ReleaseOrder lifts it. Holding an order
+    already on a manual hold changes nothing. Role: manager.
+    """
+    RecheckOrders: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.RecheckOrdersRequest, _exception_queue_service_pb2.RecheckOrdersResponse]  # type: ignore[assignment]
+    """Re-checks orders held for stock alone now, oldest first: one order (`id`), or all of them.
+    Each is accepted if it can be allocated, exactly once. (They are also re-checked by
+    themselves whenever stock rises.) An order held for other reasons too is
+    FAILED_PRECONDITION `NOT_STOCK_HELD`. Roles: manager, operations.
+    """
+    AcceptShort: _aio.UnaryUnaryMultiCallable[_exception_queue_service_pb2.AcceptShortRequest, _exception_queue_service_pb2.AcceptShortResponse]  # type: ignore[assignment]
+    """Accepts an order held for stock alone with what is there: at the location that can serve
+    the most of it, each line keeps the pieces available and the rest is cancelled (as
+    CancelOrderLines would), and the order is ACCEPTED. Nothing available anywhere is
+    FAILED_PRECONDITION `NOTHING_AVAILABLE`. Roles: manager, operations.
     """
 
 class ExceptionQueueServiceServicer(metaclass=_abc_1.ABCMeta):
     """Held orders wait here for a person: correct the order, release it (a manager's override of
-    judgement calls), or cancel it (OrderService.CancelOrder). Every decision is an order event
-    and an audit entry, written in the same transaction.
+    judgement calls), accept it short, or cancel it (OrderService.CancelOrder, CancelOrderLines).
+    Orders held only for stock (INSUFFICIENT_STOCK, STOCK_SHORT) are re-checked by themselves
+    whenever stock rises. Every decision is an order event and an audit entry, written in the
+    same transaction. docs/operations.md has the playbook per hold reason.
     """
 
     @_abc_1.abstractmethod
@@ -88,7 +146,8 @@ class ExceptionQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _exception_queue_service_pb2.ListHeldOrdersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_exception_queue_service_pb2.ListHeldOrdersResponse, _abc.Awaitable[_exception_queue_service_pb2.ListHeldOrdersResponse]]:
-        """Held orders, oldest first, optionally by hold reason code, customer and minimum age.
+        """Held orders, oldest first, optionally by hold reason code, client, customer and minimum
+        age. An unknown reason code is INVALID_ARGUMENT (`REASON_CODE_UNKNOWN`).
         Roles: admin, manager, operations.
         """
 
@@ -99,7 +158,9 @@ class ExceptionQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_exception_queue_service_pb2.CorrectOrderResponse, _abc.Awaitable[_exception_queue_service_pb2.CorrectOrderResponse]]:
         """New XML for a held order (same order id), judged afresh exactly as a resubmission by its
-        client; ACCEPTED if it now passes. Safe to retry with the same request_id. Role: manager.
+        client; ACCEPTED if it now passes. The buyer may be corrected too, unless another order
+        already has that buyer and order id. Safe to retry with the same request_id.
+        Roles: manager, operations.
         """
 
     @_abc_1.abstractmethod
@@ -108,11 +169,52 @@ class ExceptionQueueServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _exception_queue_service_pb2.ReleaseOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_exception_queue_service_pb2.ReleaseOrderResponse, _abc.Awaitable[_exception_queue_service_pb2.ReleaseOrderResponse]]:
-        """Accepts a held order against its hold reasons, with a mandatory reason. Allowed only when
-        every hold reason is overridable (PHONE_MISSING, PHONE_INVALID, SPECIAL_HANDLING_REQUIRED,
-        CURRENCY_MISMATCH) — never for an unknown SKU, a missing address or missing stock — and
-        only if the stock can be allocated. Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE,
-        INSUFFICIENT_STOCK, NOT_ON_HOLD). Role: manager.
+        """A person's decision on a held order, with a mandatory reason:
+        - on a manual hold (MANUAL_HOLD): lifts it; the order returns to the state it was held
+          from, with its stock;
+        - otherwise overrides the holds a person may judge (PHONE_MISSING, PHONE_INVALID,
+          SPECIAL_HANDLING_REQUIRED, CURRENCY_MISMATCH) — never an unknown SKU or a missing
+          address (HOLD_NOT_OVERRIDABLE). The order is ACCEPTED if its stock can be allocated;
+          if not, it stays ON_HOLD with only INSUFFICIENT_STOCK, waiting for stock (re-checked
+          when stock rises). An order held for stock alone is FAILED_PRECONDITION
+          `AWAITING_STOCK` (RecheckOrders, AcceptShort or cancel it).
+        Refusals are FAILED_PRECONDITION (HOLD_NOT_OVERRIDABLE, AWAITING_STOCK, NOT_ON_HOLD).
+        Role: manager.
+        """
+
+    @_abc_1.abstractmethod
+    def HoldOrder(
+        self,
+        request: _exception_queue_service_pb2.HoldOrderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exception_queue_service_pb2.HoldOrderResponse, _abc.Awaitable[_exception_queue_service_pb2.HoldOrderResponse]]:
+        """Puts an accepted order that has not shipped (ACCEPTED to PACKED) on a manual hold
+        (MANUAL_HOLD, with the reason), keeping its stock; ReleaseOrder lifts it. Holding an order
+        already on a manual hold changes nothing. Role: manager.
+        """
+
+    @_abc_1.abstractmethod
+    def RecheckOrders(
+        self,
+        request: _exception_queue_service_pb2.RecheckOrdersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exception_queue_service_pb2.RecheckOrdersResponse, _abc.Awaitable[_exception_queue_service_pb2.RecheckOrdersResponse]]:
+        """Re-checks orders held for stock alone now, oldest first: one order (`id`), or all of them.
+        Each is accepted if it can be allocated, exactly once. (They are also re-checked by
+        themselves whenever stock rises.) An order held for other reasons too is
+        FAILED_PRECONDITION `NOT_STOCK_HELD`. Roles: manager, operations.
+        """
+
+    @_abc_1.abstractmethod
+    def AcceptShort(
+        self,
+        request: _exception_queue_service_pb2.AcceptShortRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_exception_queue_service_pb2.AcceptShortResponse, _abc.Awaitable[_exception_queue_service_pb2.AcceptShortResponse]]:
+        """Accepts an order held for stock alone with what is there: at the location that can serve
+        the most of it, each line keeps the pieces available and the rest is cancelled (as
+        CancelOrderLines would), and the order is ACCEPTED. Nothing available anywhere is
+        FAILED_PRECONDITION `NOTHING_AVAILABLE`. Roles: manager, operations.
         """
 
 def add_ExceptionQueueServiceServicer_to_server(servicer: ExceptionQueueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

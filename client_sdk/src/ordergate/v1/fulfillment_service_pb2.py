@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ordergate.v1 import order_pb2 as ordergate_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ordergate/v1/fulfillment_service.proto\x12\x0cordergate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18ordergate/v1/order.proto\"\xb8\x01\n\x16TransitionOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12\x0f\n\x07\x63\x61rrier\x18\x03 \x01(\t\x12\x17\n\x0ftracking_number\x18\x04 \x01(\t\x12\x31\n\rdelivery_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x06 \x01(\t\"=\n\x17TransitionOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order2t\n\x12\x46ulfillmentService\x12^\n\x0fTransitionOrder\x12$.ordergate.v1.TransitionOrderRequest\x1a%.ordergate.v1.TransitionOrderResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&ordergate/v1/fulfillment_service.proto\x12\x0cordergate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18ordergate/v1/order.proto\"\xb8\x01\n\x16TransitionOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12\x0f\n\x07\x63\x61rrier\x18\x03 \x01(\t\x12\x17\n\x0ftracking_number\x18\x04 \x01(\t\x12\x31\n\rdelivery_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x06 \x01(\t\"=\n\x17TransitionOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\"\xc2\x01\n\x15\x43reateShipmentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x03 \x01(\t\x12\x17\n\x0ftracking_number\x18\x04 \x01(\t\x12\x14\n\x0ctracking_url\x18\x05 \x01(\t\x12\x18\n\x10without_tracking\x18\x06 \x01(\x08\x12)\n\x05lines\x18\x07 \x03(\x0b\x32\x1a.ordergate.v1.LineQuantity\"f\n\x16\x43reateShipmentResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\x12(\n\x08shipment\x18\x02 \x01(\x0b\x32\x16.ordergate.v1.Shipment\"\xba\x01\n\x15UpdateShipmentRequest\x12\x13\n\x0bshipment_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.ordergate.v1.ShipmentState\x12\x17\n\x0ftracking_number\x18\x03 \x01(\t\x12\x14\n\x0ctracking_url\x18\x04 \x01(\t\x12\x31\n\rdelivery_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"f\n\x16UpdateShipmentResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\x12(\n\x08shipment\x18\x02 \x01(\x0b\x32\x16.ordergate.v1.Shipment2\xae\x02\n\x12\x46ulfillmentService\x12^\n\x0fTransitionOrder\x12$.ordergate.v1.TransitionOrderRequest\x1a%.ordergate.v1.TransitionOrderResponse\x12[\n\x0e\x43reateShipment\x12#.ordergate.v1.CreateShipmentRequest\x1a$.ordergate.v1.CreateShipmentResponse\x12[\n\x0eUpdateShipment\x12#.ordergate.v1.UpdateShipmentRequest\x1a$.ordergate.v1.UpdateShipmentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSITIONORDERREQUEST']._serialized_end=300
   _globals['_TRANSITIONORDERRESPONSE']._serialized_start=302
   _globals['_TRANSITIONORDERRESPONSE']._serialized_end=363
-  _globals['_FULFILLMENTSERVICE']._serialized_start=365
-  _globals['_FULFILLMENTSERVICE']._serialized_end=481
+  _globals['_CREATESHIPMENTREQUEST']._serialized_start=366
+  _globals['_CREATESHIPMENTREQUEST']._serialized_end=560
+  _globals['_CREATESHIPMENTRESPONSE']._serialized_start=562
+  _globals['_CREATESHIPMENTRESPONSE']._serialized_end=664
+  _globals['_UPDATESHIPMENTREQUEST']._serialized_start=667
+  _globals['_UPDATESHIPMENTREQUEST']._serialized_end=853
+  _globals['_UPDATESHIPMENTRESPONSE']._serialized_start=855
+  _globals['_UPDATESHIPMENTRESPONSE']._serialized_end=957
+  _globals['_FULFILLMENTSERVICE']._serialized_start=960
+  _globals['_FULFILLMENTSERVICE']._serialized_end=1262
 # @@protoc_insertion_point(module_scope)

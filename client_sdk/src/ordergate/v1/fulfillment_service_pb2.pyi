@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from ordergate.v1 import order_pb2 as _order_pb2
 import builtins as _builtins
 import sys
@@ -33,13 +35,15 @@ class TransitionOrderRequest(_message.Message):
     id: _builtins.str
     """The server-assigned order id."""
     state: _order_pb2.OrderState.ValueType
-    """The state to move to: PICKING, PICKED, PACKED, DISPATCHED or DELIVERED."""
+    """The state to move to: PICKING, PICKED, PACKED, DISPATCHED or DELIVERED; ACCEPTED to
+    un-pick.
+    """
     carrier: _builtins.str
     """The carrier (required for DISPATCHED)."""
     tracking_number: _builtins.str
     """The carrier's tracking number (required for DISPATCHED)."""
     note: _builtins.str
-    """Free text for the order's history."""
+    """Free text for the order's history; the reason of an un-pick (required for it)."""
     @_builtins.property
     def delivery_time(self) -> _timestamp_pb2.Timestamp:
         """When the parcel was delivered (required for DELIVERED)."""
@@ -85,3 +89,151 @@ class TransitionOrderResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TransitionOrderResponse: _TypeAlias = TransitionOrderResponse  # noqa: Y015
+
+@_typing.final
+class CreateShipmentRequest(_message.Message):
+    """Request for FulfillmentService.CreateShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    CARRIER_FIELD_NUMBER: _builtins.int
+    TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    TRACKING_URL_FIELD_NUMBER: _builtins.int
+    WITHOUT_TRACKING_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (a UUID); a retry with the same one ships nothing more."""
+    order_id: _builtins.str
+    """The order's server-assigned id."""
+    carrier: _builtins.str
+    """The carrier (required)."""
+    tracking_number: _builtins.str
+    """The carrier's tracking number (required unless `without_tracking`)."""
+    tracking_url: _builtins.str
+    """A link to follow the parcel, if any."""
+    without_tracking: _builtins.bool
+    """Handed over without a tracking number, on purpose (a pallet, a courier without one)."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_order_pb2.LineQuantity]:
+        """Pieces per order line in this shipment; empty for everything not yet shipped."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+        carrier: _builtins.str = ...,
+        tracking_number: _builtins.str = ...,
+        tracking_url: _builtins.str = ...,
+        without_tracking: _builtins.bool = ...,
+        lines: _abc.Iterable[_order_pb2.LineQuantity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carrier", b"carrier", "lines", b"lines", "order_id", b"order_id", "request_id", b"request_id", "tracking_number", b"tracking_number", "tracking_url", b"tracking_url", "without_tracking", b"without_tracking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateShipmentRequest: _TypeAlias = CreateShipmentRequest  # noqa: Y015
+
+@_typing.final
+class CreateShipmentResponse(_message.Message):
+    """Response for FulfillmentService.CreateShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    SHIPMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> _order_pb2.Order:
+        """The order after the shipment (PARTLY_DISPATCHED or DISPATCHED)."""
+
+    @_builtins.property
+    def shipment(self) -> _order_pb2.Shipment:
+        """The shipment recorded."""
+
+    def __init__(
+        self,
+        *,
+        order: _order_pb2.Order | None = ...,
+        shipment: _order_pb2.Shipment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "shipment", b"shipment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "shipment", b"shipment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateShipmentResponse: _TypeAlias = CreateShipmentResponse  # noqa: Y015
+
+@_typing.final
+class UpdateShipmentRequest(_message.Message):
+    """Request for FulfillmentService.UpdateShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHIPMENT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    TRACKING_URL_FIELD_NUMBER: _builtins.int
+    DELIVERY_TIME_FIELD_NUMBER: _builtins.int
+    shipment_id: _builtins.str
+    """The shipment's id."""
+    state: _order_pb2.ShipmentState.ValueType
+    """IN_TRANSIT or DELIVERED; UNSPECIFIED to leave the state as it is."""
+    tracking_number: _builtins.str
+    """A tracking number, for a shipment handed over without one."""
+    tracking_url: _builtins.str
+    """A link to follow the parcel."""
+    @_builtins.property
+    def delivery_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was delivered (required for DELIVERED)."""
+
+    def __init__(
+        self,
+        *,
+        shipment_id: _builtins.str = ...,
+        state: _order_pb2.ShipmentState.ValueType = ...,
+        tracking_number: _builtins.str = ...,
+        tracking_url: _builtins.str = ...,
+        delivery_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivery_time", b"delivery_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_time", b"delivery_time", "shipment_id", b"shipment_id", "state", b"state", "tracking_number", b"tracking_number", "tracking_url", b"tracking_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateShipmentRequest: _TypeAlias = UpdateShipmentRequest  # noqa: Y015
+
+@_typing.final
+class UpdateShipmentResponse(_message.Message):
+    """Response for FulfillmentService.UpdateShipment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    SHIPMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> _order_pb2.Order:
+        """The order after the update."""
+
+    @_builtins.property
+    def shipment(self) -> _order_pb2.Shipment:
+        """The shipment after the update."""
+
+    def __init__(
+        self,
+        *,
+        order: _order_pb2.Order | None = ...,
+        shipment: _order_pb2.Shipment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "shipment", b"shipment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "shipment", b"shipment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateShipmentResponse: _TypeAlias = UpdateShipmentResponse  # noqa: Y015

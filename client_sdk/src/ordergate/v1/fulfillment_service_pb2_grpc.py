@@ -41,6 +41,16 @@ class FulfillmentServiceStub:
                 request_serializer=ordergate_dot_v1_dot_fulfillment__service__pb2.TransitionOrderRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_fulfillment__service__pb2.TransitionOrderResponse.FromString,
                 _registered_method=True)
+        self.CreateShipment = channel.unary_unary(
+                '/ordergate.v1.FulfillmentService/CreateShipment',
+                request_serializer=ordergate_dot_v1_dot_fulfillment__service__pb2.CreateShipmentRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_fulfillment__service__pb2.CreateShipmentResponse.FromString,
+                _registered_method=True)
+        self.UpdateShipment = channel.unary_unary(
+                '/ordergate.v1.FulfillmentService/UpdateShipment',
+                request_serializer=ordergate_dot_v1_dot_fulfillment__service__pb2.UpdateShipmentRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_fulfillment__service__pb2.UpdateShipmentResponse.FromString,
+                _registered_method=True)
 
 
 class FulfillmentServiceServicer:
@@ -50,11 +60,34 @@ class FulfillmentServiceServicer:
 
     def TransitionOrder(self, request, context):
         """Moves an order to its next state: ACCEPTED -> PICKING -> PICKED -> PACKED -> DISPATCHED
-        -> DELIVERED. An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION, with the
-        allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a tracking
-        number and consumes the allocation (on hand and allocated both drop); DELIVERED needs the
-        delivery time. Asking for the state the order is already in answers with it unchanged, so
-        a retry is harmless. Role: warehouse.
+        -> DELIVERED, or back from PICKING or PICKED to ACCEPTED (an un-pick, which needs the
+        reason in `note`). An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION,
+        with the allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a
+        tracking number and records one shipment of everything not yet shipped (as
+        CreateShipment would); DELIVERED needs the delivery time and marks every shipment
+        delivered. Asking for the state the order is already in answers with it unchanged, so a
+        retry is harmless. Role: warehouse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateShipment(self, request, context):
+        """Records a shipment handed to a carrier: some or all of a PACKED (or PARTLY_DISPATCHED)
+        order's lines. Its pieces leave stock (on hand and allocated both drop). The order is
+        DISPATCHED when everything not cancelled has shipped, PARTLY_DISPATCHED until then. A
+        tracking number is required unless `without_tracking` is set; then an alert is raised if
+        none is added within ORDERGATE_TRACKING_MISSING_HOURS (24). Safe to retry with the same
+        request_id. Role: warehouse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateShipment(self, request, context):
+        """Updates a shipment: IN_TRANSIT or DELIVERED as the carrier reports, or a tracking number
+        added later. When every shipment of a DISPATCHED order is delivered, the order is
+        DELIVERED. Repeating an update changes nothing. Role: warehouse.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -67,6 +100,16 @@ def add_FulfillmentServiceServicer_to_server(servicer, server):
                     servicer.TransitionOrder,
                     request_deserializer=ordergate_dot_v1_dot_fulfillment__service__pb2.TransitionOrderRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_fulfillment__service__pb2.TransitionOrderResponse.SerializeToString,
+            ),
+            'CreateShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateShipment,
+                    request_deserializer=ordergate_dot_v1_dot_fulfillment__service__pb2.CreateShipmentRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_fulfillment__service__pb2.CreateShipmentResponse.SerializeToString,
+            ),
+            'UpdateShipment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateShipment,
+                    request_deserializer=ordergate_dot_v1_dot_fulfillment__service__pb2.UpdateShipmentRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_fulfillment__service__pb2.UpdateShipmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -98,6 +141,60 @@ class FulfillmentService:
             '/ordergate.v1.FulfillmentService/TransitionOrder',
             ordergate_dot_v1_dot_fulfillment__service__pb2.TransitionOrderRequest.SerializeToString,
             ordergate_dot_v1_dot_fulfillment__service__pb2.TransitionOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.FulfillmentService/CreateShipment',
+            ordergate_dot_v1_dot_fulfillment__service__pb2.CreateShipmentRequest.SerializeToString,
+            ordergate_dot_v1_dot_fulfillment__service__pb2.CreateShipmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateShipment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.FulfillmentService/UpdateShipment',
+            ordergate_dot_v1_dot_fulfillment__service__pb2.UpdateShipmentRequest.SerializeToString,
+            ordergate_dot_v1_dot_fulfillment__service__pb2.UpdateShipmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,11 +37,26 @@ class FulfillmentServiceStub:
     def __new__(cls, channel: _aio.Channel) -> FulfillmentServiceAsyncStub: ...
     TransitionOrder: _grpc.UnaryUnaryMultiCallable[_fulfillment_service_pb2.TransitionOrderRequest, _fulfillment_service_pb2.TransitionOrderResponse]
     """Moves an order to its next state: ACCEPTED -> PICKING -> PICKED -> PACKED -> DISPATCHED
-    -> DELIVERED. An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION, with the
-    allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a tracking
-    number and consumes the allocation (on hand and allocated both drop); DELIVERED needs the
-    delivery time. Asking for the state the order is already in answers with it unchanged, so
-    a retry is harmless. Role: warehouse.
+    -> DELIVERED, or back from PICKING or PICKED to ACCEPTED (an un-pick, which needs the
+    reason in `note`). An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION,
+    with the allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a
+    tracking number and records one shipment of everything not yet shipped (as
+    CreateShipment would); DELIVERED needs the delivery time and marks every shipment
+    delivered. Asking for the state the order is already in answers with it unchanged, so a
+    retry is harmless. Role: warehouse.
+    """
+    CreateShipment: _grpc.UnaryUnaryMultiCallable[_fulfillment_service_pb2.CreateShipmentRequest, _fulfillment_service_pb2.CreateShipmentResponse]
+    """Records a shipment handed to a carrier: some or all of a PACKED (or PARTLY_DISPATCHED)
+    order's lines. Its pieces leave stock (on hand and allocated both drop). The order is
+    DISPATCHED when everything not cancelled has shipped, PARTLY_DISPATCHED until then. A
+    tracking number is required unless `without_tracking` is set; then an alert is raised if
+    none is added within ORDERGATE_TRACKING_MISSING_HOURS (24). Safe to retry with the same
+    request_id. Role: warehouse.
+    """
+    UpdateShipment: _grpc.UnaryUnaryMultiCallable[_fulfillment_service_pb2.UpdateShipmentRequest, _fulfillment_service_pb2.UpdateShipmentResponse]
+    """Updates a shipment: IN_TRANSIT or DELIVERED as the carrier reports, or a tracking number
+    added later. When every shipment of a DISPATCHED order is delivered, the order is
+    DELIVERED. Repeating an update changes nothing. Role: warehouse.
     """
 
 @_typing.type_check_only
@@ -53,11 +68,26 @@ class FulfillmentServiceAsyncStub(FulfillmentServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     TransitionOrder: _aio.UnaryUnaryMultiCallable[_fulfillment_service_pb2.TransitionOrderRequest, _fulfillment_service_pb2.TransitionOrderResponse]  # type: ignore[assignment]
     """Moves an order to its next state: ACCEPTED -> PICKING -> PICKED -> PACKED -> DISPATCHED
-    -> DELIVERED. An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION, with the
-    allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a tracking
-    number and consumes the allocation (on hand and allocated both drop); DELIVERED needs the
-    delivery time. Asking for the state the order is already in answers with it unchanged, so
-    a retry is harmless. Role: warehouse.
+    -> DELIVERED, or back from PICKING or PICKED to ACCEPTED (an un-pick, which needs the
+    reason in `note`). An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION,
+    with the allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a
+    tracking number and records one shipment of everything not yet shipped (as
+    CreateShipment would); DELIVERED needs the delivery time and marks every shipment
+    delivered. Asking for the state the order is already in answers with it unchanged, so a
+    retry is harmless. Role: warehouse.
+    """
+    CreateShipment: _aio.UnaryUnaryMultiCallable[_fulfillment_service_pb2.CreateShipmentRequest, _fulfillment_service_pb2.CreateShipmentResponse]  # type: ignore[assignment]
+    """Records a shipment handed to a carrier: some or all of a PACKED (or PARTLY_DISPATCHED)
+    order's lines. Its pieces leave stock (on hand and allocated both drop). The order is
+    DISPATCHED when everything not cancelled has shipped, PARTLY_DISPATCHED until then. A
+    tracking number is required unless `without_tracking` is set; then an alert is raised if
+    none is added within ORDERGATE_TRACKING_MISSING_HOURS (24). Safe to retry with the same
+    request_id. Role: warehouse.
+    """
+    UpdateShipment: _aio.UnaryUnaryMultiCallable[_fulfillment_service_pb2.UpdateShipmentRequest, _fulfillment_service_pb2.UpdateShipmentResponse]  # type: ignore[assignment]
+    """Updates a shipment: IN_TRANSIT or DELIVERED as the carrier reports, or a tracking number
+    added later. When every shipment of a DISPATCHED order is delivered, the order is
+    DELIVERED. Repeating an update changes nothing. Role: warehouse.
     """
 
 class FulfillmentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -72,11 +102,38 @@ class FulfillmentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_fulfillment_service_pb2.TransitionOrderResponse, _abc.Awaitable[_fulfillment_service_pb2.TransitionOrderResponse]]:
         """Moves an order to its next state: ACCEPTED -> PICKING -> PICKED -> PACKED -> DISPATCHED
-        -> DELIVERED. An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION, with the
-        allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a tracking
-        number and consumes the allocation (on hand and allocated both drop); DELIVERED needs the
-        delivery time. Asking for the state the order is already in answers with it unchanged, so
-        a retry is harmless. Role: warehouse.
+        -> DELIVERED, or back from PICKING or PICKED to ACCEPTED (an un-pick, which needs the
+        reason in `note`). An illegal step is FAILED_PRECONDITION (reason ILLEGAL_TRANSITION,
+        with the allowed next states in the ErrorInfo metadata). DISPATCHED needs a carrier and a
+        tracking number and records one shipment of everything not yet shipped (as
+        CreateShipment would); DELIVERED needs the delivery time and marks every shipment
+        delivered. Asking for the state the order is already in answers with it unchanged, so a
+        retry is harmless. Role: warehouse.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateShipment(
+        self,
+        request: _fulfillment_service_pb2.CreateShipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fulfillment_service_pb2.CreateShipmentResponse, _abc.Awaitable[_fulfillment_service_pb2.CreateShipmentResponse]]:
+        """Records a shipment handed to a carrier: some or all of a PACKED (or PARTLY_DISPATCHED)
+        order's lines. Its pieces leave stock (on hand and allocated both drop). The order is
+        DISPATCHED when everything not cancelled has shipped, PARTLY_DISPATCHED until then. A
+        tracking number is required unless `without_tracking` is set; then an alert is raised if
+        none is added within ORDERGATE_TRACKING_MISSING_HOURS (24). Safe to retry with the same
+        request_id. Role: warehouse.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateShipment(
+        self,
+        request: _fulfillment_service_pb2.UpdateShipmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fulfillment_service_pb2.UpdateShipmentResponse, _abc.Awaitable[_fulfillment_service_pb2.UpdateShipmentResponse]]:
+        """Updates a shipment: IN_TRANSIT or DELIVERED as the carrier reports, or a tracking number
+        added later. When every shipment of a DISPATCHED order is delivered, the order is
+        DELIVERED. Repeating an update changes nothing. Role: warehouse.
         """
 
 def add_FulfillmentServiceServicer_to_server(servicer: FulfillmentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

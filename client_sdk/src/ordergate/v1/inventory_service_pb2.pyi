@@ -304,7 +304,9 @@ class AdjustStockResponse(_message.Message):
 
     @_builtins.property
     def oversold_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Accepted orders that this change left short (empty unless the location is oversold)."""
+        """Orders that this change left short (empty unless the location is oversold): the accepted
+        ones among them are back in the exception queue as STOCK_SHORT.
+        """
 
     def __init__(
         self,

@@ -93,9 +93,11 @@ class InventoryServiceServicer:
     def AdjustStock(self, request, context):
         """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
         available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
-        When a location then has less on hand than is allocated, an OVERSOLD alert names the
-        accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
-        same request_id. Role: manager.
+        When a location then has less on hand than is allocated, the newest accepted orders are
+        sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
+        released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
+        and an OVERSOLD alert names them all. Stock that rises re-checks the orders held for it.
+        Safe to retry with the same request_id. Role: manager.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,7 +105,8 @@ class InventoryServiceServicer:
 
     def RecordStockCount(self, request, context):
         """Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why. Safe to retry with the same request_id. Role: manager.
+        kept with who counted and why; a count that leaves accepted orders short acts as
+        AdjustStock does. Safe to retry with the same request_id. Role: manager.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,13 +52,16 @@ class InventoryServiceStub:
     AdjustStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]
     """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
     available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
-    When a location then has less on hand than is allocated, an OVERSOLD alert names the
-    accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
-    same request_id. Role: manager.
+    When a location then has less on hand than is allocated, the newest accepted orders are
+    sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
+    released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
+    and an OVERSOLD alert names them all. Stock that rises re-checks the orders held for it.
+    Safe to retry with the same request_id. Role: manager.
     """
     RecordStockCount: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]
     """Records a physical count: the count wins, and the variance (counted - on hand before) is
-    kept with who counted and why. Safe to retry with the same request_id. Role: manager.
+    kept with who counted and why; a count that leaves accepted orders short acts as
+    AdjustStock does. Safe to retry with the same request_id. Role: manager.
     """
     ListLocations: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]
     """The stock locations (warehouses and stores) in allocation priority order.
@@ -89,13 +92,16 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     AdjustStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]  # type: ignore[assignment]
     """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
     available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
-    When a location then has less on hand than is allocated, an OVERSOLD alert names the
-    accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
-    same request_id. Role: manager.
+    When a location then has less on hand than is allocated, the newest accepted orders are
+    sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
+    released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
+    and an OVERSOLD alert names them all. Stock that rises re-checks the orders held for it.
+    Safe to retry with the same request_id. Role: manager.
     """
     RecordStockCount: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]  # type: ignore[assignment]
     """Records a physical count: the count wins, and the variance (counted - on hand before) is
-    kept with who counted and why. Safe to retry with the same request_id. Role: manager.
+    kept with who counted and why; a count that leaves accepted orders short acts as
+    AdjustStock does. Safe to retry with the same request_id. Role: manager.
     """
     ListLocations: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]  # type: ignore[assignment]
     """The stock locations (warehouses and stores) in allocation priority order.
@@ -141,9 +147,11 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inventory_service_pb2.AdjustStockResponse, _abc.Awaitable[_inventory_service_pb2.AdjustStockResponse]]:
         """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
         available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
-        When a location then has less on hand than is allocated, an OVERSOLD alert names the
-        accepted orders left short (their history gets an OVERSOLD event). Safe to retry with the
-        same request_id. Role: manager.
+        When a location then has less on hand than is allocated, the newest accepted orders are
+        sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
+        released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
+        and an OVERSOLD alert names them all. Stock that rises re-checks the orders held for it.
+        Safe to retry with the same request_id. Role: manager.
         """
 
     @_abc_1.abstractmethod
@@ -153,7 +161,8 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.RecordStockCountResponse, _abc.Awaitable[_inventory_service_pb2.RecordStockCountResponse]]:
         """Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why. Safe to retry with the same request_id. Role: manager.
+        kept with who counted and why; a count that leaves accepted orders short acts as
+        AdjustStock does. Safe to retry with the same request_id. Role: manager.
         """
 
     @_abc_1.abstractmethod

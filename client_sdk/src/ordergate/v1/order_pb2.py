@@ -25,25 +25,33 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ordergate/v1/order.proto\x12\x0cordergate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"H\n\nHoldReason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"v\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cstreet_lines\x18\x02 \x03(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x14\n\x0c\x63ountry_code\x18\x06 \x01(\t\"\xcc\x01\n\x08\x44\x65livery\x12&\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x15.ordergate.v1.Address\x12\r\n\x05phone\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x30\n\x0cwindow_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10special_handling\x18\x06 \x01(\t\"k\n\tOrderLine\x12\x13\n\x0bline_number\x18\x01 \x01(\x05\x12\x16\n\x0esubmitted_code\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x12\n\nunit_price\x18\x05 \x01(\t\"\xd0\x01\n\nOrderEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12+\n\told_state\x18\x05 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12+\n\tnew_state\x18\x06 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"\xa8\x04\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x18\n\x10\x63ustomer_account\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12.\n\norder_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05state\x18\n \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12.\n\x0chold_reasons\x18\x0b \x03(\x0b\x32\x18.ordergate.v1.HoldReason\x12(\n\x08\x64\x65livery\x18\x0c \x01(\x0b\x32\x16.ordergate.v1.Delivery\x12&\n\x05lines\x18\r \x03(\x0b\x32\x17.ordergate.v1.OrderLine\x12\r\n\x05notes\x18\x0e \x01(\t\x12\x1b\n\x13\x61llocation_location\x18\x0f \x01(\t\x12\x1a\n\x12problem_submission\x18\x10 \x01(\x08\x12(\n\x06\x65vents\x18\x11 \x03(\x0b\x32\x18.ordergate.v1.OrderEvent*\xf7\x01\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13ORDER_STATE_ON_HOLD\x10\x01\x12\x18\n\x14ORDER_STATE_ACCEPTED\x10\x02\x12\x17\n\x13ORDER_STATE_PICKING\x10\x03\x12\x16\n\x12ORDER_STATE_PICKED\x10\x04\x12\x16\n\x12ORDER_STATE_PACKED\x10\x05\x12\x1a\n\x16ORDER_STATE_DISPATCHED\x10\x06\x12\x19\n\x15ORDER_STATE_DELIVERED\x10\x07\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ordergate/v1/order.proto\x12\x0cordergate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"5\n\x0cLineQuantity\x12\x13\n\x0bline_number\x18\x01 \x01(\x05\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\xeb\x02\n\x08Shipment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x17\n\x0ftracking_number\x18\x03 \x01(\t\x12\x14\n\x0ctracking_url\x18\x04 \x01(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.ordergate.v1.ShipmentState\x12\x18\n\x10without_tracking\x18\x06 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rdelivery_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\n \x01(\t\x12)\n\x05lines\x18\x0b \x03(\x0b\x32\x1a.ordergate.v1.LineQuantity\"H\n\nHoldReason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\"v\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cstreet_lines\x18\x02 \x03(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x13\n\x0bpostal_code\x18\x04 \x01(\t\x12\x0e\n\x06region\x18\x05 \x01(\t\x12\x14\n\x0c\x63ountry_code\x18\x06 \x01(\t\"\xcc\x01\n\x08\x44\x65livery\x12&\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x15.ordergate.v1.Address\x12\r\n\x05phone\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x30\n\x0cwindow_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10special_handling\x18\x06 \x01(\t\"\xa1\x01\n\tOrderLine\x12\x13\n\x0bline_number\x18\x01 \x01(\x05\x12\x16\n\x0esubmitted_code\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x12\n\nunit_price\x18\x05 \x01(\t\x12\x1a\n\x12\x63\x61ncelled_quantity\x18\x06 \x01(\x03\x12\x18\n\x10shipped_quantity\x18\x07 \x01(\x03\"\xd0\x01\n\nOrderEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12+\n\told_state\x18\x05 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12+\n\tnew_state\x18\x06 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\"\xd3\x05\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x18\n\x10\x63ustomer_account\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12.\n\norder_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x05state\x18\n \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12.\n\x0chold_reasons\x18\x0b \x03(\x0b\x32\x18.ordergate.v1.HoldReason\x12(\n\x08\x64\x65livery\x18\x0c \x01(\x0b\x32\x16.ordergate.v1.Delivery\x12&\n\x05lines\x18\r \x03(\x0b\x32\x17.ordergate.v1.OrderLine\x12\r\n\x05notes\x18\x0e \x01(\t\x12\x1b\n\x13\x61llocation_location\x18\x0f \x01(\t\x12\x1a\n\x12problem_submission\x18\x10 \x01(\x08\x12(\n\x06\x65vents\x18\x11 \x03(\x0b\x32\x18.ordergate.v1.OrderEvent\x12)\n\x06source\x18\x12 \x01(\x0e\x32\x19.ordergate.v1.OrderSource\x12\x12\n\nentered_by\x18\x13 \x01(\t\x12)\n\tshipments\x18\x14 \x03(\x0b\x32\x16.ordergate.v1.Shipment\x12\x12\n\nstock_hold\x18\x15 \x01(\x08\x12+\n\theld_from\x18\x16 \x01(\x0e\x32\x18.ordergate.v1.OrderState*\x9a\x02\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13ORDER_STATE_ON_HOLD\x10\x01\x12\x18\n\x14ORDER_STATE_ACCEPTED\x10\x02\x12\x17\n\x13ORDER_STATE_PICKING\x10\x03\x12\x16\n\x12ORDER_STATE_PICKED\x10\x04\x12\x16\n\x12ORDER_STATE_PACKED\x10\x05\x12\x1a\n\x16ORDER_STATE_DISPATCHED\x10\x06\x12\x19\n\x15ORDER_STATE_DELIVERED\x10\x07\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x08\x12!\n\x1dORDER_STATE_PARTLY_DISPATCHED\x10\t*v\n\x0bOrderSource\x12\x1c\n\x18ORDER_SOURCE_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_SOURCE_API\x10\x01\x12\x1a\n\x16ORDER_SOURCE_FILE_DROP\x10\x02\x12\x17\n\x13ORDER_SOURCE_MANUAL\x10\x03*\x88\x01\n\rShipmentState\x12\x1e\n\x1aSHIPMENT_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SHIPMENT_STATE_SHIPPED\x10\x01\x12\x1d\n\x19SHIPMENT_STATE_IN_TRANSIT\x10\x02\x12\x1c\n\x18SHIPMENT_STATE_DELIVERED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ordergate.v1.order_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSTATE']._serialized_start=1352
-  _globals['_ORDERSTATE']._serialized_end=1599
-  _globals['_HOLDREASON']._serialized_start=75
-  _globals['_HOLDREASON']._serialized_end=147
-  _globals['_ADDRESS']._serialized_start=149
-  _globals['_ADDRESS']._serialized_end=267
-  _globals['_DELIVERY']._serialized_start=270
-  _globals['_DELIVERY']._serialized_end=474
-  _globals['_ORDERLINE']._serialized_start=476
-  _globals['_ORDERLINE']._serialized_end=583
-  _globals['_ORDEREVENT']._serialized_start=586
-  _globals['_ORDEREVENT']._serialized_end=794
-  _globals['_ORDER']._serialized_start=797
-  _globals['_ORDER']._serialized_end=1349
+  _globals['_ORDERSTATE']._serialized_start=1999
+  _globals['_ORDERSTATE']._serialized_end=2281
+  _globals['_ORDERSOURCE']._serialized_start=2283
+  _globals['_ORDERSOURCE']._serialized_end=2401
+  _globals['_SHIPMENTSTATE']._serialized_start=2404
+  _globals['_SHIPMENTSTATE']._serialized_end=2540
+  _globals['_LINEQUANTITY']._serialized_start=75
+  _globals['_LINEQUANTITY']._serialized_end=128
+  _globals['_SHIPMENT']._serialized_start=131
+  _globals['_SHIPMENT']._serialized_end=494
+  _globals['_HOLDREASON']._serialized_start=496
+  _globals['_HOLDREASON']._serialized_end=568
+  _globals['_ADDRESS']._serialized_start=570
+  _globals['_ADDRESS']._serialized_end=688
+  _globals['_DELIVERY']._serialized_start=691
+  _globals['_DELIVERY']._serialized_end=895
+  _globals['_ORDERLINE']._serialized_start=898
+  _globals['_ORDERLINE']._serialized_end=1059
+  _globals['_ORDEREVENT']._serialized_start=1062
+  _globals['_ORDEREVENT']._serialized_end=1270
+  _globals['_ORDER']._serialized_start=1273
+  _globals['_ORDER']._serialized_end=1996
 # @@protoc_insertion_point(module_scope)

@@ -29,7 +29,9 @@ class _OrderStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderState
     ORDER_STATE_UNSPECIFIED: _OrderState.ValueType  # 0
     """Never set on a stored order; used as "no filter" in requests."""
     ORDER_STATE_ON_HOLD: _OrderState.ValueType  # 1
-    """Stored in the exception queue; `Order.hold_reasons` says why. No stock is allocated."""
+    """Stored in the exception queue; `Order.hold_reasons` says why. No stock is allocated,
+    except on a manual hold (MANUAL_HOLD), which keeps the order's stock.
+    """
     ORDER_STATE_ACCEPTED: _OrderState.ValueType  # 2
     """Every line is allocated from one location; the order is ready to pick."""
     ORDER_STATE_PICKING: _OrderState.ValueType  # 3
@@ -39,22 +41,27 @@ class _OrderStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderState
     ORDER_STATE_PACKED: _OrderState.ValueType  # 5
     """The parcel is packed."""
     ORDER_STATE_DISPATCHED: _OrderState.ValueType  # 6
-    """Handed to a carrier with a tracking number; the allocation is consumed."""
+    """Everything not cancelled is in shipments handed to carriers; the allocation is consumed."""
     ORDER_STATE_DELIVERED: _OrderState.ValueType  # 7
-    """Delivered to the recipient."""
+    """Every shipment delivered."""
     ORDER_STATE_CANCELLED: _OrderState.ValueType  # 8
-    """Cancelled before picking; any allocation was released."""
+    """Cancelled before picking (or every line cancelled); any allocation was released."""
+    ORDER_STATE_PARTLY_DISPATCHED: _OrderState.ValueType  # 9
+    """Some lines or pieces have shipped, others (not cancelled) not yet: a split shipment."""
 
 class OrderState(_OrderState, metaclass=_OrderStateEnumTypeWrapper):
-    """The lifecycle state of an order. Transitions are guarded by the server:
-    ON_HOLD -> ACCEPTED -> PICKING -> PICKED -> PACKED -> DISPATCHED -> DELIVERED,
-    and ON_HOLD or ACCEPTED -> CANCELLED.
+    """The lifecycle state of an order. Transitions are guarded by the server (docs/operations.md):
+    ON_HOLD -> ACCEPTED -> PICKING -> PICKED -> PACKED -> (shipments) PARTLY_DISPATCHED ->
+    DISPATCHED -> DELIVERED; ON_HOLD or ACCEPTED -> CANCELLED; PICKING or PICKED -> ACCEPTED
+    (un-pick); ACCEPTED to PACKED -> ON_HOLD (a manual hold, or stock short).
     """
 
 ORDER_STATE_UNSPECIFIED: OrderState.ValueType  # 0
 """Never set on a stored order; used as "no filter" in requests."""
 ORDER_STATE_ON_HOLD: OrderState.ValueType  # 1
-"""Stored in the exception queue; `Order.hold_reasons` says why. No stock is allocated."""
+"""Stored in the exception queue; `Order.hold_reasons` says why. No stock is allocated,
+except on a manual hold (MANUAL_HOLD), which keeps the order's stock.
+"""
 ORDER_STATE_ACCEPTED: OrderState.ValueType  # 2
 """Every line is allocated from one location; the order is ready to pick."""
 ORDER_STATE_PICKING: OrderState.ValueType  # 3
@@ -64,12 +71,168 @@ ORDER_STATE_PICKED: OrderState.ValueType  # 4
 ORDER_STATE_PACKED: OrderState.ValueType  # 5
 """The parcel is packed."""
 ORDER_STATE_DISPATCHED: OrderState.ValueType  # 6
-"""Handed to a carrier with a tracking number; the allocation is consumed."""
+"""Everything not cancelled is in shipments handed to carriers; the allocation is consumed."""
 ORDER_STATE_DELIVERED: OrderState.ValueType  # 7
-"""Delivered to the recipient."""
+"""Every shipment delivered."""
 ORDER_STATE_CANCELLED: OrderState.ValueType  # 8
-"""Cancelled before picking; any allocation was released."""
+"""Cancelled before picking (or every line cancelled); any allocation was released."""
+ORDER_STATE_PARTLY_DISPATCHED: OrderState.ValueType  # 9
+"""Some lines or pieces have shipped, others (not cancelled) not yet: a split shipment."""
 Global___OrderState: _TypeAlias = OrderState  # noqa: Y015
+
+class _OrderSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OrderSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OrderSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ORDER_SOURCE_UNSPECIFIED: _OrderSource.ValueType  # 0
+    """Not used."""
+    ORDER_SOURCE_API: _OrderSource.ValueType  # 1
+    """A client's call (gRPC or HTTP)."""
+    ORDER_SOURCE_FILE_DROP: _OrderSource.ValueType  # 2
+    """A file in the client's drop folder."""
+    ORDER_SOURCE_MANUAL: _OrderSource.ValueType  # 3
+    """Entered by staff for a client (a phone or e-mail order); `Order.entered_by` says who."""
+
+class OrderSource(_OrderSource, metaclass=_OrderSourceEnumTypeWrapper):
+    """How an order came in."""
+
+ORDER_SOURCE_UNSPECIFIED: OrderSource.ValueType  # 0
+"""Not used."""
+ORDER_SOURCE_API: OrderSource.ValueType  # 1
+"""A client's call (gRPC or HTTP)."""
+ORDER_SOURCE_FILE_DROP: OrderSource.ValueType  # 2
+"""A file in the client's drop folder."""
+ORDER_SOURCE_MANUAL: OrderSource.ValueType  # 3
+"""Entered by staff for a client (a phone or e-mail order); `Order.entered_by` says who."""
+Global___OrderSource: _TypeAlias = OrderSource  # noqa: Y015
+
+class _ShipmentState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ShipmentStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ShipmentState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SHIPMENT_STATE_UNSPECIFIED: _ShipmentState.ValueType  # 0
+    """Not used."""
+    SHIPMENT_STATE_SHIPPED: _ShipmentState.ValueType  # 1
+    """Handed to the carrier."""
+    SHIPMENT_STATE_IN_TRANSIT: _ShipmentState.ValueType  # 2
+    """On its way, as the carrier reports."""
+    SHIPMENT_STATE_DELIVERED: _ShipmentState.ValueType  # 3
+    """Delivered."""
+
+class ShipmentState(_ShipmentState, metaclass=_ShipmentStateEnumTypeWrapper):
+    """Where a shipment is."""
+
+SHIPMENT_STATE_UNSPECIFIED: ShipmentState.ValueType  # 0
+"""Not used."""
+SHIPMENT_STATE_SHIPPED: ShipmentState.ValueType  # 1
+"""Handed to the carrier."""
+SHIPMENT_STATE_IN_TRANSIT: ShipmentState.ValueType  # 2
+"""On its way, as the carrier reports."""
+SHIPMENT_STATE_DELIVERED: ShipmentState.ValueType  # 3
+"""Delivered."""
+Global___ShipmentState: _TypeAlias = ShipmentState  # noqa: Y015
+
+@_typing.final
+class LineQuantity(_message.Message):
+    """Pieces of one order line."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINE_NUMBER_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    line_number: _builtins.int
+    """The order line, by the line number the client gave."""
+    quantity: _builtins.int
+    """Pieces (what they mean is said by the field that holds this message)."""
+    def __init__(
+        self,
+        *,
+        line_number: _builtins.int = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["line_number", b"line_number", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LineQuantity: _TypeAlias = LineQuantity  # noqa: Y015
+
+@_typing.final
+class Shipment(_message.Message):
+    """What was handed to a carrier: some or all of an order's lines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CARRIER_FIELD_NUMBER: _builtins.int
+    TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    TRACKING_URL_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    WITHOUT_TRACKING_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    DELIVERY_TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Server-assigned id."""
+    carrier: _builtins.str
+    """The carrier, such as `DHL`."""
+    tracking_number: _builtins.str
+    """The carrier's tracking number; empty while a shipment handed over without one waits for it."""
+    tracking_url: _builtins.str
+    """A link to follow the parcel, if the carrier gives one."""
+    state: Global___ShipmentState.ValueType
+    """Where the shipment is."""
+    without_tracking: _builtins.bool
+    """Handed over without a tracking number on purpose; an alert is raised when none has come
+    after ORDERGATE_TRACKING_MISSING_HOURS (24).
+    """
+    actor: _builtins.str
+    """Who recorded it."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was handed over."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
+    @_builtins.property
+    def delivery_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was delivered, once it is."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___LineQuantity]:
+        """Its contents: pieces per order line."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        carrier: _builtins.str = ...,
+        tracking_number: _builtins.str = ...,
+        tracking_url: _builtins.str = ...,
+        state: Global___ShipmentState.ValueType = ...,
+        without_tracking: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        delivery_time: _timestamp_pb2.Timestamp | None = ...,
+        actor: _builtins.str = ...,
+        lines: _abc.Iterable[Global___LineQuantity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivery_time", b"delivery_time", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "carrier", b"carrier", "create_time", b"create_time", "delivery_time", b"delivery_time", "id", b"id", "lines", b"lines", "state", b"state", "tracking_number", b"tracking_number", "tracking_url", b"tracking_url", "update_time", b"update_time", "without_tracking", b"without_tracking"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Shipment: _TypeAlias = Shipment  # noqa: Y015
 
 @_typing.final
 class HoldReason(_message.Message):
@@ -215,6 +378,8 @@ class OrderLine(_message.Message):
     SKU_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
     UNIT_PRICE_FIELD_NUMBER: _builtins.int
+    CANCELLED_QUANTITY_FIELD_NUMBER: _builtins.int
+    SHIPPED_QUANTITY_FIELD_NUMBER: _builtins.int
     line_number: _builtins.int
     """The line number the client gave (unique within the order)."""
     submitted_code: _builtins.str
@@ -225,6 +390,12 @@ class OrderLine(_message.Message):
     """Ordered quantity in pieces; 0 when the submitted quantity was not a positive whole number."""
     unit_price: _builtins.str
     """Unit price as a decimal string in the order currency, such as `12.50`; empty if not given."""
+    cancelled_quantity: _builtins.int
+    """Pieces of `quantity` cancelled since (CancelOrderLines, AcceptShort); the rest is still
+    ordered.
+    """
+    shipped_quantity: _builtins.int
+    """Pieces in shipments so far."""
     def __init__(
         self,
         *,
@@ -233,10 +404,12 @@ class OrderLine(_message.Message):
         sku: _builtins.str = ...,
         quantity: _builtins.int = ...,
         unit_price: _builtins.str = ...,
+        cancelled_quantity: _builtins.int = ...,
+        shipped_quantity: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["line_number", b"line_number", "quantity", b"quantity", "sku", b"sku", "submitted_code", b"submitted_code", "unit_price", b"unit_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled_quantity", b"cancelled_quantity", "line_number", b"line_number", "quantity", b"quantity", "shipped_quantity", b"shipped_quantity", "sku", b"sku", "submitted_code", b"submitted_code", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,7 +433,9 @@ class OrderEvent(_message.Message):
     actor: _builtins.str
     """Who caused it: the API client name, or `system`."""
     type: _builtins.str
-    """What happened, such as `SUBMITTED`, `RESUBMITTED` or `ACCEPTED`."""
+    """What happened, such as `SUBMITTED`, `RESUBMITTED`, `ACCEPTED` (by a re-check),
+    `RELEASED`, `LINES_CANCELLED`, `SHIPPED` or a state's name (docs/operations.md lists them).
+    """
     old_state: Global___OrderState.ValueType
     """State before the change (UNSPECIFIED for the first event of an order)."""
     new_state: Global___OrderState.ValueType
@@ -313,17 +488,27 @@ class Order(_message.Message):
     ALLOCATION_LOCATION_FIELD_NUMBER: _builtins.int
     PROBLEM_SUBMISSION_FIELD_NUMBER: _builtins.int
     EVENTS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ENTERED_BY_FIELD_NUMBER: _builtins.int
+    SHIPMENTS_FIELD_NUMBER: _builtins.int
+    STOCK_HOLD_FIELD_NUMBER: _builtins.int
+    HELD_FROM_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Server-assigned id, a UUID; treat it as opaque. New orders get time-ordered (version 7)
     ids; orders stored by earlier versions keep their random (version 4) ones. Stable for the
     life of the order.
     """
     client_order_id: _builtins.str
-    """The order id the client gave in the XML; empty for a submission whose XML carried none."""
+    """The order id the client gave in the XML; empty for a submission whose XML carried none.
+    An order is identified by (client, customer_account, client_order_id): one client may
+    relay several buyers who use the same order numbers.
+    """
     client: _builtins.str
     """Name of the API client (website, marketplace, ERP) that submitted the order."""
     customer_account: _builtins.str
-    """The customer account the order is for."""
+    """The customer account the order is for (the buyer); empty when none could be read, and then
+    the order never replaces, nor is replaced by, another submission.
+    """
     channel: _builtins.str
     """Sales channel as submitted, such as `web` or `marketplace`."""
     currency: _builtins.str
@@ -333,11 +518,21 @@ class Order(_message.Message):
     notes: _builtins.str
     """Free-text notes from the client."""
     allocation_location: _builtins.str
-    """Code of the location the stock is allocated from; empty while nothing is allocated."""
+    """Code of the location the stock is allocated from (and, once dispatched, was shipped from);
+    empty while nothing is allocated.
+    """
     problem_submission: _builtins.bool
     """True when the submission could not be read as an order at all (malformed XML, schema
     violation): the raw payload is kept and the order waits in the exception queue.
     """
+    source: Global___OrderSource.ValueType
+    """How it came in."""
+    entered_by: _builtins.str
+    """For a MANUAL order: who entered it."""
+    stock_hold: _builtins.bool
+    """On hold for stock alone (INSUFFICIENT_STOCK, STOCK_SHORT): re-checked when stock rises."""
+    held_from: Global___OrderState.ValueType
+    """On a manual hold: the state it returns to when released."""
     @_builtins.property
     def order_time(self) -> _timestamp_pb2.Timestamp:
         """Order date given by the client."""
@@ -368,6 +563,10 @@ class Order(_message.Message):
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderEvent]:
         """History of the order, oldest first."""
 
+    @_builtins.property
+    def shipments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Shipment]:
+        """Its shipments, oldest first."""
+
     def __init__(
         self,
         *,
@@ -388,10 +587,15 @@ class Order(_message.Message):
         allocation_location: _builtins.str = ...,
         problem_submission: _builtins.bool = ...,
         events: _abc.Iterable[Global___OrderEvent] | None = ...,
+        source: Global___OrderSource.ValueType = ...,
+        entered_by: _builtins.str = ...,
+        shipments: _abc.Iterable[Global___Shipment] | None = ...,
+        stock_hold: _builtins.bool = ...,
+        held_from: Global___OrderState.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivery", b"delivery", "order_time", b"order_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_location", b"allocation_location", "channel", b"channel", "client", b"client", "client_order_id", b"client_order_id", "create_time", b"create_time", "currency", b"currency", "customer_account", b"customer_account", "delivery", b"delivery", "events", b"events", "hold_reasons", b"hold_reasons", "id", b"id", "lines", b"lines", "notes", b"notes", "order_time", b"order_time", "problem_submission", b"problem_submission", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_location", b"allocation_location", "channel", b"channel", "client", b"client", "client_order_id", b"client_order_id", "create_time", b"create_time", "currency", b"currency", "customer_account", b"customer_account", "delivery", b"delivery", "entered_by", b"entered_by", "events", b"events", "held_from", b"held_from", "hold_reasons", b"hold_reasons", "id", b"id", "lines", b"lines", "notes", b"notes", "order_time", b"order_time", "problem_submission", b"problem_submission", "shipments", b"shipments", "source", b"source", "state", b"state", "stock_hold", b"stock_hold", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

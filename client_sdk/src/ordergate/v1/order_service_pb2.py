@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from ordergate.v1 import order_pb2 as ordergate_dot_v1_dot_order__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ordergate/v1/order_service.proto\x12\x0cordergate.v1\x1a\x18ordergate/v1/order.proto\"n\n\x12SubmitOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\torder_xml\x18\x02 \x01(\x0c\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\x12\x1a\n\x12ubl_order_response\x18\x04 \x01(\x08\"g\n\x13SubmitOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x1a\n\x12ubl_order_response\x18\x03 \x01(\x0c\"F\n\x13SubmitOrdersRequest\x12/\n\x05order\x18\x01 \x01(\x0b\x32 .ordergate.v1.SubmitOrderRequest\"\x95\x01\n\x14SubmitOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x08response\x18\x02 \x01(\x0b\x32!.ordergate.v1.SubmitOrderResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.ordergate.v1.ItemErrorH\x00\x42\x08\n\x06result\"\xbe\x01\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x37\n\x08metadata\x18\x04 \x03(\x0b\x32%.ordergate.v1.ItemError.MetadataEntry\x12\x18\n\x10\x66ield_violations\x18\x05 \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\x0fGetOrderRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x63lient_order_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06lookup\"6\n\x10GetOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\"0\n\x12\x43\x61ncelOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x13\x43\x61ncelOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\"1\n\x17WatchOrderEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\t\"~\n\x18WatchOrderEventsResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\'\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x18.ordergate.v1.OrderEvent\"\x8d\x01\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12\x18\n\x10\x63ustomer_account\x18\x04 \x01(\t\x12\x0e\n\x06\x63lient\x18\x05 \x01(\t\"R\n\x12ListOrdersResponse\x12#\n\x06orders\x18\x01 \x03(\x0b\x32\x13.ordergate.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa1\x04\n\x0cOrderService\x12R\n\x0bSubmitOrder\x12 .ordergate.v1.SubmitOrderRequest\x1a!.ordergate.v1.SubmitOrderResponse\x12Y\n\x0cSubmitOrders\x12!.ordergate.v1.SubmitOrdersRequest\x1a\".ordergate.v1.SubmitOrdersResponse(\x01\x30\x01\x12N\n\x08GetOrder\x12\x1d.ordergate.v1.GetOrderRequest\x1a\x1e.ordergate.v1.GetOrderResponse\"\x03\x90\x02\x01\x12R\n\x0b\x43\x61ncelOrder\x12 .ordergate.v1.CancelOrderRequest\x1a!.ordergate.v1.CancelOrderResponse\x12h\n\x10WatchOrderEvents\x12%.ordergate.v1.WatchOrderEventsRequest\x1a&.ordergate.v1.WatchOrderEventsResponse\"\x03\x90\x02\x01\x30\x01\x12T\n\nListOrders\x12\x1f.ordergate.v1.ListOrdersRequest\x1a .ordergate.v1.ListOrdersResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n ordergate/v1/order_service.proto\x12\x0cordergate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18ordergate/v1/order.proto\"\x8b\x01\n\x12SubmitOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\torder_xml\x18\x02 \x01(\x0c\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\x12\x1a\n\x12ubl_order_response\x18\x04 \x01(\x08\x12\x1b\n\x13on_behalf_of_client\x18\x05 \x01(\t\"g\n\x13SubmitOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12\x1a\n\x12ubl_order_response\x18\x03 \x01(\x0c\"F\n\x13SubmitOrdersRequest\x12/\n\x05order\x18\x01 \x01(\x0b\x32 .ordergate.v1.SubmitOrderRequest\"\x95\x01\n\x14SubmitOrdersResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x35\n\x08response\x18\x02 \x01(\x0b\x32!.ordergate.v1.SubmitOrderResponseH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.ordergate.v1.ItemErrorH\x00\x42\x08\n\x06result\"\xbe\x01\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x37\n\x08metadata\x18\x04 \x03(\x0b\x32%.ordergate.v1.ItemError.MetadataEntry\x12\x18\n\x10\x66ield_violations\x18\x05 \x03(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"n\n\x0fGetOrderRequest\x12\x0c\n\x02id\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x63lient_order_id\x18\x02 \x01(\tH\x00\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\x18\n\x10\x63ustomer_account\x18\x04 \x01(\tB\x08\n\x06lookup\"%\n\x17GetOrderDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xf0\x01\n\x18GetOrderDocumentResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08\x64ocument\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\t\x12\x30\n\x07\x63hannel\x18\x05 \x01(\x0e\x32\x1f.ordergate.v1.SubmissionChannel\x12\x30\n\x0creceive_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"6\n\x10GetOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\"0\n\x12\x43\x61ncelOrderRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"9\n\x13\x43\x61ncelOrderResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\"`\n\x17\x43\x61ncelOrderLinesRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x05lines\x18\x02 \x03(\x0b\x32\x1a.ordergate.v1.LineQuantity\x12\x0e\n\x06reason\x18\x03 \x01(\t\">\n\x18\x43\x61ncelOrderLinesResponse\x12\"\n\x05order\x18\x01 \x01(\x0b\x32\x13.ordergate.v1.Order\"1\n\x17WatchOrderEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\t\"~\n\x18WatchOrderEventsResponse\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63lient_order_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63lient\x18\x03 \x01(\t\x12\'\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x18.ordergate.v1.OrderEvent\"\xab\x03\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.ordergate.v1.OrderState\x12\x18\n\x10\x63ustomer_account\x18\x04 \x01(\t\x12\x0e\n\x06\x63lient\x18\x05 \x01(\t\x12\x13\n\x0bhold_reason\x18\x06 \x01(\t\x12)\n\x06source\x18\x07 \x01(\x0e\x32\x19.ordergate.v1.OrderSource\x12\x35\n\x11\x63reate_time_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x63reate_time_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11update_time_after\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12update_time_before\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x12ListOrdersResponse\x12#\n\x06orders\x18\x01 \x03(\x0b\x32\x13.ordergate.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xb2\x01\n\x11SubmissionChannel\x12\"\n\x1eSUBMISSION_CHANNEL_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUBMISSION_CHANNEL_GRPC\x10\x01\x12\x1b\n\x17SUBMISSION_CHANNEL_HTTP\x10\x02\x12 \n\x1cSUBMISSION_CHANNEL_FILE_DROP\x10\x03\x12\x1d\n\x19SUBMISSION_CHANNEL_MANUAL\x10\x04\x32\xec\x05\n\x0cOrderService\x12R\n\x0bSubmitOrder\x12 .ordergate.v1.SubmitOrderRequest\x1a!.ordergate.v1.SubmitOrderResponse\x12Y\n\x0cSubmitOrders\x12!.ordergate.v1.SubmitOrdersRequest\x1a\".ordergate.v1.SubmitOrdersResponse(\x01\x30\x01\x12N\n\x08GetOrder\x12\x1d.ordergate.v1.GetOrderRequest\x1a\x1e.ordergate.v1.GetOrderResponse\"\x03\x90\x02\x01\x12\x66\n\x10GetOrderDocument\x12%.ordergate.v1.GetOrderDocumentRequest\x1a&.ordergate.v1.GetOrderDocumentResponse\"\x03\x90\x02\x01\x12R\n\x0b\x43\x61ncelOrder\x12 .ordergate.v1.CancelOrderRequest\x1a!.ordergate.v1.CancelOrderResponse\x12\x61\n\x10\x43\x61ncelOrderLines\x12%.ordergate.v1.CancelOrderLinesRequest\x1a&.ordergate.v1.CancelOrderLinesResponse\x12h\n\x10WatchOrderEvents\x12%.ordergate.v1.WatchOrderEventsRequest\x1a&.ordergate.v1.WatchOrderEventsResponse\"\x03\x90\x02\x01\x30\x01\x12T\n\nListOrders\x12\x1f.ordergate.v1.ListOrdersRequest\x1a .ordergate.v1.ListOrdersResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +37,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ITEMERROR_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._serialized_options = b'\220\002\001'
+  _globals['_ORDERSERVICE'].methods_by_name['GetOrderDocument']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['GetOrderDocument']._serialized_options = b'\220\002\001'
   _globals['_ORDERSERVICE'].methods_by_name['WatchOrderEvents']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['WatchOrderEvents']._serialized_options = b'\220\002\001'
   _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\220\002\001'
-  _globals['_SUBMITORDERREQUEST']._serialized_start=76
-  _globals['_SUBMITORDERREQUEST']._serialized_end=186
-  _globals['_SUBMITORDERRESPONSE']._serialized_start=188
-  _globals['_SUBMITORDERRESPONSE']._serialized_end=291
-  _globals['_SUBMITORDERSREQUEST']._serialized_start=293
-  _globals['_SUBMITORDERSREQUEST']._serialized_end=363
-  _globals['_SUBMITORDERSRESPONSE']._serialized_start=366
-  _globals['_SUBMITORDERSRESPONSE']._serialized_end=515
-  _globals['_ITEMERROR']._serialized_start=518
-  _globals['_ITEMERROR']._serialized_end=708
-  _globals['_ITEMERROR_METADATAENTRY']._serialized_start=661
-  _globals['_ITEMERROR_METADATAENTRY']._serialized_end=708
-  _globals['_GETORDERREQUEST']._serialized_start=710
-  _globals['_GETORDERREQUEST']._serialized_end=778
-  _globals['_GETORDERRESPONSE']._serialized_start=780
-  _globals['_GETORDERRESPONSE']._serialized_end=834
-  _globals['_CANCELORDERREQUEST']._serialized_start=836
-  _globals['_CANCELORDERREQUEST']._serialized_end=884
-  _globals['_CANCELORDERRESPONSE']._serialized_start=886
-  _globals['_CANCELORDERRESPONSE']._serialized_end=943
-  _globals['_WATCHORDEREVENTSREQUEST']._serialized_start=945
-  _globals['_WATCHORDEREVENTSREQUEST']._serialized_end=994
-  _globals['_WATCHORDEREVENTSRESPONSE']._serialized_start=996
-  _globals['_WATCHORDEREVENTSRESPONSE']._serialized_end=1122
-  _globals['_LISTORDERSREQUEST']._serialized_start=1125
-  _globals['_LISTORDERSREQUEST']._serialized_end=1266
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1268
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1350
-  _globals['_ORDERSERVICE']._serialized_start=1353
-  _globals['_ORDERSERVICE']._serialized_end=1898
+  _globals['_SUBMISSIONCHANNEL']._serialized_start=2188
+  _globals['_SUBMISSIONCHANNEL']._serialized_end=2366
+  _globals['_SUBMITORDERREQUEST']._serialized_start=110
+  _globals['_SUBMITORDERREQUEST']._serialized_end=249
+  _globals['_SUBMITORDERRESPONSE']._serialized_start=251
+  _globals['_SUBMITORDERRESPONSE']._serialized_end=354
+  _globals['_SUBMITORDERSREQUEST']._serialized_start=356
+  _globals['_SUBMITORDERSREQUEST']._serialized_end=426
+  _globals['_SUBMITORDERSRESPONSE']._serialized_start=429
+  _globals['_SUBMITORDERSRESPONSE']._serialized_end=578
+  _globals['_ITEMERROR']._serialized_start=581
+  _globals['_ITEMERROR']._serialized_end=771
+  _globals['_ITEMERROR_METADATAENTRY']._serialized_start=724
+  _globals['_ITEMERROR_METADATAENTRY']._serialized_end=771
+  _globals['_GETORDERREQUEST']._serialized_start=773
+  _globals['_GETORDERREQUEST']._serialized_end=883
+  _globals['_GETORDERDOCUMENTREQUEST']._serialized_start=885
+  _globals['_GETORDERDOCUMENTREQUEST']._serialized_end=922
+  _globals['_GETORDERDOCUMENTRESPONSE']._serialized_start=925
+  _globals['_GETORDERDOCUMENTRESPONSE']._serialized_end=1165
+  _globals['_GETORDERRESPONSE']._serialized_start=1167
+  _globals['_GETORDERRESPONSE']._serialized_end=1221
+  _globals['_CANCELORDERREQUEST']._serialized_start=1223
+  _globals['_CANCELORDERREQUEST']._serialized_end=1271
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1273
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1330
+  _globals['_CANCELORDERLINESREQUEST']._serialized_start=1332
+  _globals['_CANCELORDERLINESREQUEST']._serialized_end=1428
+  _globals['_CANCELORDERLINESRESPONSE']._serialized_start=1430
+  _globals['_CANCELORDERLINESRESPONSE']._serialized_end=1492
+  _globals['_WATCHORDEREVENTSREQUEST']._serialized_start=1494
+  _globals['_WATCHORDEREVENTSREQUEST']._serialized_end=1543
+  _globals['_WATCHORDEREVENTSRESPONSE']._serialized_start=1545
+  _globals['_WATCHORDEREVENTSRESPONSE']._serialized_end=1671
+  _globals['_LISTORDERSREQUEST']._serialized_start=1674
+  _globals['_LISTORDERSREQUEST']._serialized_end=2101
+  _globals['_LISTORDERSRESPONSE']._serialized_start=2103
+  _globals['_LISTORDERSRESPONSE']._serialized_end=2185
+  _globals['_ORDERSERVICE']._serialized_start=2369
+  _globals['_ORDERSERVICE']._serialized_end=3117
 # @@protoc_insertion_point(module_scope)

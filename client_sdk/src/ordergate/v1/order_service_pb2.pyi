@@ -6,7 +6,9 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ordergate.v1 import order_pb2 as _order_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +21,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SubmissionChannel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SubmissionChannelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SubmissionChannel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUBMISSION_CHANNEL_UNSPECIFIED: _SubmissionChannel.ValueType  # 0
+    """Not used."""
+    SUBMISSION_CHANNEL_GRPC: _SubmissionChannel.ValueType  # 1
+    """OrderService over gRPC."""
+    SUBMISSION_CHANNEL_HTTP: _SubmissionChannel.ValueType  # 2
+    """Over HTTP (Connect, or the plain XML POST)."""
+    SUBMISSION_CHANNEL_FILE_DROP: _SubmissionChannel.ValueType  # 3
+    """A file in the client's drop folder."""
+    SUBMISSION_CHANNEL_MANUAL: _SubmissionChannel.ValueType  # 4
+    """Entered by staff (a manual order, or a correction)."""
+
+class SubmissionChannel(_SubmissionChannel, metaclass=_SubmissionChannelEnumTypeWrapper):
+    """How a document was received."""
+
+SUBMISSION_CHANNEL_UNSPECIFIED: SubmissionChannel.ValueType  # 0
+"""Not used."""
+SUBMISSION_CHANNEL_GRPC: SubmissionChannel.ValueType  # 1
+"""OrderService over gRPC."""
+SUBMISSION_CHANNEL_HTTP: SubmissionChannel.ValueType  # 2
+"""Over HTTP (Connect, or the plain XML POST)."""
+SUBMISSION_CHANNEL_FILE_DROP: SubmissionChannel.ValueType  # 3
+"""A file in the client's drop folder."""
+SUBMISSION_CHANNEL_MANUAL: SubmissionChannel.ValueType  # 4
+"""Entered by staff (a manual order, or a correction)."""
+Global___SubmissionChannel: _TypeAlias = SubmissionChannel  # noqa: Y015
+
 @_typing.final
 class SubmitOrderRequest(_message.Message):
     """Request for OrderService.SubmitOrder."""
@@ -29,6 +63,7 @@ class SubmitOrderRequest(_message.Message):
     ORDER_XML_FIELD_NUMBER: _builtins.int
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     UBL_ORDER_RESPONSE_FIELD_NUMBER: _builtins.int
+    ON_BEHALF_OF_CLIENT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (AIP-155): a UUID the client chooses once per order submission and
     reuses on every retry of it. Reusing it with a different payload is an error.
@@ -48,6 +83,11 @@ class SubmitOrderRequest(_message.Message):
     AP when the order is accepted, AB (received, pending) while it is on hold, RE once it is
     cancelled. For orders in either format.
     """
+    on_behalf_of_client: _builtins.str
+    """Staff (manager, operations) entering an order for a client (a phone or e-mail order): the
+    client's name. The order is the client's, source MANUAL, entered by the caller. Must be
+    empty for a website's own orders.
+    """
     def __init__(
         self,
         *,
@@ -55,10 +95,11 @@ class SubmitOrderRequest(_message.Message):
         order_xml: _builtins.bytes = ...,
         validate_only: _builtins.bool = ...,
         ubl_order_response: _builtins.bool = ...,
+        on_behalf_of_client: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order_xml", b"order_xml", "request_id", b"request_id", "ubl_order_response", b"ubl_order_response", "validate_only", b"validate_only"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_behalf_of_client", b"on_behalf_of_client", "order_xml", b"order_xml", "request_id", b"request_id", "ubl_order_response", b"ubl_order_response", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -233,25 +274,113 @@ class GetOrderRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     CLIENT_ORDER_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ACCOUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The server-assigned order id."""
     client_order_id: _builtins.str
-    """The client's own order id, looked up among the caller's own orders."""
+    """The shop's own order number: for a website among its own orders, for staff among every
+    client's (narrow it with `client` and `customer_account`).
+    """
+    client: _builtins.str
+    """With `client_order_id`: only this API client's orders (staff; a website may name only
+    itself).
+    """
+    customer_account: _builtins.str
+    """With `client_order_id`: only this buyer's orders."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         client_order_id: _builtins.str = ...,
+        client: _builtins.str = ...,
+        customer_account: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "id", b"id", "lookup", b"lookup"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_order_id", b"client_order_id", "id", b"id", "lookup", b"lookup"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "client_order_id", b"client_order_id", "customer_account", b"customer_account", "id", b"id", "lookup", b"lookup"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_lookup: _TypeAlias = _typing.Literal["id", "client_order_id"]  # noqa: Y015
     _WhichOneofArgType_lookup: _TypeAlias = _typing.Literal["lookup", b"lookup"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_lookup) -> _WhichOneofReturnType_lookup | None: ...
 
 Global___GetOrderRequest: _TypeAlias = GetOrderRequest  # noqa: Y015
+
+@_typing.final
+class GetOrderDocumentRequest(_message.Message):
+    """Request for OrderService.GetOrderDocument."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The server-assigned order id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrderDocumentRequest: _TypeAlias = GetOrderDocumentRequest  # noqa: Y015
+
+@_typing.final
+class GetOrderDocumentResponse(_message.Message):
+    """Response for OrderService.GetOrderDocument."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    RECEIVE_TIME_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    """The order."""
+    document: _builtins.bytes
+    """The bytes exactly as received."""
+    content_type: _builtins.str
+    """`application/xml`."""
+    format: _builtins.str
+    """What the document is: `ordergate-order-v1` (native), `ubl-2.1-order`, or `unknown` for
+    one that could not be read as either.
+    """
+    channel: Global___SubmissionChannel.ValueType
+    """How it was received."""
+    size_bytes: _builtins.int
+    """Its size in bytes."""
+    request_id: _builtins.str
+    """The request_id it was submitted with."""
+    @_builtins.property
+    def receive_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was received."""
+
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        document: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        format: _builtins.str = ...,
+        channel: Global___SubmissionChannel.ValueType = ...,
+        receive_time: _timestamp_pb2.Timestamp | None = ...,
+        size_bytes: _builtins.int = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receive_time", b"receive_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "content_type", b"content_type", "document", b"document", "format", b"format", "order_id", b"order_id", "receive_time", b"receive_time", "request_id", b"request_id", "size_bytes", b"size_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetOrderDocumentResponse: _TypeAlias = GetOrderDocumentResponse  # noqa: Y015
 
 @_typing.final
 class GetOrderResponse(_message.Message):
@@ -328,6 +457,64 @@ class CancelOrderResponse(_message.Message):
 Global___CancelOrderResponse: _TypeAlias = CancelOrderResponse  # noqa: Y015
 
 @_typing.final
+class CancelOrderLinesRequest(_message.Message):
+    """Request for OrderService.CancelOrderLines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The server-assigned order id."""
+    reason: _builtins.str
+    """Why (required; kept in the order's history and the audit log)."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_order_pb2.LineQuantity]:
+        """The lines to change, each with the pieces to keep: 0 cancels the line (all of it that has
+        not shipped), less than the line's quantity cancels the rest. Lines not named are kept.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        lines: _abc.Iterable[_order_pb2.LineQuantity] | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "lines", b"lines", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelOrderLinesRequest: _TypeAlias = CancelOrderLinesRequest  # noqa: Y015
+
+@_typing.final
+class CancelOrderLinesResponse(_message.Message):
+    """Response for OrderService.CancelOrderLines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def order(self) -> _order_pb2.Order:
+        """The order after the change (CANCELLED when nothing is left)."""
+
+    def __init__(
+        self,
+        *,
+        order: _order_pb2.Order | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelOrderLinesResponse: _TypeAlias = CancelOrderLinesResponse  # noqa: Y015
+
+@_typing.final
 class WatchOrderEventsRequest(_message.Message):
     """Request for OrderService.WatchOrderEvents."""
 
@@ -396,6 +583,12 @@ class ListOrdersRequest(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     CUSTOMER_ACCOUNT_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
+    HOLD_REASON_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_AFTER_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_BEFORE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_AFTER_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_BEFORE_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """At most this many orders per page; 0 means 50, and values above 500 are treated as 500.
     A page also stops before 2 MiB of orders (a page of large orders holds fewer); its
@@ -410,7 +603,29 @@ class ListOrdersRequest(_message.Message):
     customer_account: _builtins.str
     """Only orders for this customer account; empty for all."""
     client: _builtins.str
-    """Only orders from this API client (admin only; a website always sees only its own)."""
+    """Only orders from this API client (staff; a website always sees only its own)."""
+    hold_reason: _builtins.str
+    """Only orders on hold with this hold reason code, such as `PHONE_INVALID` (an unknown code
+    is INVALID_ARGUMENT `REASON_CODE_UNKNOWN`).
+    """
+    source: _order_pb2.OrderSource.ValueType
+    """Only orders that came in this way; UNSPECIFIED for all."""
+    @_builtins.property
+    def create_time_after(self) -> _timestamp_pb2.Timestamp:
+        """Only orders received at or after this time."""
+
+    @_builtins.property
+    def create_time_before(self) -> _timestamp_pb2.Timestamp:
+        """Only orders received at or before this time."""
+
+    @_builtins.property
+    def update_time_after(self) -> _timestamp_pb2.Timestamp:
+        """Only orders last changed at or after this time."""
+
+    @_builtins.property
+    def update_time_before(self) -> _timestamp_pb2.Timestamp:
+        """Only orders last changed at or before this time."""
+
     def __init__(
         self,
         *,
@@ -419,10 +634,16 @@ class ListOrdersRequest(_message.Message):
         state: _order_pb2.OrderState.ValueType = ...,
         customer_account: _builtins.str = ...,
         client: _builtins.str = ...,
+        hold_reason: _builtins.str = ...,
+        source: _order_pb2.OrderSource.ValueType = ...,
+        create_time_after: _timestamp_pb2.Timestamp | None = ...,
+        create_time_before: _timestamp_pb2.Timestamp | None = ...,
+        update_time_after: _timestamp_pb2.Timestamp | None = ...,
+        update_time_before: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "update_time_after", b"update_time_after", "update_time_before", b"update_time_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "customer_account", b"customer_account", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "customer_account", b"customer_account", "hold_reason", b"hold_reason", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "state", b"state", "update_time_after", b"update_time_after", "update_time_before", b"update_time_before"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -53,10 +53,20 @@ class OrderServiceStub:
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderResponse.FromString,
                 _registered_method=True)
+        self.GetOrderDocument = channel.unary_unary(
+                '/ordergate.v1.OrderService/GetOrderDocument',
+                request_serializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderDocumentRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderDocumentResponse.FromString,
+                _registered_method=True)
         self.CancelOrder = channel.unary_unary(
                 '/ordergate.v1.OrderService/CancelOrder',
                 request_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
+                _registered_method=True)
+        self.CancelOrderLines = channel.unary_unary(
+                '/ordergate.v1.OrderService/CancelOrderLines',
+                request_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderLinesRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderLinesResponse.FromString,
                 _registered_method=True)
         self.WatchOrderEvents = channel.unary_stream(
                 '/ordergate.v1.OrderService/WatchOrderEvents',
@@ -82,10 +92,18 @@ class OrderServiceServicer:
         with the stored order: ACCEPTED with stock allocated, or ON_HOLD with reasons.
 
         Safe to retry with the same `request_id`: the retry returns the same order with
-        `replayed` set and allocates nothing more. Role: website.
+        `replayed` set and allocates nothing more. An order is identified by (client, buyer's
+        customer account, order id): a held order is replaced by a new document for the same
+        buyer and order id; two buyers' orders with the same number are two orders.
+
+        Staff enter an order for a client (`on_behalf_of_client`, a phone or e-mail order): it is
+        the client's, source MANUAL, `entered_by` them, with the same validation and holds.
+        Roles: website (its own orders), manager (for a client), operations (for a client).
 
         Errors: RESOURCE_EXHAUSTED (`PAYLOAD_TOO_LARGE`), INVALID_ARGUMENT
-        (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`), ALREADY_EXISTS (`DUPLICATE_ORDER_ID`).
+        (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`, `CLIENT_MISSING`), NOT_FOUND
+        (`CLIENT_NOT_FOUND`), PERMISSION_DENIED (`ON_BEHALF_FORBIDDEN`), ALREADY_EXISTS
+        (`DUPLICATE_ORDER_ID`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,9 +125,21 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetOrder(self, request, context):
-        """Returns one order with its lines, hold reasons and events. A website sees only its own
-        orders (others are NOT_FOUND).
+        """Returns one order with its lines, hold reasons, events and shipments, by the server's id
+        or by the shop's order number (`client_order_id`, narrowed by `client` and
+        `customer_account`; several matches are INVALID_ARGUMENT `ORDER_LOOKUP_AMBIGUOUS`). A
+        website sees only its own orders (others are NOT_FOUND).
         Roles: website, admin, manager, warehouse, operations, finance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrderDocument(self, request, context):
+        """The exact bytes received for an order (or a problem submission): the document its
+        current content came from, with content type, format, channel, receive time and size. A
+        correction is: get the document, edit it, ExceptionQueueService.CorrectOrder. Staff reads
+        are audited like GetOrder's. Roles: website (own orders), admin, manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,8 +147,23 @@ class OrderServiceServicer:
 
     def CancelOrder(self, request, context):
         """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
-        (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
-        order again answers with it unchanged. Roles: website (own orders), manager.
+        (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started (lines can still be
+        cancelled: CancelOrderLines). Cancelling a cancelled order again answers with it
+        unchanged. Roles: website (own orders), manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOrderLines(self, request, context):
+        """Cancels whole lines or reduces lines' quantities, with a reason, at any state before
+        dispatch (ON_HOLD to PACKED, and what has not shipped of a PARTLY_DISPATCHED order).
+        The allocation of the cancelled pieces is released at once; an order with nothing left is
+        CANCELLED; a held order whose remaining holds concern only cancelled lines is judged
+        again. Each line names the pieces to keep, so repeating the call changes nothing.
+        Errors: FAILED_PRECONDITION (`ILLEGAL_TRANSITION` once dispatched), INVALID_ARGUMENT
+        (`LINE_UNKNOWN`, `QUANTITY_INVALID`: more than ordered or less than shipped).
+        Roles: manager, operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,7 +180,8 @@ class OrderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListOrders(self, request, context):
-        """Lists orders, oldest first, with optional filters (a website sees only its own).
+        """Lists orders, oldest first, with optional filters: state, client, customer, hold reason,
+        source and created or updated time ranges (a website sees only its own).
         Roles: website, admin, manager, warehouse, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -160,10 +206,20 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     request_deserializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderResponse.SerializeToString,
             ),
+            'GetOrderDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrderDocument,
+                    request_deserializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderDocumentRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_order__service__pb2.GetOrderDocumentResponse.SerializeToString,
+            ),
             'CancelOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOrder,
                     request_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'CancelOrderLines': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrderLines,
+                    request_deserializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderLinesRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_order__service__pb2.CancelOrderLinesResponse.SerializeToString,
             ),
             'WatchOrderEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchOrderEvents,
@@ -272,6 +328,33 @@ class OrderService:
             _registered_method=True)
 
     @staticmethod
+    def GetOrderDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.OrderService/GetOrderDocument',
+            ordergate_dot_v1_dot_order__service__pb2.GetOrderDocumentRequest.SerializeToString,
+            ordergate_dot_v1_dot_order__service__pb2.GetOrderDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CancelOrder(request,
             target,
             options=(),
@@ -288,6 +371,33 @@ class OrderService:
             '/ordergate.v1.OrderService/CancelOrder',
             ordergate_dot_v1_dot_order__service__pb2.CancelOrderRequest.SerializeToString,
             ordergate_dot_v1_dot_order__service__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrderLines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.OrderService/CancelOrderLines',
+            ordergate_dot_v1_dot_order__service__pb2.CancelOrderLinesRequest.SerializeToString,
+            ordergate_dot_v1_dot_order__service__pb2.CancelOrderLinesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,10 +42,18 @@ class OrderServiceStub:
     with the stored order: ACCEPTED with stock allocated, or ON_HOLD with reasons.
 
     Safe to retry with the same `request_id`: the retry returns the same order with
-    `replayed` set and allocates nothing more. Role: website.
+    `replayed` set and allocates nothing more. An order is identified by (client, buyer's
+    customer account, order id): a held order is replaced by a new document for the same
+    buyer and order id; two buyers' orders with the same number are two orders.
+
+    Staff enter an order for a client (`on_behalf_of_client`, a phone or e-mail order): it is
+    the client's, source MANUAL, `entered_by` them, with the same validation and holds.
+    Roles: website (its own orders), manager (for a client), operations (for a client).
 
     Errors: RESOURCE_EXHAUSTED (`PAYLOAD_TOO_LARGE`), INVALID_ARGUMENT
-    (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`), ALREADY_EXISTS (`DUPLICATE_ORDER_ID`).
+    (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`, `CLIENT_MISSING`), NOT_FOUND
+    (`CLIENT_NOT_FOUND`), PERMISSION_DENIED (`ON_BEHALF_FORBIDDEN`), ALREADY_EXISTS
+    (`DUPLICATE_ORDER_ID`).
     """
     SubmitOrders: _grpc.StreamStreamMultiCallable[_order_service_pb2.SubmitOrdersRequest, _order_service_pb2.SubmitOrdersResponse]
     """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
@@ -59,14 +67,33 @@ class OrderServiceStub:
     before it. Role: website.
     """
     GetOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]
-    """Returns one order with its lines, hold reasons and events. A website sees only its own
-    orders (others are NOT_FOUND).
+    """Returns one order with its lines, hold reasons, events and shipments, by the server's id
+    or by the shop's order number (`client_order_id`, narrowed by `client` and
+    `customer_account`; several matches are INVALID_ARGUMENT `ORDER_LOOKUP_AMBIGUOUS`). A
+    website sees only its own orders (others are NOT_FOUND).
     Roles: website, admin, manager, warehouse, operations, finance.
+    """
+    GetOrderDocument: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderDocumentRequest, _order_service_pb2.GetOrderDocumentResponse]
+    """The exact bytes received for an order (or a problem submission): the document its
+    current content came from, with content type, format, channel, receive time and size. A
+    correction is: get the document, edit it, ExceptionQueueService.CorrectOrder. Staff reads
+    are audited like GetOrder's. Roles: website (own orders), admin, manager, operations.
     """
     CancelOrder: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]
     """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
-    (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
-    order again answers with it unchanged. Roles: website (own orders), manager.
+    (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started (lines can still be
+    cancelled: CancelOrderLines). Cancelling a cancelled order again answers with it
+    unchanged. Roles: website (own orders), manager.
+    """
+    CancelOrderLines: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderLinesRequest, _order_service_pb2.CancelOrderLinesResponse]
+    """Cancels whole lines or reduces lines' quantities, with a reason, at any state before
+    dispatch (ON_HOLD to PACKED, and what has not shipped of a PARTLY_DISPATCHED order).
+    The allocation of the cancelled pieces is released at once; an order with nothing left is
+    CANCELLED; a held order whose remaining holds concern only cancelled lines is judged
+    again. Each line names the pieces to keep, so repeating the call changes nothing.
+    Errors: FAILED_PRECONDITION (`ILLEGAL_TRANSITION` once dispatched), INVALID_ARGUMENT
+    (`LINE_UNKNOWN`, `QUANTITY_INVALID`: more than ordered or less than shipped).
+    Roles: manager, operations.
     """
     WatchOrderEvents: _grpc.UnaryStreamMultiCallable[_order_service_pb2.WatchOrderEventsRequest, _order_service_pb2.WatchOrderEventsResponse]
     """Every order event as it is committed (submissions, state changes, alerts), in order, at
@@ -75,7 +102,8 @@ class OrderServiceStub:
     it the stream starts with the next new event. Roles: website, admin, manager, operations.
     """
     ListOrders: _grpc.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]
-    """Lists orders, oldest first, with optional filters (a website sees only its own).
+    """Lists orders, oldest first, with optional filters: state, client, customer, hold reason,
+    source and created or updated time ranges (a website sees only its own).
     Roles: website, admin, manager, warehouse, operations, finance.
     """
 
@@ -93,10 +121,18 @@ class OrderServiceAsyncStub(OrderServiceStub):
     with the stored order: ACCEPTED with stock allocated, or ON_HOLD with reasons.
 
     Safe to retry with the same `request_id`: the retry returns the same order with
-    `replayed` set and allocates nothing more. Role: website.
+    `replayed` set and allocates nothing more. An order is identified by (client, buyer's
+    customer account, order id): a held order is replaced by a new document for the same
+    buyer and order id; two buyers' orders with the same number are two orders.
+
+    Staff enter an order for a client (`on_behalf_of_client`, a phone or e-mail order): it is
+    the client's, source MANUAL, `entered_by` them, with the same validation and holds.
+    Roles: website (its own orders), manager (for a client), operations (for a client).
 
     Errors: RESOURCE_EXHAUSTED (`PAYLOAD_TOO_LARGE`), INVALID_ARGUMENT
-    (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`), ALREADY_EXISTS (`DUPLICATE_ORDER_ID`).
+    (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`, `CLIENT_MISSING`), NOT_FOUND
+    (`CLIENT_NOT_FOUND`), PERMISSION_DENIED (`ON_BEHALF_FORBIDDEN`), ALREADY_EXISTS
+    (`DUPLICATE_ORDER_ID`).
     """
     SubmitOrders: _aio.StreamStreamMultiCallable[_order_service_pb2.SubmitOrdersRequest, _order_service_pb2.SubmitOrdersResponse]  # type: ignore[assignment]
     """Bulk intake: a stream of orders in, one result per order out, in the same order. Each item
@@ -110,14 +146,33 @@ class OrderServiceAsyncStub(OrderServiceStub):
     before it. Role: website.
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderRequest, _order_service_pb2.GetOrderResponse]  # type: ignore[assignment]
-    """Returns one order with its lines, hold reasons and events. A website sees only its own
-    orders (others are NOT_FOUND).
+    """Returns one order with its lines, hold reasons, events and shipments, by the server's id
+    or by the shop's order number (`client_order_id`, narrowed by `client` and
+    `customer_account`; several matches are INVALID_ARGUMENT `ORDER_LOOKUP_AMBIGUOUS`). A
+    website sees only its own orders (others are NOT_FOUND).
     Roles: website, admin, manager, warehouse, operations, finance.
+    """
+    GetOrderDocument: _aio.UnaryUnaryMultiCallable[_order_service_pb2.GetOrderDocumentRequest, _order_service_pb2.GetOrderDocumentResponse]  # type: ignore[assignment]
+    """The exact bytes received for an order (or a problem submission): the document its
+    current content came from, with content type, format, channel, receive time and size. A
+    correction is: get the document, edit it, ExceptionQueueService.CorrectOrder. Staff reads
+    are audited like GetOrder's. Roles: website (own orders), admin, manager, operations.
     """
     CancelOrder: _aio.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderRequest, _order_service_pb2.CancelOrderResponse]  # type: ignore[assignment]
     """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
-    (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
-    order again answers with it unchanged. Roles: website (own orders), manager.
+    (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started (lines can still be
+    cancelled: CancelOrderLines). Cancelling a cancelled order again answers with it
+    unchanged. Roles: website (own orders), manager.
+    """
+    CancelOrderLines: _aio.UnaryUnaryMultiCallable[_order_service_pb2.CancelOrderLinesRequest, _order_service_pb2.CancelOrderLinesResponse]  # type: ignore[assignment]
+    """Cancels whole lines or reduces lines' quantities, with a reason, at any state before
+    dispatch (ON_HOLD to PACKED, and what has not shipped of a PARTLY_DISPATCHED order).
+    The allocation of the cancelled pieces is released at once; an order with nothing left is
+    CANCELLED; a held order whose remaining holds concern only cancelled lines is judged
+    again. Each line names the pieces to keep, so repeating the call changes nothing.
+    Errors: FAILED_PRECONDITION (`ILLEGAL_TRANSITION` once dispatched), INVALID_ARGUMENT
+    (`LINE_UNKNOWN`, `QUANTITY_INVALID`: more than ordered or less than shipped).
+    Roles: manager, operations.
     """
     WatchOrderEvents: _aio.UnaryStreamMultiCallable[_order_service_pb2.WatchOrderEventsRequest, _order_service_pb2.WatchOrderEventsResponse]  # type: ignore[assignment]
     """Every order event as it is committed (submissions, state changes, alerts), in order, at
@@ -126,7 +181,8 @@ class OrderServiceAsyncStub(OrderServiceStub):
     it the stream starts with the next new event. Roles: website, admin, manager, operations.
     """
     ListOrders: _aio.UnaryUnaryMultiCallable[_order_service_pb2.ListOrdersRequest, _order_service_pb2.ListOrdersResponse]  # type: ignore[assignment]
-    """Lists orders, oldest first, with optional filters (a website sees only its own).
+    """Lists orders, oldest first, with optional filters: state, client, customer, hold reason,
+    source and created or updated time ranges (a website sees only its own).
     Roles: website, admin, manager, warehouse, operations, finance.
     """
 
@@ -147,10 +203,18 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         with the stored order: ACCEPTED with stock allocated, or ON_HOLD with reasons.
 
         Safe to retry with the same `request_id`: the retry returns the same order with
-        `replayed` set and allocates nothing more. Role: website.
+        `replayed` set and allocates nothing more. An order is identified by (client, buyer's
+        customer account, order id): a held order is replaced by a new document for the same
+        buyer and order id; two buyers' orders with the same number are two orders.
+
+        Staff enter an order for a client (`on_behalf_of_client`, a phone or e-mail order): it is
+        the client's, source MANUAL, `entered_by` them, with the same validation and holds.
+        Roles: website (its own orders), manager (for a client), operations (for a client).
 
         Errors: RESOURCE_EXHAUSTED (`PAYLOAD_TOO_LARGE`), INVALID_ARGUMENT
-        (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`), ALREADY_EXISTS (`DUPLICATE_ORDER_ID`).
+        (`REQUEST_ID_INVALID`, `IDEMPOTENCY_KEY_REUSED`, `CLIENT_MISSING`), NOT_FOUND
+        (`CLIENT_NOT_FOUND`), PERMISSION_DENIED (`ON_BEHALF_FORBIDDEN`), ALREADY_EXISTS
+        (`DUPLICATE_ORDER_ID`).
         """
 
     @_abc_1.abstractmethod
@@ -176,9 +240,23 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _order_service_pb2.GetOrderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.GetOrderResponse, _abc.Awaitable[_order_service_pb2.GetOrderResponse]]:
-        """Returns one order with its lines, hold reasons and events. A website sees only its own
-        orders (others are NOT_FOUND).
+        """Returns one order with its lines, hold reasons, events and shipments, by the server's id
+        or by the shop's order number (`client_order_id`, narrowed by `client` and
+        `customer_account`; several matches are INVALID_ARGUMENT `ORDER_LOOKUP_AMBIGUOUS`). A
+        website sees only its own orders (others are NOT_FOUND).
         Roles: website, admin, manager, warehouse, operations, finance.
+        """
+
+    @_abc_1.abstractmethod
+    def GetOrderDocument(
+        self,
+        request: _order_service_pb2.GetOrderDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_service_pb2.GetOrderDocumentResponse, _abc.Awaitable[_order_service_pb2.GetOrderDocumentResponse]]:
+        """The exact bytes received for an order (or a problem submission): the document its
+        current content came from, with content type, format, channel, receive time and size. A
+        correction is: get the document, edit it, ExceptionQueueService.CorrectOrder. Staff reads
+        are audited like GetOrder's. Roles: website (own orders), admin, manager, operations.
         """
 
     @_abc_1.abstractmethod
@@ -188,8 +266,25 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.CancelOrderResponse, _abc.Awaitable[_order_service_pb2.CancelOrderResponse]]:
         """Cancels an order that is ON_HOLD or ACCEPTED, releasing its allocated stock. Refused
-        (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started. Cancelling a cancelled
-        order again answers with it unchanged. Roles: website (own orders), manager.
+        (FAILED_PRECONDITION, ILLEGAL_TRANSITION) once picking has started (lines can still be
+        cancelled: CancelOrderLines). Cancelling a cancelled order again answers with it
+        unchanged. Roles: website (own orders), manager.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelOrderLines(
+        self,
+        request: _order_service_pb2.CancelOrderLinesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_order_service_pb2.CancelOrderLinesResponse, _abc.Awaitable[_order_service_pb2.CancelOrderLinesResponse]]:
+        """Cancels whole lines or reduces lines' quantities, with a reason, at any state before
+        dispatch (ON_HOLD to PACKED, and what has not shipped of a PARTLY_DISPATCHED order).
+        The allocation of the cancelled pieces is released at once; an order with nothing left is
+        CANCELLED; a held order whose remaining holds concern only cancelled lines is judged
+        again. Each line names the pieces to keep, so repeating the call changes nothing.
+        Errors: FAILED_PRECONDITION (`ILLEGAL_TRANSITION` once dispatched), INVALID_ARGUMENT
+        (`LINE_UNKNOWN`, `QUANTITY_INVALID`: more than ordered or less than shipped).
+        Roles: manager, operations.
         """
 
     @_abc_1.abstractmethod
@@ -210,7 +305,8 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _order_service_pb2.ListOrdersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_order_service_pb2.ListOrdersResponse, _abc.Awaitable[_order_service_pb2.ListOrdersResponse]]:
-        """Lists orders, oldest first, with optional filters (a website sees only its own).
+        """Lists orders, oldest first, with optional filters: state, client, customer, hold reason,
+        source and created or updated time ranges (a website sees only its own).
         Roles: website, admin, manager, warehouse, operations, finance.
         """
 

@@ -1,0 +1,84 @@
+"""The work each server does besides answering calls, as asyncio tasks beside the gRPC server.
+
+- Stock re-check (service/recheck.py): orders held for stock alone are accepted when stock
+  rises. It runs every ORDERGATE_RECHECK_SECONDS and at once when a call served here raised
+  stock (`Rechecker.kick`); the stock log and a durable cursor make sure nothing that rose is
+  missed, even if this process dies after a commit.
+- Stuck orders and shipments without tracking: STUCK and TRACKING_MISSING alerts.
+- The file-drop poller, when a drop folder is configured.
+
+Every loop survives a failing pass (a database restart, say): it logs and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ..filedrop import FilePoller
+from ..service import monitoring, recheck, shipments
+from ..storage import Database
+from .runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+class Rechecker:
+    def __init__(self, db: Database, run: Runner, every: float) -> None:
+        self._db = db
+        self._run = run
+        self._every = every
+        self._woken = asyncio.Event()
+
+    def kick(self) -> None:
+        """Re-check now: a call served here may have raised available stock."""
+        self._woken.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            self._woken.clear()
+            try:
+                done = await self._run(recheck.after_stock_changes, self._db)
+                if done.accepted:
+                    log.info("stock re-check accepted %d held order(s)", len(done.accepted))
+                if done.more:
+                    continue  # a full batch of the stock log: read on at once
+            except Exception:  # a database hiccup must not end the re-check
+                log.exception("stock re-check failed; retrying at the next tick")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), timeout=self._every)
+
+
+async def check_stuck_orders(
+    db: Database,
+    run: Runner,
+    stuck_rules: list[monitoring.StuckRule],
+    tracking_missing_hours: float,
+    every: float,
+) -> None:
+    """Raise STUCK and TRACKING_MISSING alerts periodically; one replica doing it twice at worst
+    repeats nothing, as an order already marked STUCK (a shipment already alerted) is skipped."""
+    while True:
+        try:
+            raised = await run(monitoring.raise_stuck_alerts, db, stuck_rules)
+            if raised:
+                log.warning("raised %d STUCK alert(s)", raised)
+            raised = await run(shipments.raise_missing_tracking_alerts, db, tracking_missing_hours)
+            if raised:
+                log.warning("raised %d TRACKING_MISSING alert(s)", raised)
+        except Exception:  # a database hiccup must not end the checker
+            log.exception("stuck-order check failed")
+        await asyncio.sleep(every)
+
+
+async def poll_drop_folders(poller: FilePoller) -> None:
+    """The file-drop poller inside `serve`, on a worker thread: file imports are blocking
+    database work and must not hold up the event loop. Several replicas may poll one folder:
+    a file two of them take at once is still imported once (service/file_import.py)."""
+    while True:
+        try:
+            await asyncio.to_thread(poller.run_due)
+        except Exception:  # a database hiccup must not end the poller; the files stay put
+            log.exception("file-drop pass failed; retrying at the next poll")
+        await asyncio.sleep(poller.seconds_until_due())
