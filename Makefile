@@ -8,12 +8,16 @@ BIN := $(VENV)/bin
 
 SDK_VENV ?= $(VENV)-sdk-only
 
-.PHONY: demo test lint pytest sdk-alone install protos sdk-sync bench clean
+.PHONY: demo test lint pytest sdk-alone install protos sdk-sync lock contract-release bench clean
 
-$(BIN)/.installed: pyproject.toml client_sdk/pyproject.toml
+# Every third-party package from the lock, pinned with its hashes; then this repository's two
+# packages from source, without dependencies (they are all in the lock). `make lock` renews it.
+$(BIN)/.installed: pyproject.toml client_sdk/pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./client_sdk -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e ./client_sdk -e '.[dev]'
+	$(BIN)/pip check
 	touch $@
 
 install: $(BIN)/.installed
@@ -51,6 +55,20 @@ protos: install
 # Regenerate the SDK's sync client from its async one (commit the result).
 sdk-sync: install
 	$(BIN)/python scripts/unasync.py
+
+# Resolve requirements.in / requirements-dev.in anew into the lock files (commit the result).
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--strip-extras --no-emit-index-url --no-emit-find-links \
+	--unsafe-package ordergate --unsafe-package ordergate-client
+lock: install
+	$(PIP_COMPILE) --output-file requirements.lock requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.lock requirements-dev.in
+
+# The contract as released: `make contract-release VERSION=0.2.0` when a release is cut;
+# `make test` checks every later change against the newest image (buf breaking,
+# tests/unit/test_deploy.py).
+contract-release: install
+	$(BIN)/buf build -o protos/released/ordergate-v$(VERSION).binpb
 
 bench: install
 	$(BIN)/python -m bench.submit_orders

@@ -5,35 +5,49 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import os
 import signal
 import sys
 import threading
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .config import Settings
-from .demo import DEMO_CATALOG, DEMO_CLIENT
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from . import __version__
+from .config import Settings, SettingsError, database_path
+from .demo import DEMO_CATALOG, DEMO_CLIENT, DEMO_STAFF_CLIENT
 from .domain.access import Role
 from .filedrop import DropSettings, FilePoller
+from .observability import configure_logging, configure_tracing, first_line
 from .service import api_keys
 from .service.auth import create_api_key
 from .service.catalog_load import KINDS, CatalogFileError, load_catalog, read_catalog_file
 from .service.errors import ServiceError
 from .storage import Database, open_database
-from .workers import run_workers
+from .workers import StartupError, claim_address, run_workers
 
 DEMO_DATABASE = Path(".ordergate") / "demo.sqlite3"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="ordergate", description="Ordergate order-ingestion server"
+        prog="ordergate",
+        description="Ordergate order-ingestion server",
+        epilog="Settings come from ORDERGATE_* environment variables (README.md); "
+        "`ordergate config` prints the effective ones.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--database-url", help="overrides ORDERGATE_DATABASE_URL")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("config", help="print the effective settings (secrets masked) and exit")
+    health = commands.add_parser(
+        "health", help="ask a running server's gRPC health service; exit 0 if SERVING"
+    )
+    health.add_argument("--target", help="host:port (default: ORDERGATE_LISTEN)")
+    health.add_argument("--timeout", type=float, default=5.0)
 
     serve = commands.add_parser("serve", help="migrate the database and serve gRPC")
     serve.add_argument("--listen", help="host:port (overrides ORDERGATE_LISTEN)")
@@ -115,27 +129,38 @@ def main(argv: list[str] | None = None) -> int:
             stock_snapshot_dir=getattr(args, "snapshot_dir", None),
             stock_snapshot_seconds=getattr(args, "snapshot_seconds", None),
         )
-    except ValueError as exc:
-        parser.error(str(exc))
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    if demo:
-        for leftover in DEMO_DATABASE.parent.glob(DEMO_DATABASE.name + "*"):
-            leftover.unlink()
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"ordergate: error: {problem}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if args.command == "config":
+        print("\n".join(settings.shown()))
+        return 0
+    if args.command == "health":
+        return _health(args.target or settings.listen, args.timeout)
     try:
+        if demo:
+            for leftover in DEMO_DATABASE.parent.glob(DEMO_DATABASE.name + "*"):
+                leftover.unlink()
         db = open_database(
             settings.database_url,
             pool_size=settings.db_pool_size,
             read_threads=settings.db_read_threads,
             pii_key=settings.pii_key,
         )
-    except ValueError as exc:  # a malformed ORDERGATE_PII_KEY
-        parser.error(str(exc))
-    try:
-        return _run(args, settings, db, demo)
-    finally:
-        db.dispose()
+        try:
+            return _run(args, settings, db, demo)
+        finally:
+            db.dispose()
+    except StartupError as exc:
+        print(f"ordergate: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, DBAPIError) as exc:
+        # The database or the address cannot be used: a read-only or full disk, a server that is
+        # down or refuses us, a port already taken. One line, no traceback.
+        print(f"ordergate: error: {_startup_problem(exc, settings)}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool) -> int:
@@ -167,13 +192,18 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
     # serve
     from .api.server import serve_until_signalled  # grpc imports only where a server is made
 
-    db.migrate()
-    demo_key = ""
-    if demo:
-        demo_key = create_api_key(db, DEMO_CLIENT, Role.WEBSITE, "demo")  # the customers' client
-        load_catalog(db, read_catalog_file(DEMO_CATALOG))
-
     workers = settings.workers or os.cpu_count() or 1
+    # One server per address: refused before anything else is done (workers.py).
+    listen, hold = claim_address(settings.listen, shared=workers > 1)
+    settings = settings.with_changes(listen=listen)
+    db.migrate()
+    demo_keys: list[str] = []
+    if demo:
+        demo_keys = [
+            create_api_key(db, DEMO_CLIENT, Role.WEBSITE, "demo"),  # the customers' client
+            create_api_key(db, DEMO_STAFF_CLIENT, Role.MANAGER, "demo"),  # staff: the queue
+        ]
+        load_catalog(db, read_catalog_file(DEMO_CATALOG))
 
     def announce(port: int) -> None:
         host = settings.listen.rsplit(":", 1)[0]
@@ -182,19 +212,23 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
             f"{workers} worker{'s' if workers > 1 else ''})",
             flush=True,
         )
-        if demo_key:
+        if demo_keys:
+            website, staff = demo_keys
             print(
-                f"Demo API key for client {DEMO_CLIENT!r} (website role):\n  {demo_key}", flush=True
-            )
-            print(
-                "Try: .venv/bin/ordergate-client --api-key <key> submit examples/*.xml",
+                f"Demo API key for client {DEMO_CLIENT!r} (website role: submits orders):\n"
+                f"  {website}\n"
+                f"Demo API key for client {DEMO_STAFF_CLIENT!r} (manager role: works the queue):"
+                f"\n  {staff}\n"
+                "Try: .venv/bin/ordergate-client --api-key <website key> submit examples/*.xml\n"
+                "     .venv/bin/ordergate-client --api-key <manager key> list-held",
                 flush=True,
             )
 
     if workers > 1:
         db.dispose()  # the workers open their own connections
-        return run_workers(settings, workers, announce, db)
-    asyncio.run(serve_until_signalled(replace(settings, workers=1), db, announce))
+        return run_workers(settings, workers, announce, db, hold)
+    configure_tracing(db)  # before the server is made (workers do their own)
+    asyncio.run(serve_until_signalled(settings.with_changes(workers=1), db, announce))
     return 0
 
 
@@ -258,6 +292,46 @@ def _import_dir(settings: Settings, db: Database, *, once: bool) -> int:
     print(f"polling {settings.import_dir} every {settings.import_poll_seconds:g}s", flush=True)
     poller.run_until(stop)
     return 0
+
+
+def _health(target: str, timeout: float) -> int:
+    """A health check for container HEALTHCHECKs and scripts: 0 if the server says SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    host, _, port = target.rpartition(":")
+    if host in ("0.0.0.0", "[::]", ""):
+        host = "127.0.0.1"  # a server listening everywhere is asked on loopback
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            print(f"ordergate: {host}:{port} did not answer: {exc.code().name}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(status)
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _startup_problem(exc: BaseException, settings: Settings) -> str:
+    """What went wrong at start, in one line."""
+    detail = first_line(exc)
+    if isinstance(exc, DBAPIError):
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        path = database_path(settings)
+        if path is not None and _read_only(path.parent):
+            detail += " (its folder is on a read-only file system)"
+        return f"cannot use the database {where}: {detail}"
+    return detail
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

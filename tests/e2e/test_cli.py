@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,22 +53,41 @@ class ServerProcess:
         )
         self.output: list[str] = []
         self.port = 0
-        self.key = ""
+        self.keys: list[str] = []  # the demo's: the website key, then the staff (manager) key
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
             if match := re.search(r"serving on 127\.0\.0\.1:(\d+)", line):
                 self.port = int(match.group(1))
             if match := re.search(r"^\s+(og_\S+)$", line):
-                self.key = match.group(1)
+                self.keys.append(match.group(1))
             if line.startswith("Try:") or (self.port and "--demo" not in args):
                 break
         assert self.port, "".join(self.output)
+        # Read on while it runs: its log (an access-log line per call) would otherwise fill the
+        # pipe, and a server blocked writing a log line answers nothing.
+        self._reader = threading.Thread(target=self._read_on, daemon=True)
+        self._reader.start()
+
+    def _read_on(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    @property
+    def key(self) -> str:
+        return self.keys[0] if self.keys else ""
 
     def finish(self) -> str:
+        """SIGTERM, then everything it printed once it has exited."""
         self.process.send_signal(signal.SIGTERM)
-        rest, _ = self.process.communicate(timeout=30)
-        return "".join(self.output) + rest
+        return self.exited()
+
+    def exited(self) -> str:
+        """Everything it printed, once it has exited."""
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=10)
+        return "".join(self.output)
 
 
 @pytest.fixture
@@ -147,9 +167,9 @@ def test_sigterm_reports_not_serving_then_exits_cleanly(demo: ServerProcess) -> 
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         demo.process.send_signal(signal.SIGTERM)
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
-    rest, _ = demo.process.communicate(timeout=30)
+    output = demo.exited()
     assert demo.process.returncode == 0
-    assert "shutting down" in rest
+    assert "shutting down" in output
 
 
 def test_demo_starts_fresh_each_time(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import order_service_pb2_grpc
-from ordergate_server.config import Settings
+from ordergate_server.config import Settings, SettingsError
 from ordergate_server.domain.access import Role
 from ordergate_server.service import api_keys
 from ordergate_server.service.errors import ServiceError
@@ -128,7 +128,7 @@ def test_a_key_taken_away_stops_within_a_second_on_a_connection_that_used_it(
 
 
 def test_a_key_cache_longer_than_a_second_is_refused() -> None:
-    with pytest.raises(ValueError, match="ORDERGATE_AUTH_CACHE_SECONDS=10"):
+    with pytest.raises(SettingsError, match=r"ORDERGATE_AUTH_CACHE_SECONDS='10' is not allowed"):
         Settings.from_env({"ORDERGATE_AUTH_CACHE_SECONDS": "10"})
 
 

@@ -27,7 +27,7 @@ from ordergate_server.service.exception_queue import list_held_orders
 from ordergate_server.storage import Database, catalog
 from ordergate_server.storage import tables as t
 
-from ..support import Keys, ServerThread, auth, order_xml
+from ..support import Keys, ServerThread, auth, order_xml, scrape, wait_until
 
 NATIVE_NS = "urn:ordergate:order:v1"
 
@@ -361,7 +361,11 @@ def test_serve_polls_drop_folders_when_configured(
     caplog.set_level(logging.DEBUG, logger="ordergate_server")
     root = _drop_root(tmp_path, "shop-a")
     server = ServerThread(
-        db, import_dir=str(root), import_poll_seconds=0.1, import_settle_seconds=0.0
+        db,
+        import_dir=str(root),
+        import_poll_seconds=0.1,
+        import_settle_seconds=0.0,
+        metrics_listen="127.0.0.1:0",
     )
     try:
         # Upload under a temporary name, then rename: with no settle time, a file written in
@@ -378,6 +382,14 @@ def test_serve_polls_drop_folders_when_configured(
                 pb.GetOrderRequest(id=order["ordergate_id"]), metadata=auth(keys.shop)
             )
         assert got.order.client_order_id == "S-1"
+
+        _upload(root / "shop-a" / "inbox" / "bad.xml", "<order>not closed")
+        files = "ordergate_file_drop_files_total"
+        wait_until(
+            lambda: scrape(server).get((files, (("outcome", "problem"),))) == 1,
+            "counted the problem file",
+        )
+        assert scrape(server)[(files, (("outcome", "processed"),))] == 1
     finally:
         server.stop()
 

@@ -9,16 +9,19 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
+from ordergate.v1 import exception_queue_service_pb2 as eqpb
 from ordergate.v1 import fulfillment_service_pb2 as fpb
 from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
+from ordergate.v1.exception_queue_service_pb2_grpc import ExceptionQueueServiceStub
 from ordergate.v1.fulfillment_service_pb2_grpc import FulfillmentServiceStub
 from ordergate_server.service import monitoring
 from ordergate_server.storage import Database
 from ordergate_server.storage import tables as t
 
-from ..support import Api, Keys, ServerThread, auth, order_xml, scrape
+from ..support import Api, Keys, ServerThread, auth, order_xml, scrape, wait_until
 
 
 @pytest.fixture
@@ -39,6 +42,9 @@ def test_outcomes_queue_depth_and_rpc_codes(observed: tuple[Api, ServerThread]) 
     with pytest.raises(grpc.RpcError):
         api.submit(order_xml("M-1", [("SKU-1001", 9)]))  # duplicate order id
 
+    # A call is counted as it ends, just after its answer went out.
+    calls = ("ordergate_rpc_duration_seconds_count", (("method", "SubmitOrder"),))
+    wait_until(lambda: scrape(server).get(calls) == 5, "counted all five calls")
     got = scrape(server)
     assert got[("ordergate_orders_total", (("outcome", "accepted"),))] == 1
     assert got[("ordergate_orders_total", (("outcome", "replayed"),))] == 1
@@ -85,3 +91,83 @@ def test_stuck_orders_are_counted_and_alerted_once(
         pb.GetOrderRequest(id=order.id), metadata=auth(keys.shop)
     ).order.events
     assert (events[-1].type, events[-1].actor) == ("STUCK", "system")
+
+
+def test_refusals_are_counted_by_client_and_reason(
+    observed: tuple[Api, ServerThread], keys: Keys
+) -> None:
+    api, server = observed
+    queue = ExceptionQueueServiceStub(api.channel)
+    with pytest.raises(grpc.RpcError) as refused:  # a website may not release orders
+        queue.ReleaseOrder(eqpb.ReleaseOrderRequest(id="x"), metadata=auth(keys.shop))
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    for _ in range(3):
+        with pytest.raises(grpc.RpcError) as refused:
+            api.orders.GetOrder(pb.GetOrderRequest(id="x"), metadata=auth("og_nope_nope"))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as refused:
+        api.orders.GetOrder(pb.GetOrderRequest(id="no-such-order"), metadata=auth(keys.shop))
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+
+    rejected = "ordergate_rejected_calls_total"
+    by_client = (rejected, (("client", "unauthenticated"), ("reason", "API_KEY_INVALID")))
+    wait_until(lambda: scrape(server).get(by_client) == 3, "counted the unknown key's calls")
+    got = scrape(server)
+    assert got[(rejected, (("client", "shop-a"), ("reason", "ROLE_NOT_ALLOWED")))] == 1
+    assert got[(rejected, (("client", "shop-a"), ("reason", "ORDER_NOT_FOUND")))] == 1
+    # Every outcome under the code the client received.
+    codes = "ordergate_rpc_requests_total"
+    assert got[(codes, (("code", "UNAUTHENTICATED"), ("method", "GetOrder")))] == 3
+    assert got[(codes, (("code", "NOT_FOUND"), ("method", "GetOrder")))] == 1
+    assert got[(codes, (("code", "PERMISSION_DENIED"), ("method", "ReleaseOrder")))] == 1
+
+
+def test_held_orders_oldest_age_and_stock_short(
+    observed: tuple[Api, ServerThread], db: Database
+) -> None:
+    api, server = observed
+    got = scrape(server)
+    assert got[("ordergate_oldest_held_order_age_seconds", ())] == 0  # none on hold
+    assert got[("ordergate_stock_short_orders", ())] == 0
+    assert got[("ordergate_database_up", ())] == 1
+
+    api.submit(order_xml("OLD-1", [("NOPE", 1)]))  # held: unknown SKU
+    api.submit(order_xml("SHORT-1", [("SKU-1001", 10_000)]))  # held for stock alone
+    api.submit(order_xml("NEW-1", [("NOPE", 1)]))
+    with db.transaction() as tx:  # the first came in three hours ago
+        tx.execute(
+            update(t.orders)
+            .where(t.orders.c.client_order_id == "OLD-1")
+            .values(created_at=datetime.now(UTC) - timedelta(hours=3))
+        )
+    got = scrape(server)
+    assert 3 * 3600 <= got[("ordergate_oldest_held_order_age_seconds", ())] < 3 * 3600 + 60
+    assert got[("ordergate_stock_short_orders", ())] == 1
+    assert got[("ordergate_exception_queue_depth", (("reason", "SKU_UNKNOWN"),))] == 2
+    assert got[("ordergate_exception_queue_depth", (("reason", "INSUFFICIENT_STOCK"),))] == 1
+
+
+def test_a_failing_database_read_keeps_the_last_values_and_is_counted(
+    db: Database, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics must answer during a database outage: that is when it matters most."""
+    server = ServerThread(db, metrics_listen="127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            Api(channel, keys.shop).submit(order_xml("KEPT-1", [("NOPE", 1)]))
+        assert scrape(server)[("ordergate_collector_failures_total", ())] == 0
+
+        def down(_db: Database) -> dict[str, int]:
+            raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+        monkeypatch.setattr(monitoring, "held_reason_counts", down)
+        got = scrape(server)  # an HTTP error here would fail the test
+        assert got[("ordergate_database_up", ())] == 0
+        assert got[("ordergate_collector_failures_total", ())] == 1
+        assert got[("ordergate_exception_queue_depth", (("reason", "SKU_UNKNOWN"),))] == 1
+        assert scrape(server)[("ordergate_collector_failures_total", ())] == 2
+
+        monkeypatch.undo()
+        assert scrape(server)[("ordergate_database_up", ())] == 1
+    finally:
+        server.stop()

@@ -26,6 +26,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from . import __version__
 from ._client import Client
 from ._config import ConnectionConfig
 from ._errors import (
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Environment: ORDERGATE_TARGET (host:port, default 127.0.0.1:50051) and "
         "ORDERGATE_API_KEY give --target and --api-key.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--target",
         default=os.environ.get("ORDERGATE_TARGET", "127.0.0.1:50051"),

@@ -6,6 +6,8 @@
   missed, even if this process dies after a commit.
 - Stuck orders and shipments without tracking: STUCK and TRACKING_MISSING alerts.
 - The file-drop poller, when a drop folder is configured.
+- The database watch: gRPC health goes NOT_SERVING while the database does not answer, so load
+  balancers send the calls to replicas that can serve them, and SERVING when it answers again.
 
 Every loop survives a failing pass (a database restart, say): it logs and tries again.
 """
@@ -15,8 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import Counter
 
 from ..filedrop import FilePoller
+from ..observability import first_line, untraced
 from ..service import monitoring, recheck, shipments
 from ..storage import Database
 from .runner import Runner
@@ -72,13 +78,58 @@ async def check_stuck_orders(
         await asyncio.sleep(every)
 
 
-async def poll_drop_folders(poller: FilePoller) -> None:
+async def poll_drop_folders(poller: FilePoller, counted: Counter) -> None:
     """The file-drop poller inside `serve`, on a worker thread: file imports are blocking
     database work and must not hold up the event loop. Several replicas may poll one folder:
     a file two of them take at once is still imported once (service/file_import.py)."""
     while True:
         try:
-            await asyncio.to_thread(poller.run_due)
+            summary = await asyncio.to_thread(poller.run_due)
+            counted.labels("processed").inc(summary.processed)
+            counted.labels("problem").inc(summary.problem)
         except Exception:  # a database hiccup must not end the poller; the files stay put
             log.exception("file-drop pass failed; retrying at the next poll")
         await asyncio.sleep(poller.seconds_until_due())
+
+
+async def watch_database(
+    db: Database,
+    set_health: Callable[[bool], Awaitable[None]],
+    every: float,
+) -> None:
+    """Check every `every` seconds that the database answers; tell `set_health` each change.
+
+    The check runs on a thread of its own: a connection attempt to a database host that is down
+    can take its whole connect timeout, and must not stall the event loop meanwhile. A check
+    still running at the next tick counts as the database not answering."""
+    loop = asyncio.get_running_loop()
+    serving = True
+    pending: asyncio.Future[None] | None = None
+    while True:
+        if pending is None or pending.done():
+            pending = loop.run_in_executor(None, _ping_twice, db)
+        try:
+            await asyncio.wait_for(asyncio.shield(pending), timeout=every)
+            answers, problem = True, ""
+        except TimeoutError:
+            answers, problem = False, f"no answer within {every:g}s"
+        except Exception as exc:  # the database's own error: it is down, or refuses us
+            answers, problem = False, first_line(exc)
+        if answers != serving:
+            serving = answers
+            if answers:
+                log.warning("the database answers again: health SERVING")
+            else:
+                log.error("the database does not answer (%s): health NOT_SERVING", problem)
+            await set_health(answers)
+        await asyncio.sleep(every if answers else min(every, 1.0))
+
+
+def _ping_twice(db: Database) -> None:
+    """A restart of the database breaks the pooled connections: the first ping after it fails
+    and empties the pool, the second opens a fresh connection. Only both failing means down."""
+    with untraced():
+        try:
+            db.ping()
+        except Exception:
+            db.ping()

@@ -1,17 +1,22 @@
 """Cross-cutting request handling, as grpc.aio server interceptors.
 
 Each interceptor wraps the method's behaviour (whatever its streaming kind) in an `around`
-coroutine. Order, outermost first: errors (ServiceError and crashes -> google.rpc.Status), then
-metrics, then the process's cap on calls in flight (load shedding), then authentication and role
-checks, which put the caller's Principal in a context variable for the servicer, then the per-key
-rate and stream limits.
+coroutine. Order, outermost first: the call's outcome (metrics and the access log, outcomes.py),
+errors (ServiceError and crashes -> google.rpc.Status), the process's cap on calls in flight (load
+shedding), authentication and role checks, which put the caller's Principal in a context variable
+for the servicer, and the per-key rate and stream limits.
+
+What the outcome is told about a call (its client, request_id, order id, error reason) each layer
+writes into the call's `CallRecord` as it learns it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import grpc
@@ -38,6 +43,53 @@ Context: TypeAlias = "ServicerContext[Any, Any]"
 def current_principal() -> Principal:
     """The authenticated caller of the RPC being served (set by AuthInterceptor)."""
     return _principal.get()
+
+
+@contextlib.contextmanager
+def calling_as(principal: Principal) -> Iterator[None]:
+    """Servicer code run as `principal` outside a gRPC call: servicer-level tests call the
+    servicers' methods in-process (grpcio-testing cannot: it drives only synchronous ones)."""
+    token = _principal.set(principal)
+    try:
+        yield
+    finally:
+        _principal.reset(token)
+
+
+@dataclass
+class CallRecord:
+    """What is known about the call being served, for its access-log line and metrics: never
+    personal data (no names, addresses or documents), only identifiers."""
+
+    started: float = 0.0  # time.perf_counter() when it reached the outermost interceptor
+    client: str = ""  # the authenticated client's name; "" before (or without) authentication
+    request_id: str = ""  # the request's own request_id, if it has one
+    order_id: str = ""  # the order the call was about (asked for, or answered)
+    reason: str = ""  # the ErrorInfo reason it was refused with
+
+
+_call_record: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
+    "call_record", default=None
+)
+
+
+def start_call_record(started: float) -> None:
+    """A fresh record for the call being served (OutcomeInterceptor, outermost)."""
+    _call_record.set(CallRecord(started))
+
+
+def call_record() -> CallRecord:
+    """The record of the call being served (after start_call_record)."""
+    record = _call_record.get()
+    assert record is not None
+    return record
+
+
+def _note(**fields: str) -> None:
+    record = _call_record.get()
+    if record is not None:
+        for name, value in fields.items():
+            setattr(record, name, value)
 
 
 # (request streaming, response streaming) -> the handler's behaviour attribute and factory.
@@ -161,12 +213,15 @@ class ErrorInterceptor(_GuardInterceptor):
         async def on_error(context: Context, exc: BaseException) -> None:
             if isinstance(exc, ServiceError):
                 status = errors.to_status(exc)
+                _note(reason=exc.reason)
             elif isinstance(exc, OperationalError):
                 log.warning("database unavailable in %s: %s", method, exc.orig)
                 status = errors.to_status(_DATABASE_UNAVAILABLE)
+                _note(reason=_DATABASE_UNAVAILABLE.reason)
             elif isinstance(exc, Exception) and not isinstance(exc, grpc.aio.AbortError):
                 log.exception("unexpected error in %s", method)
                 status = errors.internal_status()
+                _note(reason="INTERNAL")
             else:
                 return  # a cancellation, or an abort already made
             # gRPC keeps the abort's exception on the call's state, in a reference cycle with
@@ -200,6 +255,8 @@ def _decoding_inside(handler: Handler) -> Handler:
                 "REQUEST_MALFORMED",
                 "The request is not a valid protobuf message of the method's request type.",
             ) from None
+        if not handler.request_streaming:  # a stream's items each have their own
+            _note_ids(decoded)
         # Every field within its limits (text length and no NUL, list sizes, ranges, enums,
         # timestamps) before any service sees the request.
         check_request(decoded)
@@ -222,10 +279,42 @@ def _decoding_inside(handler: Handler) -> Handler:
     else:
 
         async def unary(raw: Any, context: Context) -> Any:
-            return await behaviour(convert(raw), context)
+            response = await behaviour(convert(raw), context)
+            _note_answered_order(response)
+            return response
 
         run = unary
     return factory(run, request_deserializer=None, response_serializer=handler.response_serializer)
+
+
+def _note_ids(request: Any) -> None:
+    """The request's request_id and the order it names, for the call's record."""
+    record = _call_record.get()
+    if record is None:
+        return
+    fields = request.DESCRIPTOR.fields_by_name
+    if "request_id" in fields:
+        record.request_id = request.request_id
+    # An order's id: `order_id`, or `id` in a request about one order (GetOrderRequest,
+    # ReleaseOrderRequest, ...).
+    name = "order_id" if "order_id" in fields else "id"
+    field = fields.get(name)
+    about_an_order = name == "order_id" or "Order" in request.DESCRIPTOR.name
+    if field is not None and field.type == field.TYPE_STRING and about_an_order:
+        record.order_id = getattr(request, name)
+
+
+def _note_answered_order(response: Any) -> None:
+    """The id of the order a response carries (SubmitOrder's answer, GetOrder's order)."""
+    record = _call_record.get()
+    if record is None or record.order_id:
+        return
+    fields = response.DESCRIPTOR.fields_by_name
+    if "order" in fields and fields["order"].message_type is not None:
+        if response.HasField("order"):
+            record.order_id = response.order.id
+    elif "id" in fields and response.DESCRIPTOR.name == "Order":
+        record.order_id = response.id
 
 
 _DATABASE_UNAVAILABLE = ServiceError(
@@ -245,6 +334,7 @@ class AuthInterceptor(_GuardInterceptor):
 
         async def before(context: Context) -> None:
             principal = self._principal_from(context)
+            _note(client=principal.client_name)
             if principal.role not in allowed:
                 raise ServiceError(
                     ErrorKind.PERMISSION_DENIED,

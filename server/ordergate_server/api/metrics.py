@@ -1,26 +1,21 @@
-"""Prometheus metrics: RPCs by method and code, order outcomes and lag, queue depth, stuck orders.
+"""Prometheus metrics: RPCs by method and code, refusals by client, order outcomes and lag,
+file-drop files, and the database's gauges (db_signals.py).
 
-Each server has its own registry (tests run several servers in one process). Queue depth and
-stuck orders are computed from the database when Prometheus scrapes.
+Each server has its own registry (tests run several servers in one process). The RPC series are
+written by OutcomeInterceptor (outcomes.py); the database's gauges are read when Prometheus
+scrapes. docs/operations.md lists every series and what to alert on.
 """
 
 from __future__ import annotations
 
-import contextvars
-import time
 from typing import Any
 
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from ..domain.records import OrderRecord
 from ..service import monitoring
-from ..service.errors import ServiceError
 from ..storage import Database
 from .db_signals import DatabaseSignals
-from .interceptors import Context, Handler, _GuardInterceptor, _pass_on, _wrap
-
-_started: contextvars.ContextVar[float] = contextvars.ContextVar("started")
 
 
 class Metrics:
@@ -28,7 +23,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.rpcs = Counter(
             "ordergate_rpc_requests",
-            "RPCs by method and status code",
+            "RPCs by method and the status code the client received",
             ["method", "code"],
             registry=self.registry,
         )
@@ -50,11 +45,32 @@ class Metrics:
             buckets=(60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600, float("inf")),
             registry=self.registry,
         )
+        self.rejected = Counter(
+            "ordergate_rejected_calls",
+            "Calls refused, by client (the authenticated client's name, 'unauthenticated' before "
+            "a key was accepted) and ErrorInfo reason; the server's own failures not counted",
+            ["client", "reason"],
+            registry=self.registry,
+        )
+        self.file_drop_files = Counter(
+            "ordergate_file_drop_files",
+            "Files taken from the drop folders: processed (imported), problem (set aside)",
+            ["outcome"],
+            registry=self.registry,
+        )
         # Summed over the live workers of `serve --workers` (multiprocess mode); set by
         # InFlightInterceptor. Near ORDERGATE_MAX_CONCURRENT_RPCS per worker, calls are refused.
         self.in_flight = Gauge(
             "ordergate_rpcs_in_flight",
             "Calls being served now (watches not counted)",
+            multiprocess_mode="livesum",
+            registry=self.registry,
+        )
+        # The same workers' ORDERGATE_MAX_CONCURRENT_RPCS, summed: in flight near it, calls are
+        # about to be refused SERVER_BUSY (deploy/prometheus/alerts.yml). 0: no cap.
+        self.in_flight_limit = Gauge(
+            "ordergate_rpcs_in_flight_limit",
+            "Calls the live workers take at once before refusing more (0: no cap)",
             multiprocess_mode="livesum",
             registry=self.registry,
         )
@@ -78,32 +94,3 @@ class Metrics:
         self.orders.labels("accepted" if order.state.value == "ACCEPTED" else "held").inc()
         if order.order_time is not None:
             self.lag.observe(max(0.0, (order.created_at - order.order_time).total_seconds()))
-
-
-class MetricsInterceptor(_GuardInterceptor):
-    """Counts every RPC of ours by method and final status code, and times it."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        super().__init__()
-        self._metrics = metrics
-
-    def guard(self, handler: Handler, method: str) -> Handler:
-        name = method.rsplit("/", 1)[-1]
-
-        async def before(context: Context) -> None:
-            _started.set(time.perf_counter())
-
-        def after(context: Context, error: BaseException | None) -> None:
-            code = "OK"
-            if isinstance(error, ServiceError):
-                code = error.kind.value
-                if error.reason == "DUPLICATE_ORDER_ID":
-                    self._metrics.orders.labels("duplicate").inc()
-            elif isinstance(error, grpc.aio.AbortError):
-                code = "ABORTED"
-            elif error is not None:
-                code = "CANCELLED" if type(error).__name__ == "CancelledError" else "INTERNAL"
-            self._metrics.rpcs.labels(name, code).inc()
-            self._metrics.latency.labels(name).observe(time.perf_counter() - _started.get())
-
-        return _wrap(handler, before, _pass_on, after)

@@ -41,14 +41,15 @@ from ..service.rate_limits import KeyLimits
 from ..service.submit_queue import SubmitQueue
 from ..storage import Database
 from .audit_servicer import AuditServicer
-from .background import Rechecker, check_stuck_orders, poll_drop_folders
+from .background import Rechecker, check_stuck_orders, poll_drop_folders, watch_database
 from .catalog_servicer import CatalogServicer
 from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor, InFlightInterceptor, LimitInterceptor
 from .inventory_servicer import InventoryServicer
-from .metrics import Metrics, MetricsInterceptor
+from .metrics import Metrics
 from .order_servicer import OrderServicer
+from .outcomes import OutcomeInterceptor
 from .pricing_servicer import PricingServicer
 from .runner import inline, thread_pool
 
@@ -100,10 +101,11 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     max_message = settings.max_order_bytes + _MESSAGE_OVERHEAD
     stuck_rules = monitoring.rules(settings.stuck_picking_hours, settings.stuck_dispatched_hours)
     metrics = Metrics(db, stuck_rules)
+    metrics.in_flight_limit.set(settings.max_concurrent_rpcs)
     server = grpc.aio.server(
         interceptors=[
+            OutcomeInterceptor(metrics),
             ErrorInterceptor(),
-            MetricsInterceptor(metrics),
             InFlightInterceptor(settings.max_concurrent_rpcs, metrics.in_flight),
             AuthInterceptor(Authenticator(db, settings.auth_cache_seconds)),
             LimitInterceptor(
@@ -164,22 +166,39 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in (*SERVICE_NAMES, ""):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def set_health(serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in (*SERVICE_NAMES, ""):
+            await health_servicer.set(name, status)
+
+    await set_health(True)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
 
     credentials = server_credentials(settings)
-    port = (
-        server.add_secure_port(settings.listen, credentials)
-        if credentials is not None
-        else server.add_insecure_port(settings.listen)
-    )
+    try:
+        port = (
+            server.add_secure_port(settings.listen, credentials)
+            if credentials is not None
+            else server.add_insecure_port(settings.listen)
+        )
+    except RuntimeError:  # gRPC's "Failed to bind": taken, or not an address of this machine
+        port = 0
     if port == 0:
-        raise OSError(f"could not listen on {settings.listen}")
-    await server.start()
+        raise OSError(f"cannot listen on {settings.listen}: in use, or not an address of this host")
+    # /metrics first: an address it cannot have ends the start before any call is taken.
     metrics_port = metrics.serve(settings.metrics_listen) if settings.metrics_listen else 0
+    try:
+        await server.start()
+    except BaseException:
+        metrics.stop()
+        raise
     background = [
         asyncio.create_task(
             check_stuck_orders(
@@ -191,10 +210,13 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             )
         ),
         asyncio.create_task(rechecker.run_forever()),
+        asyncio.create_task(watch_database(db, set_health, settings.health_check_seconds)),
     ]
     drop = DropSettings.from_settings(settings)
     if drop.enabled:
-        background.append(asyncio.create_task(poll_drop_folders(FilePoller(db, drop))))
+        background.append(
+            asyncio.create_task(poll_drop_folders(FilePoller(db, drop), metrics.file_drop_files))
+        )
     return RunningServer(
         server, port, health_servicer, metrics, metrics_port, background, submit_queue
     )
@@ -204,13 +226,10 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     """TLS credentials from the configured PEM files; None for plaintext (no certificate set).
 
     With a client CA the handshake itself refuses a client without a certificate signed by it,
-    before any call (and any API key) is looked at."""
-    if not settings.tls_cert_file and not settings.tls_key_file:
-        if settings.tls_client_ca_file:
-            raise ValueError("ORDERGATE_TLS_CLIENT_CA_FILE needs a server certificate and key")
+    before any call (and any API key) is looked at. The files were checked with the settings
+    (config.py): both or neither of certificate and key, a client CA only with them."""
+    if not settings.tls_cert_file:
         return None
-    if not (settings.tls_cert_file and settings.tls_key_file):
-        raise ValueError("TLS needs both ORDERGATE_TLS_CERT_FILE and ORDERGATE_TLS_KEY_FILE")
     client_ca = (
         Path(settings.tls_client_ca_file).read_bytes() if settings.tls_client_ca_file else None
     )

@@ -4,3 +4,4 @@ from pathlib import Path
 
 DEMO_CATALOG = Path(__file__).resolve().parent / "catalog.json"
 DEMO_CLIENT = "demo-shop"
+DEMO_STAFF_CLIENT = "demo-office"  # the demo's staff key: a manager, who works the queue

@@ -11,9 +11,9 @@ class Role(enum.StrEnum):
 
     WEBSITE = "website"  # submits its own orders and reads only its own
     ADMIN = "admin"  # reads everything; manages the catalog and keys
-    MANAGER = "manager"  # stock corrections, cancellations (later: exception-queue decisions)
+    MANAGER = "manager"  # exception-queue decisions, stock corrections, cancellations
     WAREHOUSE = "warehouse"  # fulfilment transitions: picking, packing, dispatch, delivery
-    OPERATIONS = "operations"  # reads everything, changes nothing
+    OPERATIONS = "operations"  # the exception-queue desk: corrections, re-checks, phone orders
     FINANCE = "finance"  # reads orders, stock and prices
 
 

@@ -23,6 +23,31 @@ def held_reason_counts(db: Database) -> dict[str, int]:
         return {code: int(count) for code, count in rows}
 
 
+def oldest_held_received_at(db: Database) -> datetime | None:
+    """When the longest-waiting order on hold was received; None with none on hold."""
+    o = t.orders.c
+    with db.reader() as conn:
+        return conn.execute(
+            select(o.created_at)
+            .where(o.state == OrderState.ON_HOLD.value)
+            .order_by(o.state, o.seq)
+            .limit(1)
+        ).scalar_one_or_none()
+
+
+def stock_short_count(db: Database) -> int:
+    """Orders on hold for stock alone: accepted by the re-check once stock comes in."""
+    o = t.orders.c
+    with db.reader() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(t.orders)
+                .where(o.stock_hold.is_(True), o.state == OrderState.ON_HOLD.value)
+            ).scalar_one()
+        )
+
+
 @dataclass(frozen=True)
 class StuckRule:
     kind: str  # "picking" or "dispatched"

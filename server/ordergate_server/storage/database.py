@@ -163,6 +163,11 @@ class Database:
         with self.read_engine.connect() as conn:
             yield conn
 
+    def ping(self) -> None:
+        """Raise unless the database answers a query now (the health watch)."""
+        with self.read_engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
     def migrate(self) -> None:
         """Bring the schema to the newest migration (safe to run from several replicas at once)."""
         config = Config()
@@ -177,6 +182,10 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+# Seconds a new PostgreSQL connection may take (psycopg's connect_timeout).
+PG_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def open_database(
@@ -221,8 +230,15 @@ def _engines(parsed: URL, pool_size: int, read_pool_size: int) -> Database:
 
     # No pre-ping: it costs a round trip per transaction. A connection broken by a database
     # restart fails its statement (UNAVAILABLE to the caller, who retries) and is replaced.
+    # A database host that is down answers no connection attempt; without a timeout one waits
+    # for the operating system's (minutes), holding a call or the health watch that long.
+    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
     engine = create_engine(
-        parsed, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        hide_parameters=True,
+        connect_args=connect_args,
     )
     # Reads have an engine of their own, AUTOCOMMIT from each connection's start: nothing to
     # begin or end, so nothing to roll back when a connection goes back to the pool. As an
@@ -237,6 +253,7 @@ def _engines(parsed: URL, pool_size: int, read_pool_size: int) -> Database:
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
         hide_parameters=True,
+        connect_args=connect_args,
     )
     # A connection found lost (a database restart) leaves its pool with that pool's idle ones;
     # the restart broke the other pool's too, so they go as well: one call fails, not one per
