@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python -m bench.ubl_orders
 	$(BIN)/python -m bench.stages
 	$(BIN)/python -m bench.hostile
+	$(BIN)/python -m bench.observability
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate

@@ -70,8 +70,8 @@ def start_demo_server(folder: Path, settings: dict[str, str] | None = None) -> D
     for line in process.stdout:
         if match := re.search(r"serving on (127\.0\.0\.1:\d+)", line):
             target = match.group(1)
-        if match := re.search(r"^\s+(og_\S+)$", line):
-            key = match.group(1)
+        if (match := re.search(r"^\s+(og_\S+)$", line)) and not key:
+            key = match.group(1)  # the first: the website's (the second is a manager's)
         if line.startswith("Try:"):
             break
     assert target, (folder / "server.log").read_text()

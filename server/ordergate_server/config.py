@@ -168,6 +168,13 @@ class Settings(BaseSettings):
                 raise ValueError("a SQLite URL names a file: sqlite:///path/to/ordergate.sqlite3")
         elif backend != "postgresql":
             raise ValueError("sqlite:///path or postgresql+psycopg://user@host/db")
+        try:
+            driver = url.get_driver_name()
+        except Exception:  # NoSuchModuleError: a driver SQLAlchemy does not know
+            driver = url.drivername.partition("+")[2]
+        # The drivers Ordergate installs (and is tested with): pysqlite, psycopg 3.
+        if driver not in ("pysqlite", "psycopg"):
+            raise ValueError(f"the {driver} driver is not supported: use {backend}+psycopg://")
         return value
 
     @field_validator("listen")

@@ -252,9 +252,10 @@ def _worker_main(settings: Settings, index: int, ready: Any, parent_pid: int) ->
 def _serve_metrics(settings: Settings, db: Database) -> Any:
     """/metrics for all workers: their counters and histograms summed, plus the gauges read
     from the database (queue depth, stuck orders), served by this process."""
-    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+    from prometheus_client import CollectorRegistry, multiprocess
 
     from .api.db_signals import DatabaseSignals
+    from .api.metrics import serve_metrics
     from .service import monitoring
 
     registry = CollectorRegistry()
@@ -264,8 +265,8 @@ def _serve_metrics(settings: Settings, db: Database) -> Any:
             db, monitoring.rules(settings.stuck_picking_hours, settings.stuck_dispatched_hours)
         )
     )
-    host, _, port = settings.metrics_listen.rpartition(":")
-    server, _ = start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)
+    server = serve_metrics(settings.metrics_listen, registry)
+    host = settings.metrics_listen.rpartition(":")[0]
     print(
         f"Metrics for all workers on {host or '0.0.0.0'}:{server.server_port}/metrics", flush=True
     )

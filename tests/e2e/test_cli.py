@@ -133,34 +133,6 @@ def test_demo_server_answers_every_example_as_documented(demo: ServerProcess) ->
                 assert {code for code, _ in got} == {code for code, _ in reasons}, path.name
 
 
-def test_the_readme_walkthrough(demo: ServerProcess) -> None:
-    # The README's walkthrough: the SDK's command against the demo server, exit code 1 because
-    # one order is held, and the same file again is a replay.
-    client = [
-        str(Path(sys.executable).parent / "ordergate-client"),
-        "--target",
-        f"127.0.0.1:{demo.port}",
-        "--api-key",
-        demo.key,
-        "submit",
-    ]
-    first = subprocess.run(
-        [*client, str(EXAMPLES / "full-order.xml"), str(EXAMPLES / "invalid" / "unknown-sku.xml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert first.returncode == 1, first.stderr
-    assert "full-order.xml: ACCEPTED" in first.stdout
-    assert "unknown-sku.xml: ON_HOLD" in first.stdout
-    assert "SKU_UNKNOWN lines[1].sku" in first.stdout
-    again = subprocess.run(
-        [*client, str(EXAMPLES / "full-order.xml")], capture_output=True, text=True, timeout=60
-    )
-    assert again.returncode == 0
-    assert "full-order.xml: ACCEPTED (replayed)" in again.stdout
-
-
 def test_sigterm_reports_not_serving_then_exits_cleanly(demo: ServerProcess) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{demo.port}") as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))

@@ -77,6 +77,26 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_exit_status_1(tmp_pat
     assert "pw" not in line
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_metrics_address_that_cannot_be_had_is_one_line_and_exit_status_1(
+    tmp_path: Path, workers: str
+) -> None:
+    done = run(
+        tmp_path,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        workers,
+        ORDERGATE_METRICS_LISTEN="256.1.1.1:9100",
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        "ordergate: error: cannot serve /metrics on ORDERGATE_METRICS_LISTEN=256.1.1.1:9100: "
+    )
+    assert "Traceback" not in done.stderr
+
+
 def test_config_prints_the_effective_settings_with_secrets_masked(tmp_path: Path) -> None:
     key = base64.b64encode(os.urandom(32)).decode()
     done = run(

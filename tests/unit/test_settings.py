@@ -4,8 +4,12 @@ value and what is allowed; an ORDERGATE_* variable that is no setting is a probl
 from __future__ import annotations
 
 import base64
+import re
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ordergate_server.config import Settings, SettingsError
 
@@ -53,6 +57,7 @@ def test_values_are_read_typed_and_case_insensitive_where_words() -> None:
         ("ORDERGATE_DATABASE_URL", "mysql://db/orders", "sqlite:///path or postgresql"),
         ("ORDERGATE_DATABASE_URL", "sqlite://", "a SQLite URL names a file"),
         ("ORDERGATE_DATABASE_URL", "not a url", "a URL"),
+        ("ORDERGATE_DATABASE_URL", "postgresql+asyncpg://db/o", "use postgresql+psycopg://"),
         ("ORDERGATE_ACCESS_LOG", "sometimes", "a valid boolean"),
         ("ORDERGATE_TLS_CERT_FILE", "/no/such.pem", "a readable PEM file"),
         ("ORDERGATE_STUCK_PICKING_HOURS", "0", "greater than 0"),
@@ -114,3 +119,61 @@ def test_tls_needs_certificate_and_key_together() -> None:
     assert line == "TLS needs both ORDERGATE_TLS_CERT_FILE and ORDERGATE_TLS_KEY_FILE"
     [line] = problems({"ORDERGATE_TLS_CLIENT_CA_FILE": __file__})
     assert line == "ORDERGATE_TLS_CLIENT_CA_FILE needs a server certificate and key"
+
+
+def _documented_defaults() -> dict[str, str]:
+    """Variable -> default, from the settings tables of docs/configuration.md and
+    docs/file-drop.md (rows of one variable, or of several with as many defaults)."""
+    root = Path(__file__).resolve().parents[2]
+    found: dict[str, str] = {}
+    for doc in ("docs/configuration.md", "docs/file-drop.md"):
+        for row in (root / doc).read_text().splitlines():
+            cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+            names = [c for c in cells if re.fullmatch(r"(`ORDERGATE_\w+`(, )?)+", c)]
+            if not names:
+                continue
+            variables = re.findall(r"`(ORDERGATE_\w+)`", names[0])
+            default = cells[cells.index(names[0]) + 1]
+            defaults = re.findall(r"`([^`]*)`", default) or [default]
+            if len(defaults) == len(variables):
+                found.update(zip(variables, defaults, strict=True))
+            else:
+                found.update(dict.fromkeys(variables, default))
+    return found
+
+
+def test_every_setting_is_documented_with_its_default() -> None:
+    documented = _documented_defaults()
+    for name, field in Settings.model_fields.items():
+        variable = f"ORDERGATE_{name.upper()}"
+        assert variable in documented, f"{variable} is not in docs/configuration.md"
+        default = documented[variable]
+        if default.startswith("*("):  # *(off)*, *(plaintext)*: an empty default
+            assert field.default in ("", None), variable
+            continue
+        value = field.default
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        assert default in (shown, shown.removesuffix(".0")), (variable, default, value)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://db/orders", "postgresql+nosuch://db/orders", "mysql+pymysql://db/o"]
+)
+def test_a_database_url_of_an_unknown_kind_or_driver_is_one_line(url: str) -> None:
+    [line] = problems({"ORDERGATE_DATABASE_URL": url})
+    assert line.startswith(f"ORDERGATE_DATABASE_URL={url!r} is not allowed: ")
+
+
+@given(
+    name=st.sampled_from(sorted(Settings.model_fields)),
+    value=st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\0"), max_size=40),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_value_of_any_setting_is_taken_or_refused_in_one_line(name: str, value: str) -> None:
+    variable = f"ORDERGATE_{name.upper()}"
+    try:
+        Settings.from_env({variable: value})
+    except SettingsError as refused:
+        [line] = refused.problems
+        assert line.startswith(f"{variable}=") or variable in line
+        assert "\n" not in line

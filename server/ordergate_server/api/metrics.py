@@ -18,6 +18,21 @@ from ..storage import Database
 from .db_signals import DatabaseSignals
 
 
+def serve_metrics(listen: str, registry: CollectorRegistry) -> Any:
+    """prometheus_client's /metrics HTTP server for `registry` on `listen` (host:port); an
+    address it cannot have is an OSError that names it."""
+    host, _, port = listen.rpartition(":")
+    try:
+        server, _ = start_http_server(
+            int(port), addr=host.strip("[]") or "0.0.0.0", registry=registry
+        )
+    except OSError as exc:
+        raise OSError(
+            f"cannot serve /metrics on ORDERGATE_METRICS_LISTEN={listen}: {exc.strerror or exc}"
+        ) from None
+    return server
+
+
 class Metrics:
     def __init__(self, db: Database, stuck_rules: list[monitoring.StuckRule]) -> None:
         self.registry = CollectorRegistry()
@@ -79,8 +94,7 @@ class Metrics:
 
     def serve(self, listen: str) -> int:
         """Start the /metrics HTTP endpoint; returns its port."""
-        host, _, port = listen.rpartition(":")
-        self._http, _ = start_http_server(int(port), addr=host or "0.0.0.0", registry=self.registry)
+        self._http = serve_metrics(listen, self.registry)
         return int(self._http.server_port)
 
     def stop(self) -> None:
