@@ -24,12 +24,13 @@ ENV PATH=/opt/ordergate/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ORDERGATE_LISTEN=0.0.0.0:50051 \
     ORDERGATE_METRICS_LISTEN=0.0.0.0:9464 \
+    ORDERGATE_HTTP_LISTEN=0.0.0.0:8080 \
     ORDERGATE_DATABASE_URL=sqlite:////var/lib/ordergate/ordergate.sqlite3 \
     ORDERGATE_LOG_FORMAT=json
 USER ordergate
 WORKDIR /var/lib/ordergate
 VOLUME ["/var/lib/ordergate"]
-EXPOSE 50051 9464
+EXPOSE 50051 8080 9464
 # gRPC health (grpc.health.v1): NOT_SERVING while the database does not answer.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["ordergate", "health", "--timeout", "4"]

@@ -85,7 +85,7 @@ def outcome_layer_us(iterations: int) -> dict[str, float]:
 
     def per_call(traced: bool, access_log: bool) -> float:
         interceptor = OutcomeInterceptor(metrics)
-        interceptor._traced = traced
+        interceptor.outcomes.traced = traced
         guarded: Any = interceptor.guard(handler, "/ordergate.v1.OrderService/SubmitOrder")
         behaviour = guarded.unary_unary
         observability.ACCESS.disabled = not access_log

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
+import socket
 import threading
 import time
 import urllib.request
@@ -46,6 +48,8 @@ class ServerThread:
         config = Settings.from_env({}, listen="127.0.0.1:0", **settings)
         self.running: RunningServer = self._call(start_server(config, db))
         self.target = f"127.0.0.1:{self.running.port}"
+        # With http_listen set: the HTTP listener's base URL (Connect, gRPC-Web, /v1/orders).
+        self.http = f"http://127.0.0.1:{self.running.http_port}"
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
@@ -66,6 +70,7 @@ class Keys:
     warehouse: str
     operations: str
     finance: str
+    storefront: str  # a storefront key of website "shop-a"
 
 
 def seed_demo(db: Database) -> Keys:
@@ -79,6 +84,7 @@ def seed_demo(db: Database) -> Keys:
         warehouse=create_api_key(db, "dc-scanner", Role.WAREHOUSE),
         operations=create_api_key(db, "ops-desk", Role.OPERATIONS),
         finance=create_api_key(db, "finance-team", Role.FINANCE),
+        storefront=create_api_key(db, "shop-a", Role.STOREFRONT),
     )
     data = read_catalog_file(DEMO_CATALOG)
     for customer in data["customers"]:
@@ -233,9 +239,74 @@ def writes_held(db: Database) -> Iterator[None]:
         yield
 
 
-def wait_until(holds: Callable[[], bool], what: str, seconds: float = 10) -> None:
+def wait_until(holds: Callable[[], object], what: str, seconds: float = 10) -> None:
     """Poll `holds` until it is true; fail, naming `what`, after `seconds`."""
     deadline = time.monotonic() + seconds
     while not holds():
         assert time.monotonic() < deadline, f"never {what}"
         time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+class WebhookReceiver:
+    """A real HTTP receiver on 127.0.0.1 for webhook deliveries. `answers` says what the next
+    requests get, one entry each, then 204 for the rest: a status code, or ("slow", seconds)
+    to answer 204 that late. Every request is recorded, answered or not."""
+
+    def __init__(self, answers: Iterable[int | tuple[str, float]] = ()) -> None:
+        self.received: list[Received] = []
+        self.answers = list(answers)
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with receiver._lock:
+                    receiver.received.append(
+                        Received({k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    answer = receiver.answers.pop(0) if receiver.answers else 204
+                if isinstance(answer, tuple):
+                    time.sleep(answer[1])
+                    answer = 204
+                try:
+                    self.send_response(answer)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                except OSError:  # the sender gave up waiting
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def events(self, type_: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if type_ is None or r.event["type"] == type_]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def refused_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hooks"

@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -225,3 +226,54 @@ def test_a_held_order_worked_from_the_shell(demo: DemoServer, tmp_path: Path) ->
     ]
     audit = run(demo, "audit", "--order", two_id, key=demo.manager_key)
     assert "order.cancel_lines" in audit.stdout
+
+
+def test_webhooks_from_the_shell(demo: DemoServer, tmp_path: Path) -> None:
+    """Register a local receiver (the demo allows loopback targets), get an order's event,
+    read the delivery log, send the event again, rotate the secret, delete the endpoint."""
+    import http.server
+    import threading
+
+    bodies: list[bytes] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        made = run(demo, "--json", "webhooks", "create", url, "--event", "order.accepted")
+        assert made.returncode == 0, made.stderr
+        created = json.loads(made.stdout)
+        assert created["secret"].startswith("whsec_")
+        endpoint = created["endpoint"]["id"]
+        order_id = f"CLI-H-{uuid.uuid4().hex[:6]}"
+        assert run(demo, "submit", write(tmp_path, "h.xml", order_xml(order_id))).returncode == 0
+        deadline = time.monotonic() + 30
+        while not bodies and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert json.loads(bodies[0])["data"]["order"]["clientOrderId"] == order_id
+
+        log = run(demo, "webhooks", "deliveries", "--endpoint", endpoint, "--state", "delivered")
+        assert log.returncode == 0, log.stderr
+        assert "order.accepted" in log.stdout
+        assert "#1 204" in log.stdout
+        event_id = log.stdout.split()[0]
+        again = run(demo, "webhooks", "redeliver", endpoint, "--event", event_id)
+        assert again.stdout.strip() == "1 event(s) queued again"
+        rotated = run(demo, "webhooks", "rotate", endpoint, "--overlap", "1h")
+        assert "whsec_" in rotated.stdout
+        listed = run(demo, "webhooks", "list")
+        assert endpoint in listed.stdout
+        assert "[order.accepted] enabled" in listed.stdout
+        assert run(demo, "webhooks", "delete", endpoint).returncode == 0
+        assert endpoint not in run(demo, "webhooks", "list").stdout
+    finally:
+        server.shutdown()

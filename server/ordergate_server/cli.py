@@ -195,7 +195,18 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
     workers = settings.workers or os.cpu_count() or 1
     # One server per address: refused before anything else is done (workers.py).
     listen, hold = claim_address(settings.listen, shared=workers > 1)
-    settings = settings.with_changes(listen=listen)
+    holds = [hold] if hold is not None else []
+    http_listen = settings.http_listen
+    if demo and not http_listen:  # the demo shows HTTP too: beside gRPC, on 8080
+        host = listen.rpartition(":")[0]
+        http_listen = f"{host}:{0 if settings.listen.endswith(':0') else 8080}"
+    if http_listen:
+        http_listen, http_hold = claim_address(http_listen, shared=workers > 1)
+        holds += [http_hold] if http_hold is not None else []
+    settings = settings.with_changes(listen=listen, http_listen=http_listen)
+    if demo and not settings.webhook_allowed_networks:
+        # The demo's webhooks may go to a receiver on this machine (docs/webhooks.md).
+        settings = settings.with_changes(webhook_allowed_networks="127.0.0.0/8,::1/128")
     db.migrate()
     demo_keys: list[str] = []
     if demo:
@@ -205,13 +216,19 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
         ]
         load_catalog(db, read_catalog_file(DEMO_CATALOG))
 
-    def announce(port: int) -> None:
+    def announce(port: int, http_port: int) -> None:
         host = settings.listen.rsplit(":", 1)[0]
         print(
             f"Ordergate is serving on {host}:{port} (database {settings.database_url}, "
             f"{workers} worker{'s' if workers > 1 else ''})",
             flush=True,
         )
+        if http_port:
+            http_host = settings.http_listen.rsplit(":", 1)[0]
+            print(
+                f"HTTP (Connect, gRPC-Web, POST /v1/orders) on http://{http_host}:{http_port}",
+                flush=True,
+            )
         if demo_keys:
             website, staff = demo_keys
             print(
@@ -226,7 +243,7 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
 
     if workers > 1:
         db.dispose()  # the workers open their own connections
-        return run_workers(settings, workers, announce, db, hold)
+        return run_workers(settings, workers, announce, db, holds)
     configure_tracing(db)  # before the server is made (workers do their own)
     asyncio.run(serve_until_signalled(settings.with_changes(workers=1), db, announce))
     return 0

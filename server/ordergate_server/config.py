@@ -14,15 +14,17 @@ import base64
 import binascii
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .domain.webhooks import DEFAULT_RETRY_SCHEDULE, parse_networks, parse_schedule
 from .formats import DocumentLimits
 from .service.submit import SubmitLimits
 
@@ -102,6 +104,32 @@ class Settings(BaseSettings):
     stream_window: Annotated[int, Field(ge=1, le=10_000)] = 16
     # Calls served at once per process; past this, calls are refused rather than queued. 0: off.
     max_concurrent_rpcs: Count = 256
+    # host:port of the HTTP listener: every RPC over Connect (JSON or binary) and gRPC-Web, and
+    # POST /v1/orders (docs/http.md); empty: none. `serve --demo` listens on 127.0.0.1:8080.
+    http_listen: str = ""
+    # Origins whose browser pages may call the HTTP listener (CORS), comma-separated, such as
+    # https://shop.example.com; empty: none (same-origin and non-browser clients need none).
+    http_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Webhooks (docs/webhooks.md). The waits between a failed delivery's attempts, comma-separated
+    # (s, m, h, d), each jittered by ±20%; past the last the delivery is FAILED. The default is
+    # the Standard Webhooks schedule carried on to about three days.
+    webhook_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
+    # Seconds a receiver has to answer one delivery (connect, send, answer).
+    webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    # An endpoint that has not taken a delivery for this long is disabled, with a
+    # WEBHOOK_ENDPOINT_DISABLED alert; its pending deliveries wait until it is enabled again.
+    webhook_disable_after_hours: Positive = 72.0
+    # Networks webhooks may go to although they are private, loopback or link-local (CIDRs,
+    # comma-separated), such as 10.20.0.0/16 for a receiver inside your own network; empty: none.
+    webhook_allowed_networks: str = ""
+    # How often each process turns new events into deliveries and looks for deliveries due.
+    webhook_poll_seconds: Positive = 1.0
+    # stock.changed: at most one per product per this many seconds.
+    webhook_stock_debounce_seconds: NonNegative = 5.0
+    # stock.low: sent when a product's available stock at a location falls to this or below.
+    webhook_stock_low_at: Annotated[int, Field(ge=0)] = 5
+    # Deliveries each process sends at once.
+    webhook_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     # host:port of the Prometheus metrics endpoint (/metrics); empty: no endpoint.
     metrics_listen: str = ""
     # An order PICKING this long without a change, or DISPATCHED this long without delivery,
@@ -182,10 +210,35 @@ class Settings(BaseSettings):
     def _listen(cls, value: str) -> str:
         return _address(value)
 
-    @field_validator("metrics_listen")
+    @field_validator("metrics_listen", "http_listen")
     @classmethod
-    def _metrics_listen(cls, value: str) -> str:
+    def _optional_address(cls, value: str) -> str:
         return _address(value) if value else value
+
+    @field_validator("http_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for origin in value if isinstance(value, tuple | list) else ():
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", str(origin)):
+                raise ValueError("origins such as https://shop.example.com, comma-separated")
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: str) -> str:
+        parse_schedule(value)  # a ValueError names the part that is not a wait
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        try:
+            parse_networks(value)
+        except ValueError:
+            raise ValueError("CIDRs such as 10.0.0.0/8,127.0.0.1/32, comma-separated") from None
+        return value
 
     @field_validator("pii_key")
     @classmethod
@@ -250,6 +303,8 @@ class Settings(BaseSettings):
                 value = make_url(value).render_as_string(hide_password=True)
             elif isinstance(value, bool):
                 value = str(value).lower()
+            elif isinstance(value, tuple):
+                value = ",".join(value)
             lines.append(f"{PREFIX}{name.upper()}={value}")
         return lines
 

@@ -3,7 +3,8 @@
 - Log lines as text (for people) or JSON (for log collectors), ORDERGATE_LOG_FORMAT; each names
   its process (supervisor or worker-N) and, while a trace is being recorded, its trace id.
 - One access-log line per RPC (logger `ordergate.access`): method, status code, duration,
-  client, request_id, order id, peer. Never personal data: no addresses, names, documents.
+  client, request_id, order id, peer, and how it came (grpc, connect or http). Never personal
+  data: no addresses, names, documents.
 - Traces through OpenTelemetry's standard OTEL_* settings: with OTEL_TRACES_EXPORTER set to
   `otlp` (OTEL_EXPORTER_OTLP_ENDPOINT, ...) or `console`, every RPC and every SQL statement is a
   span. Unset (or `none`), nothing is instrumented: tracing off costs nothing.
@@ -86,8 +87,9 @@ def log_access(
     request_id: str,
     order_id: str,
     peer: str,
+    via: str = "grpc",
 ) -> None:
-    """The access-log line of one finished RPC."""
+    """The access-log line of one finished RPC; `via` is grpc, connect or http."""
     if not ACCESS.isEnabledFor(logging.INFO):
         return
     fields: dict[str, Any] = {
@@ -98,6 +100,7 @@ def log_access(
         "request_id": request_id,
         "order_id": order_id,
         "peer": peer,
+        "via": via,
     }
     text = " ".join(
         f"{k}={v}" for k, v in fields.items() if v != "" and k not in ("method", "code")

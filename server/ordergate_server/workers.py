@@ -98,12 +98,12 @@ def claim_address(listen: str, *, shared: bool) -> tuple[str, socket.socket | No
 def run_workers(
     settings: Settings,
     count: int,
-    announce: Callable[[int], None],
+    announce: Callable[[int, int], None],
     metrics_db: Database,
-    hold: socket.socket | None,
+    holds: list[socket.socket],
 ) -> int:
     """Run `count` workers on `settings.listen` until SIGTERM/SIGINT; returns the exit code.
-    `hold` is claim_address's socket holding the port, closed once the workers end.
+    `holds` are claim_address's sockets holding the ports, closed once the workers end.
     `metrics_db` is read only for the database gauges of the summed /metrics endpoint. Raises
     StartupError."""
     listen = settings.listen
@@ -127,7 +127,7 @@ def run_workers(
         if metrics_dir:  # before any worker: an address it cannot have ends the start here
             metrics_server = _serve_metrics(settings, metrics_db)
         processes = [_start(worker_settings, index, ready) for index in range(count)]
-        _supervise(processes, worker_settings, ready, stopping, announce, listen)
+        _supervise(processes, worker_settings, ready, stopping, announce)
         log.info("stopping %d workers", count)
     finally:
         for process in processes:
@@ -138,7 +138,7 @@ def run_workers(
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
-        if hold is not None:
+        for hold in holds:
             hold.close()
         if metrics_server is not None:
             metrics_server.shutdown()
@@ -154,8 +154,7 @@ def _supervise(
     settings: Settings,
     ready: Any,
     stopping: threading.Event,
-    announce: Callable[[int], None],
-    listen: str,
+    announce: Callable[[int, int], None],
 ) -> None:
     """Until `stopping`: replace every worker that dies; announce once all serve."""
     serving: set[int] = set()  # pids of workers that reported ready
@@ -169,7 +168,8 @@ def _supervise(
                 break
             startup_deaths = 0  # a worker started: whatever stopped the others may be over
         if not announced and all(p.pid in serving for p in processes):
-            announce(int(listen.rpartition(":")[2]))
+            http_port = int(settings.http_listen.rpartition(":")[2]) if settings.http_listen else 0
+            announce(int(settings.listen.rpartition(":")[2]), http_port)
             announced = True
         for index, process in enumerate(processes):
             if process.is_alive():
@@ -241,7 +241,7 @@ def _worker_main(settings: Settings, index: int, ready: Any, parent_pid: int) ->
         )
         configure_tracing(db)  # before the server is made
         try:
-            asyncio.run(serve_until_signalled(settings, db, lambda port: ready.put(os.getpid())))
+            asyncio.run(serve_until_signalled(settings, db, lambda *_: ready.put(os.getpid())))
         finally:
             db.dispose()
     except (OSError, DBAPIError) as exc:  # one line, no traceback; the supervisor decides

@@ -52,16 +52,21 @@ class ServerProcess:
             text=True,
         )
         self.output: list[str] = []
+        wants_http = bool(env.get("ORDERGATE_HTTP_LISTEN"))  # its address is printed next
         self.port = 0
+        self.http_port = 0  # with an HTTP listener (the demo has one)
         self.keys: list[str] = []  # the demo's: the website key, then the staff (manager) key
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
             if match := re.search(r"serving on 127\.0\.0\.1:(\d+)", line):
                 self.port = int(match.group(1))
+            if match := re.search(r"HTTP .* on http://127\.0\.0\.1:(\d+)", line):
+                self.http_port = int(match.group(1))
             if match := re.search(r"^\s+(og_\S+)$", line):
                 self.keys.append(match.group(1))
-            if line.startswith("Try:") or (self.port and "--demo" not in args):
+            announced = self.port and (self.http_port or not wants_http)
+            if line.startswith("Try:") or (announced and "--demo" not in args):
                 break
         assert self.port, "".join(self.output)
         # Read on while it runs: its log (an access-log line per call) would otherwise fill the

@@ -13,7 +13,8 @@ Every ```bash or ```console block says above it how it is run:
 A ```console block's `$ ` lines are commands; the lines after each are its expected output
 (`…` matches any text within a line; a line of just `…`, any lines). A ```bash block's lines
 must succeed. What the runner changes, and nothing else: port 50051 in a command becomes a free
-port (tests run beside other servers), and in what that command prints too; `ordergate serve`
+port (tests run beside other servers), and in what that command prints too; so does the demo's
+HTTP port 8080; `ordergate serve`
 runs in the background until the document's commands are done, the next command waiting until
 it serves; the sandbox has a `catalog.json` (the demo catalog, its customers belonging to
 client shop-eu, as the README's says).
@@ -96,9 +97,10 @@ class Shell:
     the background carry over from one command to the next. Its standard error goes with its
     standard output, as on a terminal."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], port: int) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str], port: int, http_port: int = 0) -> None:
         self.cwd = cwd
         self.port = port
+        self.http_port = http_port
         self.servers = 0
         self._bash = subprocess.Popen(
             ["bash", "--norc", "--noprofile"],
@@ -131,6 +133,8 @@ class Shell:
     def run(self, command: str, *, background: bool) -> tuple[int, str]:
         """`command`'s exit status and output; in the background (a server), once it serves."""
         command = re.sub(r"\s+#.*$", "", command.replace("50051", str(self.port)))
+        if self.http_port:
+            command = command.replace(":8080", f":{self.http_port}")
         if background:
             self.servers += 1
             log = f".serve-{self.servers}.log"
@@ -176,6 +180,8 @@ def _run_steps(shell: Shell, blocks: list[Block]) -> None:
             where = f"{block.document.name}: `{command}`"
             if "50051" in command:  # the address it was given, in what it prints
                 expected = expected.replace("50051", str(shell.port))
+            if shell.http_port and ":8080" in command:
+                expected = expected.replace(":8080", f":{shell.http_port}")
             if block.kind == "console" and not background:
                 assert _matches(expected, got), f"{where} printed:\n{got}\nexpected:\n{expected}"
             elif block.kind == "bash":
@@ -217,7 +223,7 @@ def test_demo_commands(document: Path, tmp_path: Path) -> None:
             "STAFF_KEY": server.keys[1],
             "ORDERGATE_TARGET": f"127.0.0.1:{server.port}",
         }
-        shell = Shell(ROOT, env, server.port)
+        shell = Shell(ROOT, env, server.port, server.http_port)
         try:
             _run_steps(shell, [b for b in _blocks(document) if b.marker == "run: demo"])
         finally:

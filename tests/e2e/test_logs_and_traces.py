@@ -130,7 +130,8 @@ def test_text_access_log_by_default_and_none_when_turned_off(tmp_path: Path) -> 
     assert len(access) == 3
     assert re.search(
         r" INFO main ordergate\.access OrderService/SubmitOrder OK duration_ms=[\d.]+ "
-        rf"client=demo-shop request_id=\S+ order_id={order_id} peer=ipv4:127\.0\.0\.1:\d+$",
+        rf"client=demo-shop request_id=\S+ order_id={order_id} "
+        r"peer=ipv4:127\.0\.0\.1:\d+ via=grpc$",
         access[0],
     ), access[0]
     assert "trace_id" not in stderr.read_text()  # no tracing asked for

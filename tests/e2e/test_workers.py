@@ -195,3 +195,37 @@ def test_a_revoked_key_stops_within_a_second_in_every_worker(
     finally:
         workers.finish()
     assert workers.process.returncode == 0
+
+
+def test_the_workers_share_the_http_port(db: Database, keys: Keys, tmp_path: Path) -> None:
+    """Both workers of `serve --workers 2` answer HTTP on the one port (each new connection may
+    land on either), with the same keys and the same outcome as over gRPC."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    server = ServerProcess(
+        tmp_path,
+        "--workers",
+        "2",
+        database_url=db.engine.url.render_as_string(hide_password=False),
+        env_overrides={
+            "ORDERGATE_HTTP_LISTEN": "127.0.0.1:0",
+            "ORDERGATE_METRICS_LISTEN": "127.0.0.1:0",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "ORDERGATE_KEEP_METRICS_DIR": "1",
+        },
+    )
+    try:
+        assert server.http_port
+        for n in range(40):  # a new connection each time: the kernel spreads them
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{server.http_port}/v1/orders",
+                data=order_xml(f"HTTP-W-{n}").encode(),
+                headers={"authorization": f"Bearer {keys.shop}", "content-type": "application/xml"},
+                method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert answer.status == 201
+        assert len(_worker_pids(tmp_path)) == 2
+    finally:
+        output = server.finish()
+    assert server.process.returncode == 0, output

@@ -19,8 +19,8 @@ import pytest
 from ordergate.v1 import exception_queue_service_pb2 as eqpb
 from ordergate.v1 import inventory_service_pb2 as ipb
 from ordergate.v1 import pricing_service_pb2 as ppb
+from ordergate_server.api.calls import calling_as
 from ordergate_server.api.exception_queue_servicer import ExceptionQueueServicer
-from ordergate_server.api.interceptors import calling_as
 from ordergate_server.api.inventory_servicer import InventoryServicer
 from ordergate_server.api.pricing_servicer import PricingServicer
 from ordergate_server.api.runner import inline

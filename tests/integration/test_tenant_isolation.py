@@ -19,7 +19,9 @@ from google.protobuf import descriptor_pool, message_factory
 from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
+from ordergate.v1 import webhook_service_pb2 as webhook_pb
 from ordergate.v1.pricing_service_pb2_grpc import PricingServiceStub
+from ordergate.v1.webhook_service_pb2_grpc import WebhookServiceStub
 from ordergate_server.api.permissions import ALLOWED_ROLES
 from ordergate_server.api.server import SERVICE_NAMES
 from ordergate_server.domain.access import Role
@@ -208,6 +210,61 @@ def walk_list_credit_notes(api: Api, keys: Keys, a: TenantA) -> None:
     )
 
 
+def walk_webhooks(api: Api, keys: Keys, a: TenantA) -> None:
+    """shop-b neither sees nor touches shop-a's webhook endpoint, nor makes one for shop-a."""
+    hooks = WebhookServiceStub(api.channel)
+    theirs = hooks.CreateWebhookEndpoint(  # a public address literal: no DNS needed
+        webhook_pb.CreateWebhookEndpointRequest(
+            url="http://93.184.216.34/a-secret-hook", event_types=["stock.oversold"]
+        ),
+        metadata=auth(keys.shop),
+    ).endpoint
+    _, md = _b(api, keys)
+    listed = hooks.ListWebhookEndpoints(webhook_pb.ListWebhookEndpointsRequest(), metadata=md)
+    assert theirs.id not in {e.id for e in listed.endpoints}
+    assert "a-secret-hook" not in str(listed)
+    deliveries = hooks.ListWebhookDeliveries(webhook_pb.ListWebhookDeliveriesRequest(), metadata=md)
+    assert not deliveries.deliveries
+    hidden: list[Callable[[], object]] = [
+        lambda: hooks.UpdateWebhookEndpoint(
+            webhook_pb.UpdateWebhookEndpointRequest(
+                endpoint=webhook_pb.WebhookEndpoint(id=theirs.id, enabled=False)
+            ),
+            metadata=md,
+        ),
+        lambda: hooks.DeleteWebhookEndpoint(
+            webhook_pb.DeleteWebhookEndpointRequest(id=theirs.id), metadata=md
+        ),
+        lambda: hooks.RotateWebhookSecret(
+            webhook_pb.RotateWebhookSecretRequest(id=theirs.id), metadata=md
+        ),
+        lambda: hooks.ListWebhookDeliveries(
+            webhook_pb.ListWebhookDeliveriesRequest(endpoint_id=theirs.id), metadata=md
+        ),
+        lambda: hooks.RedeliverWebhookEvents(
+            webhook_pb.RedeliverWebhookEventsRequest(endpoint_id=theirs.id, event_id="evt_1"),
+            metadata=md,
+        ),
+    ]
+    for call in hidden:
+        assert _denied_or_missing(call) == "WEBHOOK_ENDPOINT_NOT_FOUND"
+    forbidden: list[Callable[[], object]] = [
+        lambda: hooks.CreateWebhookEndpoint(
+            webhook_pb.CreateWebhookEndpointRequest(client="shop-a", url="http://93.184.216.34/b"),
+            metadata=md,
+        ),
+        lambda: hooks.ListWebhookEndpoints(
+            webhook_pb.ListWebhookEndpointsRequest(client="shop-a"), metadata=md
+        ),
+    ]
+    for call in forbidden:
+        assert _denied_or_missing(call) == "CLIENT_FILTER_FORBIDDEN"
+    mine = hooks.ListWebhookEndpoints(
+        webhook_pb.ListWebhookEndpointsRequest(), metadata=auth(keys.shop)
+    )
+    assert [e.enabled for e in mine.endpoints] == [True]  # untouched
+
+
 WALKS: dict[str, Callable[[Api, Keys, TenantA], None]] = {
     "GetOrder": walk_get_order,
     "GetOrderDocument": walk_get_order_document,
@@ -218,6 +275,18 @@ WALKS: dict[str, Callable[[Api, Keys, TenantA], None]] = {
     "WatchOrderEvents": walk_watch_order_events,
     "GetCustomerPrices": walk_get_customer_prices,
     "ListCreditNotes": walk_list_credit_notes,
+    **dict.fromkeys(
+        (
+            "CreateWebhookEndpoint",
+            "ListWebhookEndpoints",
+            "UpdateWebhookEndpoint",
+            "DeleteWebhookEndpoint",
+            "RotateWebhookSecret",
+            "ListWebhookDeliveries",
+            "RedeliverWebhookEvents",
+        ),
+        walk_webhooks,
+    ),
 }
 
 ALL_RPCS = {

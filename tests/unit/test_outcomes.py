@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ordergate_server.api.outcomes import BoundedLabels
+from ordergate_server.api.calls import BoundedLabels
 
 
 def test_client_labels_stay_bounded_whatever_the_callers() -> None:

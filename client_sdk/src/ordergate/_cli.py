@@ -35,7 +35,7 @@ from ._errors import (
     PermissionDeniedError,
     UnavailableError,
 )
-from .v1 import order_pb2
+from .v1 import order_pb2, webhook_service_pb2
 
 EXIT_OK, EXIT_HELD, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
@@ -66,6 +66,18 @@ COMMAND_RPCS: dict[str, tuple[str, ...]] = {
     "prices": ("PricingService.GetCustomerPrices",),
     "credit-notes": ("PricingService.ListCreditNotes",),
     "audit": ("AuditService.ListAuditEntries",),
+    "webhooks": tuple(
+        f"WebhookService.{rpc}"
+        for rpc in (
+            "CreateWebhookEndpoint",
+            "ListWebhookEndpoints",
+            "UpdateWebhookEndpoint",
+            "DeleteWebhookEndpoint",
+            "RotateWebhookSecret",
+            "ListWebhookDeliveries",
+            "RedeliverWebhookEvents",
+        )
+    ),
 }
 # Machine-to-machine calls: the ERP pushes its catalog (or an admin loads it with `ordergate
 # load` on the server), so they have no command here.
@@ -238,6 +250,36 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--actor", default="", help="who")
     audit.add_argument("--since", type=_moment, help="ISO time")
     audit.add_argument("--until", type=_moment, help="ISO time")
+
+    hooks = commands.add_parser("webhooks", help="webhook endpoints and their deliveries")
+    actions = hooks.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="register an endpoint; prints its secret once")
+    create.add_argument("url")
+    create.add_argument("--event", action="append", default=[], help="an event type (none: all)")
+    create.add_argument("--description", default="")
+    create.add_argument("--client", default="", help="admin: the client whose endpoint it is")
+    actions.add_parser("list", help="the endpoints").add_argument("--client", default="")
+    change = actions.add_parser("update", help="change an endpoint, or enable it again")
+    change.add_argument("id")
+    change.add_argument("--url")
+    change.add_argument("--event", action="append", help="the event types, replacing them")
+    change.add_argument("--description")
+    change.add_argument("--enable", dest="enabled", action="store_true", default=None)
+    change.add_argument("--disable", dest="enabled", action="store_false")
+    actions.add_parser("delete", help="delete an endpoint").add_argument("id")
+    rotate = actions.add_parser("rotate", help="a new secret; the old one signs on for a while")
+    rotate.add_argument("id")
+    rotate.add_argument("--overlap", type=_age, help="e.g. 24h, 30m, 0s (default 24h)")
+    log = actions.add_parser("deliveries", help="deliveries, newest first, with each attempt")
+    log.add_argument("--endpoint", default="")
+    log.add_argument("--event", default="", help="one event's deliveries (its webhook-id)")
+    log.add_argument("--state", default="", help="PENDING, DELIVERED or FAILED")
+    log.add_argument("--limit", type=int, default=50)
+    again = actions.add_parser("redeliver", help="send one event, or a time range, again")
+    again.add_argument("endpoint")
+    again.add_argument("--event", default="", help="the event's id (webhook-id)")
+    again.add_argument("--since", type=_moment, help="ISO time")
+    again.add_argument("--until", type=_moment, help="ISO time")
     return parser
 
 
@@ -645,6 +687,73 @@ def _audit(client: Client, args: argparse.Namespace) -> int:
             return EXIT_OK
 
 
+def _webhooks(client: Client, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "create":
+        made = client.create_webhook_endpoint(
+            args.url, args.event, description=args.description, client=args.client
+        )
+        if args.json:
+            print(json.dumps({"endpoint": _dict(made.endpoint), "secret": made.secret}))
+        else:
+            print(f"{made.endpoint.id} {made.endpoint.url}")
+            print(f"signing secret (shown this once): {made.secret}")
+    elif action == "list":
+        for endpoint in client.list_webhook_endpoints(client=args.client):
+            _show_endpoint(endpoint, args.json)
+    elif action == "update":
+        _show_endpoint(
+            client.update_webhook_endpoint(
+                args.id,
+                url=args.url,
+                event_types=args.event,
+                description=args.description,
+                enabled=args.enabled,
+            ),
+            args.json,
+        )
+    elif action == "delete":
+        client.delete_webhook_endpoint(args.id)
+    elif action == "rotate":
+        rotated = client.rotate_webhook_secret(args.id, overlap=args.overlap)
+        if args.json:
+            print(json.dumps({"endpoint": _dict(rotated.endpoint), "secret": rotated.secret}))
+        else:
+            print(f"new signing secret (shown this once): {rotated.secret}")
+    elif action == "deliveries":
+        page = client.list_webhook_deliveries(
+            endpoint_id=args.endpoint,
+            event_id=args.event,
+            state=args.state or 0,
+            page_size=args.limit,
+        )
+        for delivery in page.deliveries:
+            if args.json:
+                print(json.dumps(_dict(delivery)))
+                continue
+            state = webhook_service_pb2.WebhookDeliveryState.Name(delivery.state)
+            state = state.removeprefix("WEBHOOK_DELIVERY_STATE_")
+            print(f"{delivery.event_id} {delivery.event_type} -> {delivery.endpoint_id}: {state}")
+            for attempt in delivery.attempts:
+                answer = attempt.status_code or attempt.error
+                print(f"    #{attempt.number} {answer} in {attempt.latency_ms} ms")
+    elif action == "redeliver":
+        count = client.redeliver_webhook_events(
+            args.endpoint, event_id=args.event, start_time=args.since, end_time=args.until
+        )
+        print(json.dumps({"events": count}) if args.json else f"{count} event(s) queued again")
+    return EXIT_OK
+
+
+def _show_endpoint(endpoint: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_dict(endpoint)))
+        return
+    types = ",".join(endpoint.event_types) or "all events"
+    state = "enabled" if endpoint.enabled else f"DISABLED ({endpoint.disabled_reason})"
+    print(f"{endpoint.id} {endpoint.url} [{types}] {state}")
+
+
 _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "submit": _submit,
     "get": _get,
@@ -670,6 +779,7 @@ _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "prices": _prices,
     "credit-notes": _credit_notes,
     "audit": _audit,
+    "webhooks": _webhooks,
 }
 
 

@@ -44,6 +44,8 @@ from .v1 import (
     order_service_pb2_grpc,
     pricing_service_pb2,
     pricing_service_pb2_grpc,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
 
 T = TypeVar("T")
@@ -87,6 +89,7 @@ class Client:
         self._fulfillment = fulfillment_service_pb2_grpc.FulfillmentServiceStub(self._channel)
         self._queue = exception_queue_service_pb2_grpc.ExceptionQueueServiceStub(self._channel)
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
+        self._webhooks = webhook_service_pb2_grpc.WebhookServiceStub(self._channel)
 
     def close(self) -> None:
         close_channel(self._channel)
@@ -481,13 +484,18 @@ class Client:
         created_before: datetime | None = None,
         updated_after: datetime | None = None,
         updated_before: datetime | None = None,
+        by_update_time: bool = False,
         page_size: int = 0,
         page_token: str = "",
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> order_service_pb2.ListOrdersResponse:
-        """One page of orders, oldest first; `state` such as "ON_HOLD". See iter_orders."""
+        """One page of orders, oldest first; `state` such as "ON_HOLD". See iter_orders.
+
+        With `by_update_time`, by the time of their last change: for polling what changed.
+        Every page then has a `next_page_token`, the last one too; keep it and ask with it
+        again later (docs/sdk.md, "Polling for changes")."""
         request = order_service_pb2.ListOrdersRequest(
             state=state_value(state),  # type: ignore[arg-type]
             customer_account=customer_account,
@@ -496,6 +504,9 @@ class Client:
             source=source_value(source),  # type: ignore[arg-type]
             page_size=page_size,
             page_token=page_token,
+            order_by=order_service_pb2.LIST_ORDERS_ORDER_BY_UPDATE_TIME
+            if by_update_time
+            else order_service_pb2.LIST_ORDERS_ORDER_BY_UNSPECIFIED,
         )
         for name, moment in (
             ("create_time_after", created_after),
@@ -807,6 +818,155 @@ class Client:
             customer_account=customer_account, page_size=page_size, page_token=page_token
         )
         return self._unary(self._pricing.ListCreditNotes, request, timeout, metadata, retry)
+
+    # --- WebhookService (a website key: its own client's; admin: any client's) --------------
+
+    def create_webhook_endpoint(
+        self,
+        url: str,
+        event_types: Sequence[str] = (),
+        *,
+        description: str = "",
+        client: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> webhook_service_pb2.CreateWebhookEndpointResponse:
+        """Register an endpoint for `event_types` (none: all). The answer's `secret` (whsec_...)
+        is shown this once. Never retried: a retry would register a second endpoint."""
+        request = webhook_service_pb2.CreateWebhookEndpointRequest(
+            client=client, url=url, event_types=event_types, description=description
+        )
+        return self._unary(
+            self._webhooks.CreateWebhookEndpoint, request, timeout, metadata, retry, safe=False
+        )
+
+    def list_webhook_endpoints(
+        self,
+        *,
+        client: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> list[webhook_service_pb2.WebhookEndpoint]:
+        """The endpoints, oldest first."""
+        request = webhook_service_pb2.ListWebhookEndpointsRequest(client=client)
+        reply = self._unary(self._webhooks.ListWebhookEndpoints, request, timeout, metadata, retry)
+        return list(reply.endpoints)
+
+    def update_webhook_endpoint(
+        self,
+        id: str,
+        *,
+        url: str | None = None,
+        event_types: Sequence[str] | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> webhook_service_pb2.WebhookEndpoint:
+        """Change what is given (None: unchanged); enabled=True resumes a disabled endpoint."""
+        endpoint = webhook_service_pb2.WebhookEndpoint(id=id)
+        paths: list[str] = []
+        if url is not None:
+            endpoint.url, paths = url, [*paths, "url"]
+        if event_types is not None:
+            endpoint.event_types[:], paths = list(event_types), [*paths, "event_types"]
+        if description is not None:
+            endpoint.description, paths = description, [*paths, "description"]
+        if enabled is not None:
+            endpoint.enabled, paths = enabled, [*paths, "enabled"]
+        if not paths:
+            raise ValueError("name something to change: url, event_types, description, enabled")
+        request = webhook_service_pb2.UpdateWebhookEndpointRequest(endpoint=endpoint)
+        request.update_mask.paths[:] = paths
+        reply = self._unary(self._webhooks.UpdateWebhookEndpoint, request, timeout, metadata, retry)
+        return reply.endpoint
+
+    def delete_webhook_endpoint(
+        self,
+        id: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> None:
+        """Delete an endpoint and its deliveries."""
+        request = webhook_service_pb2.DeleteWebhookEndpointRequest(id=id)
+        self._unary(
+            self._webhooks.DeleteWebhookEndpoint, request, timeout, metadata, retry, safe=False
+        )
+
+    def rotate_webhook_secret(
+        self,
+        id: str,
+        *,
+        overlap: timedelta | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> webhook_service_pb2.RotateWebhookSecretResponse:
+        """A new secret (shown this once); the old one signs too for `overlap` (None: 24 h).
+        Never retried: a retry would rotate again."""
+        request = webhook_service_pb2.RotateWebhookSecretRequest(id=id)
+        if overlap is not None:
+            request.overlap.FromTimedelta(overlap)
+        return self._unary(
+            self._webhooks.RotateWebhookSecret, request, timeout, metadata, retry, safe=False
+        )
+
+    def list_webhook_deliveries(
+        self,
+        *,
+        endpoint_id: str = "",
+        event_id: str = "",
+        state: str | int = 0,
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> webhook_service_pb2.ListWebhookDeliveriesResponse:
+        """One page of deliveries, newest first, each with its attempts. `state`: PENDING,
+        DELIVERED or FAILED."""
+        if isinstance(state, str):
+            state = webhook_service_pb2.WebhookDeliveryState.Value(
+                f"WEBHOOK_DELIVERY_STATE_{state.upper()}"
+            )
+        request = webhook_service_pb2.ListWebhookDeliveriesRequest(
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            state=state,  # type: ignore[arg-type]
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._unary(self._webhooks.ListWebhookDeliveries, request, timeout, metadata, retry)
+
+    def redeliver_webhook_events(
+        self,
+        endpoint_id: str,
+        *,
+        event_id: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> int:
+        """Send one event (by id), or every event from `start_time` (to `end_time`), to the
+        endpoint again; returns how many. Never retried: a retry would send them twice more."""
+        request = webhook_service_pb2.RedeliverWebhookEventsRequest(
+            endpoint_id=endpoint_id, event_id=event_id
+        )
+        if start_time is not None:
+            request.start_time.FromDatetime(start_time)
+        if end_time is not None:
+            request.end_time.FromDatetime(end_time)
+        reply = self._unary(
+            self._webhooks.RedeliverWebhookEvents, request, timeout, metadata, retry, safe=False
+        )
+        return reply.events
 
     # --- plumbing ---------------------------------------------------------------------------
 

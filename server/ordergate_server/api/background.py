@@ -6,6 +6,8 @@
   missed, even if this process dies after a commit.
 - Stuck orders and shipments without tracking: STUCK and TRACKING_MISSING alerts.
 - The file-drop poller, when a drop folder is configured.
+- Webhooks: the fan-out turns new order events, stock changes and alerts into events and
+  deliveries, and the dispatcher sends the deliveries due (service/webhooks/).
 - The database watch: gRPC health goes NOT_SERVING while the database does not answer, so load
   balancers send the calls to replicas that can serve them, and SERVING when it answers again.
 
@@ -17,14 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
 from prometheus_client import Counter
 
 from ..filedrop import FilePoller
 from ..observability import first_line, untraced
 from ..service import monitoring, recheck, shipments
+from ..service.webhooks import deliveries, fanout
+from ..service.webhooks.sender import Sender
 from ..storage import Database
+from ..storage import webhooks as webhook_store
 from .runner import Runner
 
 log = logging.getLogger(__name__)
@@ -133,3 +141,96 @@ def _ping_twice(db: Database) -> None:
             db.ping()
         except Exception:
             db.ping()
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    schedule: list[timedelta]
+    disable_after: timedelta
+    poll_seconds: float
+    stock_low_at: int
+    stock_debounce: timedelta
+    concurrency: int
+    timeout: float
+
+
+class WebhookDispatcher:
+    """Every poll: one fan-out pass, then as many due deliveries as there are free slots, each
+    sent on a task of its own so that a slow receiver holds up only its own slot. A delivery
+    taken is leased for longer than its attempt may take; if this process dies meanwhile, the
+    lease runs out and another process (or this one, restarted) takes it again."""
+
+    def __init__(
+        self,
+        db: Database,
+        run: Runner,
+        sender: Sender,
+        render_order: fanout.OrderRenderer,
+        settings: WebhookSettings,
+        outcomes: Counter,
+    ) -> None:
+        self._db = db
+        self._run = run
+        self._sender = sender
+        self._render = render_order
+        self._settings = settings
+        self._outcomes = outcomes
+        # The sender gives up at timeout + 5 s (sender.py); settling takes milliseconds.
+        self._lease = timedelta(seconds=settings.timeout + 10)
+        self._rng = random.Random()
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def run_forever(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._pass()
+                except Exception:  # a database hiccup must not end webhooks
+                    log.exception("webhook pass failed; retrying at the next poll")
+                await asyncio.sleep(self._settings.poll_seconds)
+        finally:
+            for task in self._sending:
+                task.cancel()
+            await self._sender.close()
+
+    async def _pass(self) -> None:
+        settings = self._settings
+        await self._run(
+            fanout.fan_out,
+            self._db,
+            self._render,
+            stock_low_at=settings.stock_low_at,
+            stock_debounce=settings.stock_debounce,
+        )
+        free = settings.concurrency - len(self._sending)
+        if free <= 0:
+            return
+        for due in await self._run(deliveries.claim_due, self._db, self._lease, free):
+            task = asyncio.create_task(self._deliver(due))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _deliver(self, due: webhook_store.Due) -> None:
+        sent = await self._sender.send(due)
+        try:
+            outcome = await self._run(
+                deliveries.settle,
+                self._db,
+                due,
+                sent,
+                schedule=self._settings.schedule,
+                disable_after=self._settings.disable_after,
+                rng=self._rng,
+            )
+        except Exception:  # not recorded: the lease runs out and the delivery is sent again
+            log.exception("webhook delivery %s: its attempt could not be recorded", due.delivery_id)
+            return
+        self._outcomes.labels(outcome).inc()
+        if outcome != deliveries.DELIVERED:
+            log.info(
+                "webhook delivery %s to %s: %s (%s)",
+                due.delivery_id,
+                due.endpoint.url,
+                outcome,
+                sent.error or sent.status_code,
+            )

@@ -27,7 +27,7 @@ from ..domain.catalog import (
 from ..service import catalog_sync
 from ..service.errors import ErrorKind, FieldViolation, ServiceError
 from ..storage import Database
-from .interceptors import current_principal
+from .calls import current_principal
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"

@@ -32,6 +32,7 @@ class DatabaseSignals(Collector):
         self._held: dict[str, int] = {}
         self._oldest_held_age = 0.0
         self._stock_short = 0
+        self._oldest_webhook_age = 0.0
         self._stuck: dict[str, int] = {rule.kind: 0 for rule in stuck_rules}
         self._up = 0
         self._failures = 0
@@ -50,6 +51,7 @@ class DatabaseSignals(Collector):
                 oldest = monitoring.oldest_held_received_at(self._db)
                 stock_short = monitoring.stock_short_count(self._db)
                 stuck = monitoring.stuck_orders(self._db, self._rules, now)
+                oldest_webhook = monitoring.oldest_pending_webhook(self._db)
         except Exception as exc:
             self._up = 0
             self._failures += 1
@@ -58,6 +60,9 @@ class DatabaseSignals(Collector):
         self._held = held
         self._oldest_held_age = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
         self._stock_short = stock_short
+        self._oldest_webhook_age = (
+            max(0.0, (now - oldest_webhook).total_seconds()) if oldest_webhook else 0.0
+        )
         self._stuck = {kind: len(found) for kind, found in stuck.items()}
         self._up = 1
 
@@ -90,6 +95,12 @@ class DatabaseSignals(Collector):
         for kind, count in self._stuck.items():
             stuck.add_metric([kind], count)
         yield stuck
+        yield GaugeMetricFamily(
+            "ordergate_webhook_oldest_pending_age_seconds",
+            "How long the longest-waiting webhook delivery not yet taken by its receiver has "
+            "been waiting (0 with none pending)",
+            value=self._oldest_webhook_age,
+        )
         yield GaugeMetricFamily(
             "ordergate_database_up",
             "1 if the last scrape read the database, 0 if it could not (the gauges above then "

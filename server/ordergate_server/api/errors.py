@@ -72,6 +72,11 @@ def _cut(text: str, limit: int) -> str:
 
 
 def to_status(error: ServiceError) -> grpc.Status:
+    return rpc_status.to_status(to_status_proto(error))
+
+
+def to_status_proto(error: ServiceError) -> status_pb2.Status:
+    """`error`, bounded, as the google.rpc.Status every transport answers with."""
     error = bounded(error)
     status = status_pb2.Status(code=_CODES[error.kind], message=error.message)
     details: list[object] = [
@@ -98,7 +103,7 @@ def to_status(error: ServiceError) -> grpc.Status:
         packed = any_pb2.Any()
         packed.Pack(detail)  # type: ignore[arg-type]
         status.details.append(packed)
-    return rpc_status.to_status(status)
+    return status
 
 
 def internal_status() -> grpc.Status:

@@ -11,8 +11,8 @@ from ordergate.v1 import exception_queue_service_pb2_grpc, order_service_pb2
 
 from ..service import exception_queue, recheck
 from ..storage import Database
+from .calls import current_principal
 from .convert import order_to_proto
-from .interceptors import current_principal
 from .page_budget import PageBudget
 from .runner import Runner
 

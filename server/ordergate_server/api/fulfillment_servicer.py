@@ -14,13 +14,13 @@ from ..domain.model import OrderState
 from ..service import lifecycle, shipments
 from ..service.errors import ErrorKind, FieldViolation, ServiceError
 from ..storage import Database
+from .calls import current_principal
 from .convert import (
     order_to_proto,
     shipment_state_from_proto,
     shipment_to_proto,
     state_from_proto,
 )
-from .interceptors import current_principal
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"

@@ -16,7 +16,7 @@ from ordergate.v1 import inventory_service_pb2_grpc
 from ..service import stock, stock_corrections, stock_watch
 from ..service.ordered_feed import InOrder
 from ..storage import Database, stock_log
-from .interceptors import current_principal
+from .calls import current_principal
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"

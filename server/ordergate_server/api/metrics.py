@@ -73,6 +73,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "ordergate_webhook_deliveries",
+            "Webhook delivery attempts, by outcome: delivered (2xx), retry (failed, tried again "
+            "later), failed (failed, the retry schedule spent)",
+            ["outcome"],
+            registry=self.registry,
+        )
         # Summed over the live workers of `serve --workers` (multiprocess mode); set by
         # InFlightInterceptor. Near ORDERGATE_MAX_CONCURRENT_RPCS per worker, calls are refused.
         self.in_flight = Gauge(

@@ -19,6 +19,7 @@ from ..domain.model import Channel, OrderSource, OrderState
 from ..formats.ubl_response import order_response
 from ..service import documents, lifecycle, order_events, order_lines
 from ..service import orders as order_queries
+from ..service.buyer_documents import AmendmentOutcome
 from ..service.errors import ErrorKind, FieldViolation, ServiceError
 from ..service.ordered_feed import InOrder
 from ..service.submit import (
@@ -31,6 +32,7 @@ from ..service.submit import (
 from ..service.submit_queue import SubmitQueue
 from ..storage import Database
 from ..storage.orders import LoggedEvent
+from .calls import current_principal
 from .convert import (
     channel_to_proto,
     event_to_proto,
@@ -40,7 +42,6 @@ from .convert import (
     timestamp,
 )
 from .errors import item_error
-from .interceptors import current_principal
 from .metrics import Metrics
 from .page_budget import PageBudget
 from .runner import Runner
@@ -75,14 +76,29 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
     def _answer(
         self, request: pb.SubmitOrderRequest, result: SubmitResult
     ) -> pb.SubmitOrderResponse:
-        if not request.validate_only:
+        if not request.validate_only and result.amendment is None:
             self._metrics.submitted(result.order, result.replayed)
+        if result.amendment is not None and result.amendment.accepted:
+            self._stock_rose()  # a cancellation or a change may have freed stock
         response = pb.SubmitOrderResponse(
             order=order_to_proto(result.order), replayed=result.replayed
         )
-        if request.ubl_order_response:
+        amended = result.amendment
+        if amended is not None:
+            response.amendment.CopyFrom(
+                pb.BuyerAmendment(
+                    document_type=amended.kind,
+                    accepted=amended.accepted,
+                    reason=amended.reason,
+                    message=amended.message,
+                )
+            )
+        if request.ubl_order_response or amended is not None:  # a buyer's document is answered
             response.ubl_order_response = order_response(
-                result.order, seller_name=self._seller_name, issued=datetime.now(UTC)
+                result.order,
+                seller_name=self._seller_name,
+                issued=datetime.now(UTC),
+                amendment=_amendment_answer(amended) if amended is not None else None,
             )
         return response
 
@@ -252,6 +268,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
             created_before=_when(request, "create_time_before"),
             updated_after=_when(request, "update_time_after"),
             updated_before=_when(request, "update_time_before"),
+            by_update=request.order_by == pb.LIST_ORDERS_ORDER_BY_UPDATE_TIME,
         )
         page = await self._run(
             order_queries.list_orders,
@@ -332,3 +349,9 @@ class _StreamWindow:
         stored is kept, and its request_id replays it to the client's retry."""
         for task in self._tasks:
             task.cancel()
+
+
+def _amendment_answer(amended: AmendmentOutcome) -> tuple[str, bool, str]:
+    """(document type, carried out, why not) for the OrderResponse."""
+    why = "" if amended.accepted else f"{amended.reason}: {amended.message}"
+    return amended.kind, amended.accepted, why

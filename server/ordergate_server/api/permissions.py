@@ -1,7 +1,9 @@
 """Which roles may call which RPC. An RPC of ours that is missing here is refused to everyone.
 
-website     submits and reads its own orders, customers, prices; reads stock
-admin       catalog sync and reading everything
+website     submits and reads its own orders, customers, prices; reads stock; its webhooks
+storefront  a shop's front end (its key may sit in a browser or an app): stock and its watch,
+            locations, its own customers' prices and credit notes; no orders at all
+admin       catalog sync and reading everything; any client's webhooks
 manager     exception queue decisions (releases, holds), stock corrections, cancellations;
             what operations does; reads orders, stock, audit
 warehouse   fulfilment transitions and shipments
@@ -15,8 +17,9 @@ from __future__ import annotations
 from ..domain.access import Role
 
 # One letter each, so the table below reads as a matrix.
-W, A, M, H, OPS, F = (
+W, S, A, M, H, OPS, F = (
     Role.WEBSITE,
+    Role.STOREFRONT,
     Role.ADMIN,
     Role.MANAGER,
     Role.WAREHOUSE,
@@ -53,11 +56,18 @@ _TABLE: dict[str, set[Role]] = {
     "CatalogService/UpsertPriceLists": {A},
     "CatalogService/UpsertContractPrices": {A},
     "CatalogService/UpsertCreditNotes": {A},
-    "PricingService/GetCustomerPrices": {W, A, OPS, F},
-    "PricingService/ListCreditNotes": {W, A, OPS, F},
-    "InventoryService/GetStockLevels": {W, A, M, H, OPS, F},
-    "InventoryService/WatchStockLevels": {W, A, M, OPS},
-    "InventoryService/ListLocations": {W, A, M, H, OPS, F},
+    "WebhookService/CreateWebhookEndpoint": {W, A},
+    "WebhookService/ListWebhookEndpoints": {W, A},
+    "WebhookService/UpdateWebhookEndpoint": {W, A},
+    "WebhookService/DeleteWebhookEndpoint": {W, A},
+    "WebhookService/RotateWebhookSecret": {W, A},
+    "WebhookService/ListWebhookDeliveries": {W, A},
+    "WebhookService/RedeliverWebhookEvents": {W, A},
+    "PricingService/GetCustomerPrices": {W, S, A, OPS, F},
+    "PricingService/ListCreditNotes": {W, S, A, OPS, F},
+    "InventoryService/GetStockLevels": {W, S, A, M, H, OPS, F},
+    "InventoryService/WatchStockLevels": {W, S, A, M, OPS},
+    "InventoryService/ListLocations": {W, S, A, M, H, OPS, F},
     "InventoryService/AdjustStock": {M},
     "InventoryService/RecordStockCount": {M},
 }

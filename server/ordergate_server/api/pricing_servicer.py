@@ -15,7 +15,7 @@ from ordergate.v1 import pricing_service_pb2_grpc
 from ..domain.pricing import PriceSource
 from ..service import pricing
 from ..storage import Database
-from .interceptors import current_principal
+from .calls import current_principal
 from .runner import Runner
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"

@@ -55,6 +55,9 @@ TEXT_LIMITS: dict[str, int] = {
     "list_price": DECIMAL_CHARS,
     "amount": DECIMAL_CHARS,
     "remaining": DECIMAL_CHARS,
+    "url": 2000,  # webhook endpoints
+    "description": 200,
+    "disabled_reason": TEXT_CHARS,
 }
 # Currencies are left at the default: every service that takes one checks it is an ISO 4217
 # code, and says so better than a length limit would.
@@ -93,6 +96,7 @@ _SECONDS_A_YEAR = 31_556_952  # the Gregorian year
 # Duration fields' own ranges, in seconds (full names).
 DURATION_RANGES: dict[str, tuple[int, int]] = {
     "ordergate.v1.ListHeldOrdersRequest.min_age": (0, 100 * _SECONDS_A_YEAR),
+    "ordergate.v1.RotateWebhookSecretRequest.overlap": (0, 7 * 86_400),
 }
 
 # protobuf's documented ranges (google/protobuf/timestamp.proto, duration.proto).

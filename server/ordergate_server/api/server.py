@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
+from google.protobuf import json_format
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha.reflection import aio as reflection_aio  # type: ignore[attr-defined]
 
 from ordergate.v1 import (
     audit_service_pb2,
@@ -30,19 +34,34 @@ from ordergate.v1 import (
     order_service_pb2_grpc,
     pricing_service_pb2,
     pricing_service_pb2_grpc,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
 
 from ..config import Settings, submit_limits
+from ..domain.records import OrderRecord
+from ..domain.webhooks import parse_networks, parse_schedule
 from ..filedrop import DropSettings, FilePoller
 from ..gc_tuning import tune_for_serving
+from ..observability import tracing_configured
 from ..service import monitoring
 from ..service.auth import Authenticator
 from ..service.rate_limits import KeyLimits
 from ..service.submit_queue import SubmitQueue
+from ..service.webhooks.sender import Sender
 from ..storage import Database
+from . import calls
 from .audit_servicer import AuditServicer
-from .background import Rechecker, check_stuck_orders, poll_drop_folders, watch_database
+from .background import (
+    Rechecker,
+    WebhookDispatcher,
+    WebhookSettings,
+    check_stuck_orders,
+    poll_drop_folders,
+    watch_database,
+)
 from .catalog_servicer import CatalogServicer
+from .convert import order_to_proto
 from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor, InFlightInterceptor, LimitInterceptor
@@ -52,18 +71,52 @@ from .order_servicer import OrderServicer
 from .outcomes import OutcomeInterceptor
 from .pricing_servicer import PricingServicer
 from .runner import inline, thread_pool
+from .webhook_servicer import WebhookServicer
+
+if TYPE_CHECKING:
+    from .http.listener import HttpListener
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (
-    order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
-    inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
-    catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
-    pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name,
-    fulfillment_service_pb2.DESCRIPTOR.services_by_name["FulfillmentService"].full_name,
-    exception_queue_service_pb2.DESCRIPTOR.services_by_name["ExceptionQueueService"].full_name,
-    audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-)
+# Each service of the API: its descriptor, and how its servicer joins a gRPC server.
+SERVICES: dict[str, tuple[Any, Callable[[Any, grpc.aio.Server], None]]] = {
+    service.full_name: (service, add)
+    for service, add in (
+        (
+            order_service_pb2.DESCRIPTOR.services_by_name["OrderService"],
+            order_service_pb2_grpc.add_OrderServiceServicer_to_server,
+        ),
+        (
+            inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"],
+            inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server,
+        ),
+        (
+            catalog_service_pb2.DESCRIPTOR.services_by_name["CatalogService"],
+            catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server,
+        ),
+        (
+            pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"],
+            pricing_service_pb2_grpc.add_PricingServiceServicer_to_server,
+        ),
+        (
+            fulfillment_service_pb2.DESCRIPTOR.services_by_name["FulfillmentService"],
+            fulfillment_service_pb2_grpc.add_FulfillmentServiceServicer_to_server,
+        ),
+        (
+            exception_queue_service_pb2.DESCRIPTOR.services_by_name["ExceptionQueueService"],
+            exception_queue_service_pb2_grpc.add_ExceptionQueueServiceServicer_to_server,
+        ),
+        (
+            audit_service_pb2.DESCRIPTOR.services_by_name["AuditService"],
+            audit_service_pb2_grpc.add_AuditServiceServicer_to_server,
+        ),
+        (
+            webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"],
+            webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server,
+        ),
+    )
+}
+SERVICE_NAMES = tuple(SERVICES)
 # Room above the order limit for the rest of the request, so an oversize order gets our own
 # clear PAYLOAD_TOO_LARGE instead of the transport's generic error.
 _MESSAGE_OVERHEAD = 64 * 1024
@@ -78,13 +131,22 @@ class RunningServer:
     metrics_port: int  # 0 when there is no metrics endpoint
     background: list[asyncio.Task[None]]
     submit_queue: SubmitQueue
+    http: HttpListener | None = None
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP listener's port; 0 without one."""
+        return self.http.port if self.http is not None else 0
 
     async def stop(self, grace: float) -> None:
         """Drain: NOT_SERVING first so balancers stop sending, then finish in-flight calls."""
         await self.health.enter_graceful_shutdown()
         for task in self.background:
             task.cancel()
-        await self.server.stop(grace)
+        if self.http is not None:
+            await asyncio.gather(self.server.stop(grace), self.http.stop())
+        else:
+            await self.server.stop(grace)
         await self.submit_queue.close()
         self.metrics.stop()
 
@@ -102,19 +164,21 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     stuck_rules = monitoring.rules(settings.stuck_picking_hours, settings.stuck_dispatched_hours)
     metrics = Metrics(db, stuck_rules)
     metrics.in_flight_limit.set(settings.max_concurrent_rpcs)
+    # One of each for every transport: the cap counts gRPC and HTTP calls together, a key's
+    # rate limit is spent by either, and both are counted and logged alike (calls.py).
+    in_flight = calls.InFlight(settings.max_concurrent_rpcs, metrics.in_flight)
+    authenticator = Authenticator(db, settings.auth_cache_seconds)
+    key_limits = KeyLimits(
+        settings.rate_limit_per_second, settings.rate_limit_burst, settings.max_streams_per_key
+    )
+    outcomes = calls.Outcomes(metrics, traced=tracing_configured())
     server = grpc.aio.server(
         interceptors=[
-            OutcomeInterceptor(metrics),
+            OutcomeInterceptor(metrics, outcomes),
             ErrorInterceptor(),
-            InFlightInterceptor(settings.max_concurrent_rpcs, metrics.in_flight),
-            AuthInterceptor(Authenticator(db, settings.auth_cache_seconds)),
-            LimitInterceptor(
-                KeyLimits(
-                    settings.rate_limit_per_second,
-                    settings.rate_limit_burst,
-                    settings.max_streams_per_key,
-                )
-            ),
+            InFlightInterceptor(in_flight),
+            AuthInterceptor(authenticator),
+            LimitInterceptor(key_limits),
         ],
         options=[
             ("grpc.max_receive_message_length", max_message),
@@ -138,31 +202,32 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     read = thread_pool(settings.db_read_threads) if settings.db_read_threads > 0 else inline
     submit_queue = SubmitQueue(db, max_batch=settings.submit_batch_max)
     rechecker = Rechecker(db, run, settings.recheck_seconds)
-    order_service_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(
-            db,
-            limits,
-            run,
-            metrics,
-            submit_queue=submit_queue,
-            stream_window=settings.stream_window,
-            seller_name=settings.seller_name,
-            stock_rose=rechecker.kick,
+    order_servicer = OrderServicer(
+        db,
+        limits,
+        run,
+        metrics,
+        submit_queue=submit_queue,
+        stream_window=settings.stream_window,
+        seller_name=settings.seller_name,
+        stock_rose=rechecker.kick,
+    )
+    servicers: dict[str, object] = {
+        "ordergate.v1.OrderService": order_servicer,
+        "ordergate.v1.InventoryService": InventoryServicer(
+            db, run, read, stock_rose=rechecker.kick
         ),
-        server,
-    )
-    inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server(
-        InventoryServicer(db, run, read, stock_rose=rechecker.kick), server
-    )
-    catalog_service_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(db, run), server)
-    pricing_service_pb2_grpc.add_PricingServiceServicer_to_server(PricingServicer(db, read), server)
-    fulfillment_service_pb2_grpc.add_FulfillmentServiceServicer_to_server(
-        FulfillmentServicer(db, run), server
-    )
-    exception_queue_service_pb2_grpc.add_ExceptionQueueServiceServicer_to_server(
-        ExceptionQueueServicer(db, run), server
-    )
-    audit_service_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(db, run), server)
+        "ordergate.v1.CatalogService": CatalogServicer(db, run),
+        "ordergate.v1.PricingService": PricingServicer(db, read),
+        "ordergate.v1.FulfillmentService": FulfillmentServicer(db, run),
+        "ordergate.v1.ExceptionQueueService": ExceptionQueueServicer(db, run),
+        "ordergate.v1.AuditService": AuditServicer(db, run),
+        "ordergate.v1.WebhookService": WebhookServicer(
+            db, run, parse_networks(settings.webhook_allowed_networks)
+        ),
+    }
+    for name, servicer in servicers.items():
+        SERVICES[name][1](servicer, server)
 
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -177,9 +242,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             await health_servicer.set(name, status)
 
     await set_health(True)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection(server)
 
     credentials = server_credentials(settings)
     try:
@@ -212,13 +275,92 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         asyncio.create_task(rechecker.run_forever()),
         asyncio.create_task(watch_database(db, set_health, settings.health_check_seconds)),
     ]
+    background.append(asyncio.create_task(webhook_dispatcher(settings, db, metrics).run_forever()))
     drop = DropSettings.from_settings(settings)
     if drop.enabled:
         background.append(
             asyncio.create_task(poll_drop_folders(FilePoller(db, drop), metrics.file_drop_files))
         )
+    http = None
+    if settings.http_listen:
+        from .http.app import build_app  # the HTTP stack only where it is wanted
+        from .http.connect_calls import Gate, Messages, OutcomeStart
+        from .http.listener import HttpListener, listening_socket
+        from .http.orders_post import OrdersPost
+
+        app = build_app(
+            {name: (servicers[name], SERVICES[name][0]) for name in servicers},
+            [OutcomeStart(outcomes), Gate(authenticator, key_limits, in_flight), Messages()],
+            OrdersPost(
+                order_servicer,
+                authenticator,
+                key_limits,
+                in_flight,
+                outcomes,
+                settings.max_order_bytes,
+            ),
+            read_max_bytes=max_message,
+            cors_origins=settings.http_cors_origins,
+        )
+        sock = listening_socket(settings.http_listen, shared=settings.workers > 1)
+        http = HttpListener(app, sock, settings.shutdown_grace_seconds)
+        await http.start()
     return RunningServer(
-        server, port, health_servicer, metrics, metrics_port, background, submit_queue
+        server, port, health_servicer, metrics, metrics_port, background, submit_queue, http
+    )
+
+
+def webhook_dispatcher(settings: Settings, db: Database, metrics: Metrics) -> WebhookDispatcher:
+    # On threads of their own, whatever ORDERGATE_DB_THREADS says: a pass waiting for SQLite's
+    # write lock must not hold up the calls on the event loop.
+    return WebhookDispatcher(
+        db,
+        asyncio.to_thread,
+        Sender(parse_networks(settings.webhook_allowed_networks), settings.webhook_timeout_seconds),
+        render_order,
+        WebhookSettings(
+            schedule=parse_schedule(settings.webhook_retry_schedule),
+            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+            poll_seconds=settings.webhook_poll_seconds,
+            stock_low_at=settings.webhook_stock_low_at,
+            stock_debounce=timedelta(seconds=settings.webhook_stock_debounce_seconds),
+            concurrency=settings.webhook_concurrency,
+            timeout=settings.webhook_timeout_seconds,
+        ),
+        metrics.webhook_deliveries,
+    )
+
+
+def render_order(order: OrderRecord) -> dict[str, Any]:
+    """An order as webhooks carry it: ordergate.v1.Order in the proto3 JSON mapping, as the
+    HTTP API's JSON answers carry it."""
+    return json_format.MessageToDict(order_to_proto(order))
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
+def enable_reflection(server: grpc.aio.Server) -> None:
+    """Server reflection, both versions: v1 (what grpcurl and buf curl ask first) and v1alpha.
+
+    grpcio-reflection serves only v1alpha; v1's messages are the same fields under another
+    package name, identical on the wire, so v1 is the same servicer at the v1 method's path."""
+    names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME, REFLECTION_V1)
+    servicer = reflection_aio.ReflectionServicer(names)  # type: ignore[attr-defined]
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                REFLECTION_V1,
+                {
+                    "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                        servicer.ServerReflectionInfo,
+                        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+                    )
+                },
+            )
+        ]
     )
 
 
@@ -246,8 +388,11 @@ async def serve_until_signalled(settings: Settings, db: Database, on_ready: obje
     tune_for_serving(settings.gc_threshold)  # after start-up: what it built stays frozen
     host = settings.listen.rsplit(":", 1)[0]
     log.info("ordergate listening on %s:%d", host, running.port)
+    if running.http is not None:
+        http_host = settings.http_listen.rsplit(":", 1)[0]
+        log.info("HTTP (Connect, gRPC-Web, POST /v1/orders) on %s:%d", http_host, running.http_port)
     if callable(on_ready):
-        on_ready(running.port)
+        on_ready(running.port, running.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

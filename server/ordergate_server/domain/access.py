@@ -10,11 +10,22 @@ class Role(enum.StrEnum):
     """What an API client may do. Each RPC names the roles it admits (api/permissions.py)."""
 
     WEBSITE = "website"  # submits its own orders and reads only its own
+    STOREFRONT = "storefront"  # a shop's front end: stock, its own customers' prices; no orders
     ADMIN = "admin"  # reads everything; manages the catalog and keys
     MANAGER = "manager"  # exception-queue decisions, stock corrections, cancellations
     WAREHOUSE = "warehouse"  # fulfilment transitions: picking, packing, dispatch, delivery
     OPERATIONS = "operations"  # the exception-queue desk: corrections, re-checks, phone orders
     FINANCE = "finance"  # reads orders, stock and prices
+
+
+# A key may carry a narrower role than its client: a website client's storefront keys (a shop's
+# front end reads stock and its customers' prices with them; they cannot touch an order).
+KEY_ROLE_OF_CLIENT = {Role.STOREFRONT: Role.WEBSITE}
+
+
+def client_role_for(key_role: Role) -> Role:
+    """The role of the client a key of `key_role` belongs to."""
+    return KEY_ROLE_OF_CLIENT.get(key_role, key_role)
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class Principal:
     key_id: str = ""  # the API key in use ("" for work not done through a key)
 
     @property
-    def sees_only_own_orders(self) -> bool:
-        """A website sees only its own orders and customers; staff roles see all of them."""
-        return self.role is Role.WEBSITE
+    def sees_only_own_client(self) -> bool:
+        """A website or storefront sees only its own client's orders, customers and prices;
+        staff roles see all of them."""
+        return self.role in (Role.WEBSITE, Role.STOREFRONT)

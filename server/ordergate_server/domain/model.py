@@ -32,6 +32,9 @@ class HoldCode(enum.StrEnum):
     XML_FORBIDDEN_CONSTRUCT = "XML_FORBIDDEN_CONSTRUCT"
     XML_LIMIT_EXCEEDED = "XML_LIMIT_EXCEEDED"
     SCHEMA_INVALID = "SCHEMA_INVALID"
+    # A known order format Ordergate does not read (cXML, openTRANS, EDIFACT, X12): the
+    # message names it.
+    FORMAT_UNSUPPORTED = "FORMAT_UNSUPPORTED"
     # Read, but holding a value storage cannot keep as given (domain/limits.py): an id longer
     # than its column, a price with too many digits, a date outside the years 1 to 9999.
     VALUE_TOO_LONG = "VALUE_TOO_LONG"

@@ -5,6 +5,20 @@ cannot be read as an order comes back as `UnreadableOrder` with hold reasons, so
 store it as a problem submission (nothing is lost).
 """
 
-from .reader import DocumentLimits, UnreadableOrder, document_format, read_order
+from .reader import (
+    BuyerAmendment,
+    DocumentLimits,
+    UnreadableOrder,
+    document_format,
+    read_document,
+    read_order,
+)
 
-__all__ = ["DocumentLimits", "UnreadableOrder", "document_format", "read_order"]
+__all__ = [
+    "BuyerAmendment",
+    "DocumentLimits",
+    "UnreadableOrder",
+    "document_format",
+    "read_document",
+    "read_order",
+]

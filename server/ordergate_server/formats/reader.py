@@ -11,11 +11,20 @@ from lxml import etree
 
 from ..domain.limits import CODE_CHARS, MAX_HOLD_REASONS, capped, shown, unstorable_reasons
 from ..domain.model import HoldCode, HoldReason, OrderDraft
-from . import native, ubl
+from . import native, ubl, ubl_amendments
 from .safe_xml import DocumentLimits, XmlRejected, parse_untrusted
 from .schemas import compiled
+from .sniff import unsupported_format
+from .ubl_amendments import BuyerAmendment
 
-__all__ = ["DocumentLimits", "UnreadableOrder", "document_format", "read_order"]
+__all__ = [
+    "BuyerAmendment",
+    "DocumentLimits",
+    "UnreadableOrder",
+    "document_format",
+    "read_document",
+    "read_order",
+]
 
 NATIVE_FORMAT = "ordergate-order-v1"
 UBL_FORMAT = "ubl-2.1-order"
@@ -41,10 +50,48 @@ _NAMESPACE_IN_MESSAGE = re.compile(r"\{[^}]*\}")
 def read_order(
     payload: bytes, limits: DocumentLimits | None = None
 ) -> OrderDraft | UnreadableOrder:
+    """An order document; anything else (a buyer's amendment too) as UnreadableOrder."""
+    document = read_document(payload, limits)
+    if isinstance(document, BuyerAmendment):
+        return UnreadableOrder(
+            (
+                HoldReason(
+                    HoldCode.SCHEMA_INVALID,
+                    "",
+                    f"A UBL {document.kind} amends an order; it is not one itself.",
+                ),
+            )
+        )
+    return document
+
+
+def read_document(
+    payload: bytes, limits: DocumentLimits | None = None
+) -> OrderDraft | UnreadableOrder | BuyerAmendment:
+    """An order, a buyer's amendment of one (UBL OrderCancellation, OrderChange), or why the
+    payload is neither."""
+    named = unsupported_format(payload)
+    if named:  # before parsing: a cXML DOCTYPE or an EDIFACT interchange would not parse
+        return UnreadableOrder(
+            (
+                HoldReason(
+                    HoldCode.FORMAT_UNSUPPORTED,
+                    "",
+                    f"This is a {named} document, which Ordergate does not read: send an "
+                    f"Order in namespace {native.NAMESPACE} (native) or {ubl.NAMESPACE} "
+                    "(UBL 2.1 / PEPPOL).",
+                ),
+            )
+        )
     try:
         root = parse_untrusted(payload, limits or DocumentLimits())
     except XmlRejected as rejected:  # the parser's message may quote the document: capped
         return UnreadableOrder(tuple(capped([rejected.reason])))
+    if root.tag in ubl_amendments.SCHEMAS:
+        amendment = ubl_amendments.read_amendment(root, compiled(ubl_amendments.SCHEMAS[root.tag]))
+        if isinstance(amendment, HoldReason):
+            return UnreadableOrder(tuple(capped([amendment])))
+        return amendment
 
     # The format is told by the root element and its namespace, never by a guess at content.
     if root.tag == native.ROOT_TAG:

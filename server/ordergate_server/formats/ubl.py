@@ -54,23 +54,23 @@ def _clark(path: str) -> str:
     return path
 
 
-def _find(element: etree._Element, path: str) -> etree._Element | None:
+def find(element: etree._Element, path: str) -> etree._Element | None:
     return element.find(_clark(path))
 
 
-def _iterfind(element: etree._Element, path: str) -> Iterator[etree._Element]:
+def iterfind(element: etree._Element, path: str) -> Iterator[etree._Element]:
     return element.iterfind(_clark(path))
 
 
-def _text(element: etree._Element | None, path: str) -> str:
+def text_at(element: etree._Element | None, path: str) -> str:
     if element is None:
         return ""
-    found = _find(element, path)
+    found = find(element, path)
     return (found.text or "").strip() if found is not None else ""
 
 
-def _texts(element: etree._Element, path: str) -> list[str]:
-    return [t for e in _iterfind(element, path) if (t := (e.text or "").strip())]
+def texts_at(element: etree._Element, path: str) -> list[str]:
+    return [t for e in iterfind(element, path) if (t := (e.text or "").strip())]
 
 
 def _decimal(text: str) -> Decimal | None:
@@ -85,7 +85,7 @@ def order_id_of(root: etree._Element) -> str:
     """The order id (cbc:ID) of a UBL order, read even when the document fails the schema."""
     if root.tag != ROOT_TAG:
         return ""
-    value = _text(root, "cbc:ID")
+    value = text_at(root, "cbc:ID")
     return value if 0 < len(value) <= 64 and value.isprintable() else ""
 
 
@@ -93,7 +93,7 @@ def customer_of(root: etree._Element) -> str:
     """The buyer (customer account) of a UBL order, read even when it fails the schema."""
     if root.tag != ROOT_TAG:
         return ""
-    value = _customer_account(root)
+    value = customer_account(root)
     return value if 0 < len(value) <= 64 and value.isprintable() else ""
 
 
@@ -117,50 +117,50 @@ def _timestamp(day: str, clock: str, *, end_of_day: bool = False) -> datetime | 
 def _address(address: etree._Element | None, name: str) -> Address:
     if address is None:
         return Address(name=name)
-    street = _text(address, "cbc:StreetName")
-    number = _text(address, "cbc:BuildingNumber")
+    street = text_at(address, "cbc:StreetName")
+    number = text_at(address, "cbc:BuildingNumber")
     if street and number:
         street = f"{street} {number}"
     lines = [
         street,
-        _text(address, "cbc:AdditionalStreetName"),
-        *_texts(address, "cac:AddressLine/cbc:Line"),
+        text_at(address, "cbc:AdditionalStreetName"),
+        *texts_at(address, "cac:AddressLine/cbc:Line"),
     ]
     return Address(
         name=name,
         street_lines=tuple(line for line in lines if line)[:3],
-        city=_text(address, "cbc:CityName"),
-        postal_code=_text(address, "cbc:PostalZone"),
-        region=_text(address, "cbc:CountrySubentity"),
-        country_code=_text(address, "cac:Country/cbc:IdentificationCode"),
+        city=text_at(address, "cbc:CityName"),
+        postal_code=text_at(address, "cbc:PostalZone"),
+        region=text_at(address, "cbc:CountrySubentity"),
+        country_code=text_at(address, "cac:Country/cbc:IdentificationCode"),
     )
 
 
-def _customer_account(root: etree._Element) -> str:
+def customer_account(root: etree._Element) -> str:
     """The buyer as our customer: the account we (the supplier) gave them, else the buyer
     party's first identifier (often a GLN), else its electronic address."""
-    buyer = _find(root, "cac:BuyerCustomerParty")
+    buyer = find(root, "cac:BuyerCustomerParty")
     if buyer is None:
         return ""
     return (
-        _text(buyer, "cbc:SupplierAssignedAccountID")
-        or next(iter(_texts(buyer, "cac:Party/cac:PartyIdentification/cbc:ID")), "")
-        or _text(buyer, "cac:Party/cbc:EndpointID")
+        text_at(buyer, "cbc:SupplierAssignedAccountID")
+        or next(iter(texts_at(buyer, "cac:Party/cac:PartyIdentification/cbc:ID")), "")
+        or text_at(buyer, "cac:Party/cbc:EndpointID")
     )
 
 
 def to_draft(root: etree._Element) -> OrderDraft:
     """Map a schema-valid UBL 2.1 Order to an OrderDraft, with the PEPPOL rules it breaks."""
-    currency = _text(root, "cbc:DocumentCurrencyCode")
+    currency = text_at(root, "cbc:DocumentCurrencyCode")
     reasons: list[HoldReason] = []
-    items = list(_iterfind(root, "cac:OrderLine/cac:LineItem"))
+    items = list(iterfind(root, "cac:OrderLine/cac:LineItem"))
 
     lines = []
     for index, item in enumerate(items):
-        line_id = _text(item, "cbc:ID")
-        seller_sku = _text(item, "cac:Item/cac:SellersItemIdentification/cbc:ID")
-        gtin = _text(item, "cac:Item/cac:StandardItemIdentification/cbc:ID")
-        quantity = _find(item, "cbc:Quantity")
+        line_id = text_at(item, "cbc:ID")
+        seller_sku = text_at(item, "cac:Item/cac:SellersItemIdentification/cbc:ID")
+        gtin = text_at(item, "cac:Item/cac:StandardItemIdentification/cbc:ID")
+        quantity = find(item, "cbc:Quantity")
         quantity_text = (quantity.text or "").strip() if quantity is not None else ""
         unit = quantity.get("unitCode", "") if quantity is not None else ""
         path = f"lines[{index}]"
@@ -199,26 +199,26 @@ def to_draft(root: etree._Element) -> OrderDraft:
 
     delivery, delivery_reasons = _delivery(root, items)
     reasons += delivery_reasons
-    notes = _texts(root, "cbc:Note")
+    notes = texts_at(root, "cbc:Note")
     line_notes = [
-        f"Line {_text(line, 'cac:LineItem/cbc:ID')}: {note}"
-        for line in _iterfind(root, "cac:OrderLine")
-        for note in _texts(line, "cbc:Note")
+        f"Line {text_at(line, 'cac:LineItem/cbc:ID')}: {note}"
+        for line in iterfind(root, "cac:OrderLine")
+        for note in texts_at(line, "cbc:Note")
     ]
     handling = [
         *notes,
-        *_texts(root, "cac:DeliveryTerms/cbc:SpecialTerms"),
-        *_texts(root, "cac:Delivery/cac:Shipment/cbc:HandlingInstructions"),
-        *_texts(
+        *texts_at(root, "cac:DeliveryTerms/cbc:SpecialTerms"),
+        *texts_at(root, "cac:Delivery/cac:Shipment/cbc:HandlingInstructions"),
+        *texts_at(
             root, "cac:OrderLine/cac:LineItem/cac:Delivery/cac:Shipment/cbc:HandlingInstructions"
         ),
         *line_notes,
     ]
-    customization = _text(root, "cbc:CustomizationID")
+    customization = text_at(root, "cbc:CustomizationID")
     return OrderDraft(
-        client_order_id=_text(root, "cbc:ID"),
-        order_time=_timestamp(_text(root, "cbc:IssueDate"), _text(root, "cbc:IssueTime")),
-        customer_account=_customer_account(root),
+        client_order_id=text_at(root, "cbc:ID"),
+        order_time=_timestamp(text_at(root, "cbc:IssueDate"), text_at(root, "cbc:IssueTime")),
+        customer_account=customer_account(root),
         channel="peppol" if customization.startswith(PEPPOL_ORDER_CUSTOMIZATION) else "ubl",
         currency=currency,
         delivery=Delivery(
@@ -236,8 +236,8 @@ def to_draft(root: etree._Element) -> OrderDraft:
 
 
 def _unit_price(item: etree._Element) -> Decimal | None:
-    price = _decimal(_text(item, "cac:Price/cbc:PriceAmount"))
-    base = _decimal(_text(item, "cac:Price/cbc:BaseQuantity"))
+    price = _decimal(text_at(item, "cac:Price/cbc:PriceAmount"))
+    base = _decimal(text_at(item, "cac:Price/cbc:BaseQuantity"))
     if price is None:
         return None
     if not base:
@@ -252,19 +252,19 @@ def _delivery(
     root: etree._Element, items: list[etree._Element]
 ) -> tuple[Delivery, list[HoldReason]]:
     """Where the order goes: the header's cac:Delivery, else the lines' own (all the same)."""
-    header = _find(root, "cac:Delivery")
-    line_deliveries = [d for item in items if (d := _find(item, "cac:Delivery")) is not None]
+    header = find(root, "cac:Delivery")
+    line_deliveries = [d for item in items if (d := find(item, "cac:Delivery")) is not None]
     reasons = []
     chosen = header
-    if header is None or _find(header, "cac:DeliveryLocation/cac:Address") is None:
+    if header is None or find(header, "cac:DeliveryLocation/cac:Address") is None:
         with_address = [
-            d for d in line_deliveries if _find(d, "cac:DeliveryLocation/cac:Address") is not None
+            d for d in line_deliveries if find(d, "cac:DeliveryLocation/cac:Address") is not None
         ]
         if with_address:
             chosen = with_address[0]
-            first = _address(_find(chosen, "cac:DeliveryLocation/cac:Address"), "")
+            first = _address(find(chosen, "cac:DeliveryLocation/cac:Address"), "")
             if any(
-                _address(_find(d, "cac:DeliveryLocation/cac:Address"), "") != first
+                _address(find(d, "cac:DeliveryLocation/cac:Address"), "") != first
                 for d in with_address[1:]
             ):
                 reasons.append(
@@ -275,23 +275,25 @@ def _delivery(
                         "one address. Send one order per address.",
                     )
                 )
-    buyer = _find(root, "cac:BuyerCustomerParty/cac:Party")
-    party = _find(chosen, "cac:DeliveryParty") if chosen is not None else None
-    name = _text(party, "cac:PartyName/cbc:Name") or _text(buyer, "cac:PartyName/cbc:Name")
+    buyer = find(root, "cac:BuyerCustomerParty/cac:Party")
+    party = find(chosen, "cac:DeliveryParty") if chosen is not None else None
+    name = text_at(party, "cac:PartyName/cbc:Name") or text_at(buyer, "cac:PartyName/cbc:Name")
     address_element = (
-        _find(chosen, "cac:DeliveryLocation/cac:Address") if chosen is not None else None
+        find(chosen, "cac:DeliveryLocation/cac:Address") if chosen is not None else None
     )
-    period = _find(chosen, "cac:RequestedDeliveryPeriod") if chosen is not None else None
+    period = find(chosen, "cac:RequestedDeliveryPeriod") if chosen is not None else None
     return (
         Delivery(
             address=_address(address_element, name),
-            phone=_text(party, "cac:Contact/cbc:Telephone")
-            or _text(buyer, "cac:Contact/cbc:Telephone"),
-            email=_text(party, "cac:Contact/cbc:ElectronicMail")
-            or _text(buyer, "cac:Contact/cbc:ElectronicMail"),
-            window_start=_timestamp(_text(period, "cbc:StartDate"), _text(period, "cbc:StartTime")),
+            phone=text_at(party, "cac:Contact/cbc:Telephone")
+            or text_at(buyer, "cac:Contact/cbc:Telephone"),
+            email=text_at(party, "cac:Contact/cbc:ElectronicMail")
+            or text_at(buyer, "cac:Contact/cbc:ElectronicMail"),
+            window_start=_timestamp(
+                text_at(period, "cbc:StartDate"), text_at(period, "cbc:StartTime")
+            ),
             window_end=_timestamp(
-                _text(period, "cbc:EndDate"), _text(period, "cbc:EndTime"), end_of_day=True
+                text_at(period, "cbc:EndDate"), text_at(period, "cbc:EndTime"), end_of_day=True
             ),
         ),
         reasons,
@@ -299,7 +301,7 @@ def _delivery(
 
 
 def _duplicate_line_ids(items: list[etree._Element]) -> list[HoldReason]:
-    ids = [_text(item, "cbc:ID") for item in items]
+    ids = [text_at(item, "cbc:ID") for item in items]
     return [
         HoldReason(
             HoldCode.LINE_NUMBER_DUPLICATE,
@@ -335,10 +337,10 @@ def _currency_reasons(root: etree._Element, currency: str) -> list[HoldReason]:
 
 def _total_reasons(root: etree._Element, items: list[etree._Element]) -> list[HoldReason]:
     """The stated sum of line amounts equals the lines' amounts (PEPPOL-T01-R008), when given."""
-    stated = _decimal(_text(root, "cac:AnticipatedMonetaryTotal/cbc:LineExtensionAmount"))
+    stated = _decimal(text_at(root, "cac:AnticipatedMonetaryTotal/cbc:LineExtensionAmount"))
     if stated is None:
         return []
-    amounts = [_decimal(_text(item, "cbc:LineExtensionAmount")) for item in items]
+    amounts = [_decimal(text_at(item, "cbc:LineExtensionAmount")) for item in items]
     try:
         total = sum((a for a in amounts if a is not None), Decimal(0))
         if total.quantize(_CENT) == stated.quantize(_CENT):

@@ -31,9 +31,26 @@ def response_code(state: OrderState) -> str:
     return "AP"
 
 
-def order_response(order: OrderRecord, *, seller_name: str, issued: datetime) -> bytes:
-    """A UBL 2.1 OrderResponse document for `order`, as UTF-8 bytes."""
+def order_response(
+    order: OrderRecord,
+    *,
+    seller_name: str,
+    issued: datetime,
+    amendment: tuple[str, bool, str] | None = None,
+) -> bytes:
+    """A UBL 2.1 OrderResponse document for `order`, as UTF-8 bytes. With `amendment` (the
+    buyer's document type, whether it was carried out, why not) it answers that document: AP
+    when done, RE when refused, the reason as a Note; the order's own state does not matter."""
     code = response_code(order.state)
+    notes = [
+        f"{reason.code.value}{f' [{reason.rule}]' if reason.rule else ''}: {reason.message}"
+        for reason in (order.hold_reasons if order.state is OrderState.ON_HOLD else ())
+    ]
+    kind = ""
+    if amendment is not None:
+        kind, accepted, why = amendment
+        code = "AP" if accepted else "RE"
+        notes = [f"{kind} {'carried out' if accepted else 'refused'}" + (f": {why}" if why else "")]
     issued = issued.astimezone(UTC)
     root = etree.Element(f"{{{NAMESPACE}}}OrderResponse", nsmap=_NSMAP)  # type: ignore[arg-type]
 
@@ -49,16 +66,15 @@ def order_response(order: OrderRecord, *, seller_name: str, issued: datetime) ->
     cbc(root, "CustomizationID", PEPPOL_ORDER_RESPONSE)
     cbc(root, "ProfileID", PEPPOL_ORDERING_PROFILE)
     # A response per order and code: the AB sent while held and the AP after release differ.
-    cbc(root, "ID", f"{order.id}-{code}" if order.id else f"validation-{code}")
+    suffix = f"{kind}-{code}" if kind else code
+    cbc(root, "ID", f"{order.id}-{suffix}" if order.id else f"validation-{suffix}")
     if order.id:
         cbc(root, "SalesOrderID", order.id)
     cbc(root, "IssueDate", issued.date().isoformat())
     cbc(root, "IssueTime", issued.time().replace(microsecond=0).isoformat() + "Z")
     cbc(root, "OrderResponseCode", code)
-    if order.state is OrderState.ON_HOLD:
-        for reason in order.hold_reasons:
-            rule = f" [{reason.rule}]" if reason.rule else ""
-            cbc(root, "Note", f"{reason.code.value}{rule}: {reason.message}")
+    for note in notes:
+        cbc(root, "Note", note)
     if len(order.currency) == 3:
         cbc(root, "DocumentCurrencyCode", order.currency)
     cbc(cac(root, "OrderReference"), "ID", order.client_order_id or "unknown")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
-from ..domain.access import Role
+from ..domain.access import Role, client_role_for
 from ..storage import Database, audit, clients
 from .errors import ErrorKind, FieldViolation, ServiceError
 
@@ -76,14 +76,16 @@ def create_key(
     expires_at: datetime | None = None,
     allowed_cidrs: list[str] | tuple[str, ...] = (),
 ) -> tuple[str, str]:
-    """Make a key for `client_name` (created with `role` if new); returns (key id, the key).
+    """Make a key for `client_name` (created if new); returns (key id, the key). A storefront
+    key belongs to a website client (created as one if new).
 
     Raises ValueError if the client exists with another role."""
     cidrs = normalized_cidrs(allowed_cidrs)
     key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     now = datetime.now(UTC)
+    client_role = client_role_for(role)
     with db.transaction() as tx:
-        client_id = clients.ensure_client(tx, client_name, role, now)
+        client_id = clients.ensure_client(tx, client_name, client_role, now)
         clients.insert_key(
             tx,
             key_id=key_id,
@@ -93,6 +95,7 @@ def create_key(
             now=now,
             expires_at=expires_at,
             allowed_cidrs=cidrs,
+            role=role if role is not client_role else None,
         )
         audit.record(
             tx,
@@ -193,6 +196,7 @@ def rotate_key(
             now=now,
             expires_at=old.expires_at,
             allowed_cidrs=old.allowed_cidrs,
+            role=old.role if client_role_for(old.role) is not old.role else None,
         )
         clients.update_key(tx, key_id, expires_at=old_expires, replaced_by=new_id)
         audit.record(

@@ -32,7 +32,7 @@ def get_order_document(db: Database, principal: Principal, order_id: str) -> Ord
     or replaced it), exactly as received. A website sees only its own orders' documents;
     staff reads are audited as reads of the order (personal data is in the document)."""
     with db.reader() as conn:
-        own = principal.client_id if principal.sees_only_own_orders else None
+        own = principal.client_id if principal.sees_only_own_client else None
         order = orders.get_order(conn, client_id=own, order_id=order_id)
         if order is None:
             raise not_found(order_id)

@@ -168,7 +168,7 @@ def _submit_one(
             "error": {"reason": refused.reason, "message": refused.message},
         }
     order = result.order
-    return {
+    entry: dict[str, Any] = {
         "position": position,
         "order_id": order.client_order_id,
         "ordergate_id": order.id,
@@ -176,3 +176,10 @@ def _submit_one(
         "replayed": result.replayed,
         "hold_reasons": [r.to_dict() for r in order.hold_reasons],
     }
+    amended = result.amendment
+    if amended is not None:  # a buyer's OrderCancellation or OrderChange (docs/ubl.md)
+        entry["amendment"] = {"document_type": amended.kind, "accepted": amended.accepted}
+        if not amended.accepted:
+            entry["state"] = "REJECTED"  # the file goes to problem/
+            entry["error"] = {"reason": amended.reason, "message": amended.message}
+    return entry

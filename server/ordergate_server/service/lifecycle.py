@@ -52,15 +52,7 @@ def transition(
             shipments.deliver_all(tx, principal, locked, evidence.delivered_at, now)
         location: str | None = order.allocation_location
         if target is OrderState.CANCELLED:
-            if order.holds_stock:
-                order_stock.move(
-                    tx,
-                    principal.client_name,
-                    order,
-                    order_stock.open_pieces(order.lines),
-                    order_stock.RELEASE,
-                    now,
-                )
+            order_stock.release_all(tx, principal.client_name, order, now)
             location = None
         orders.set_state(tx, locked.seq, target, now, allocation_location=location)
         detail = _detail(target, evidence)

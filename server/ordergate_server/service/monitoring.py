@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from ..domain.ids import new_id
 from ..domain.model import OrderState
 from ..domain.records import EventRecord
-from ..storage import Database, alerts, orders
+from ..storage import Database, alerts, orders, webhooks
 from ..storage import tables as t
 
 
@@ -33,6 +33,12 @@ def oldest_held_received_at(db: Database) -> datetime | None:
             .order_by(o.state, o.seq)
             .limit(1)
         ).scalar_one_or_none()
+
+
+def oldest_pending_webhook(db: Database) -> datetime | None:
+    """When the longest-waiting webhook delivery was made; None with none pending."""
+    with db.reader() as conn:
+        return webhooks.oldest_pending(conn)
 
 
 def stock_short_count(db: Database) -> int:

@@ -30,7 +30,7 @@ def locked_order(tx: Connection, principal: Principal, order_id: str) -> Locked:
     """The order, locked, if the caller may see it; NOT_FOUND otherwise (a website asking for
     another client's order is answered exactly as for one that does not exist)."""
     seq = orders.seq_of(tx, order_id, lock=True)
-    own = principal.client_id if principal.sees_only_own_orders else None
+    own = principal.client_id if principal.sees_only_own_client else None
     order = orders.get_order(tx, client_id=own, order_id=order_id) if seq is not None else None
     if seq is None or order is None:
         raise not_found(order_id)

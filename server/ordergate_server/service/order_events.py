@@ -31,4 +31,4 @@ def poll(db: Database, cursor: int) -> list[orders.LoggedEvent]:
 
 
 def visible(principal: Principal, event: orders.LoggedEvent) -> bool:
-    return not principal.sees_only_own_orders or event.client_id == principal.client_id
+    return not principal.sees_only_own_client or event.client_id == principal.client_id

@@ -143,7 +143,7 @@ def _afterwards(
     reasons = tuple(
         reason
         for reason in order.hold_reasons
-        if reason.code not in STOCK_HOLDS and _line_of(reason) not in gone
+        if reason.code not in STOCK_HOLDS and line_of(reason) not in gone
     )
     if reasons or order.problem_submission:
         return OrderState.ON_HOLD, reasons or order.hold_reasons, None
@@ -155,7 +155,7 @@ def _afterwards(
     return OrderState.ACCEPTED, (), plan.location
 
 
-def _line_of(reason: HoldReason) -> int | None:
+def line_of(reason: HoldReason) -> int | None:
     """The line position a reason's field names (`lines[3].sku` -> 3), if any."""
     if not reason.field.startswith("lines["):
         return None

@@ -76,6 +76,12 @@ def move(
     stock_log.record(tx, changes)
 
 
+def release_all(tx: Connection, actor: str, order: OrderRecord, now: datetime) -> None:
+    """Free everything the order holds (it is cancelled, or its lines are planned afresh)."""
+    if order.holds_stock:
+        move(tx, actor, order, open_pieces(order.lines), RELEASE, now)
+
+
 def open_pieces(lines: Iterable[LineRecord]) -> list[tuple[str, int]]:
     """(sku, pieces) an order's lines still hold: ordered, not cancelled, not shipped."""
     return [(line.sku, line.open) for line in lines]

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
@@ -21,6 +21,10 @@ from .errors import ErrorKind, FieldViolation, ServiceError
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Listed by update time, orders changed this recently are not listed yet: a change being
+# committed now carries a time a little in the past, and a poller that had moved past that time
+# would never see it. Transactions here last milliseconds; this leaves them ample room.
+UPDATE_SETTLE = timedelta(seconds=2)
 
 
 def get_order(
@@ -49,7 +53,7 @@ def get_order(
         )
     with db.reader() as conn:
         if order_id:
-            own = principal.client_id if principal.sees_only_own_orders else None
+            own = principal.client_id if principal.sees_only_own_client else None
             order = orders.get_order(conn, client_id=own, order_id=order_id)
             found = [order] if order is not None else []
         else:
@@ -72,7 +76,7 @@ def get_order(
         narrow = [
             name
             for name, given in (("client", client), ("customer_account", customer_account))
-            if not given and not (name == "client" and principal.sees_only_own_orders)
+            if not given and not (name == "client" and principal.sees_only_own_client)
         ]
         raise ServiceError(
             ErrorKind.INVALID_ARGUMENT,
@@ -92,7 +96,7 @@ def _client_scope(conn: Connection, principal: Principal, client: str) -> int | 
     """Whose orders a lookup may see: a website only its own (another client named is
     PERMISSION_DENIED CLIENT_FILTER_FORBIDDEN); staff every client's, or the one named
     (_NO_SUCH_CLIENT when there is none by that name)."""
-    if principal.sees_only_own_orders:
+    if principal.sees_only_own_client:
         if client and client != principal.client_name:
             raise ServiceError(
                 ErrorKind.PERMISSION_DENIED,
@@ -126,6 +130,7 @@ class OrderQuery:
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
+    by_update: bool = False  # by the time of the last change, for pollers (else as received)
 
     def digest(self) -> str:
         """What a page token is tied to: the same filters, or the token is refused."""
@@ -142,12 +147,18 @@ def list_orders(
     query: OrderQuery = OrderQuery(),
     fits: Callable[[OrderRecord], bool] | None = None,
 ) -> OrderPage:
-    """A page of orders, oldest first; `fits` bounds the page in bytes (paging.fitting)."""
+    """A page of orders, oldest first (by receipt, or with `query.by_update` by the last change);
+    `fits` bounds the page in bytes (paging.fitting)."""
     size = paging.page_size(page_size, default=DEFAULT_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
     if query.hold_code:
         check_hold_code(query.hold_code, "hold_reason")
     filter_digest = query.digest()
-    after_seq = decode_page_token(page_token, filter_digest) if page_token else 0
+    position = decode_position(page_token, filter_digest) if page_token else _START
+    cursor = None
+    if query.by_update:
+        after = position.updated_at or datetime.min.replace(tzinfo=UTC)
+        horizon = datetime.now(UTC) - UPDATE_SETTLE
+        cursor = orders.UpdateCursor(after, position.seq, horizon)
 
     with db.reader() as conn:
         client_id = _client_scope(conn, principal, query.client)
@@ -166,14 +177,31 @@ def list_orders(
                 updated_after=query.updated_after,
                 updated_before=query.updated_before,
             ),
-            after_seq=after_seq,
+            after_seq=position.seq,
             limit=size + 1,
+            by_update=cursor,
         )
     taken = paging.fitting([order for _, order in page[:size]], fits)
-    next_token = encode_page_token(page[taken - 1][0], filter_digest) if len(page) > taken else ""
     listed = [order for _, order in page[:taken]]
+    if query.by_update:  # always a point to resume from: where this page ended
+        last = Position(listed[-1].updated_at, page[taken - 1][0]) if listed else position
+        next_token = encode_position(last, filter_digest)
+    else:
+        more = len(page) > taken
+        next_token = encode_page_token(page[taken - 1][0], filter_digest) if more else ""
     pii_access.record_staff_reads(db, principal, listed, "ListOrders")
     return OrderPage(listed, next_token)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: the last order's seq, and by update time its updated_at too."""
+
+    updated_at: datetime | None
+    seq: int
+
+
+_START = Position(None, 0)
 
 
 def check_hold_code(code: str, field: str) -> None:
@@ -188,21 +216,36 @@ def check_hold_code(code: str, field: str) -> None:
         )
 
 
-def encode_page_token(after_seq: int, filter_digest: str) -> str:
-    raw = json.dumps({"after": after_seq, "filter": filter_digest}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+def encode_position(position: Position, filter_digest: str) -> str:
+    data: dict[str, object] = {"after": position.seq, "filter": filter_digest}
+    if position.updated_at is not None:
+        data["updated"] = position.updated_at.isoformat()
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
-def decode_page_token(token: str, filter_digest: str) -> int:
+def decode_position(token: str, filter_digest: str) -> Position:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         after = int(data["after"])
+        updated = datetime.fromisoformat(data["updated"]) if "updated" in data else None
         same_filter = data["filter"] == filter_digest
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise _bad_token("not a token this server issued") from None
     if not same_filter:
         raise _bad_token("the filters differ from the request that returned this token")
-    return after
+    if updated is not None and updated.tzinfo is None:
+        raise _bad_token("not a token this server issued")
+    return Position(updated, after)
+
+
+def encode_page_token(after_seq: int, filter_digest: str) -> str:
+    """A token resuming after the row `after_seq`, tied to the request's filters."""
+    return encode_position(Position(None, after_seq), filter_digest)
+
+
+def decode_page_token(token: str, filter_digest: str) -> int:
+    """The row a token resumes after; INVALID_ARGUMENT PAGE_TOKEN_INVALID for any other."""
+    return decode_position(token, filter_digest).seq
 
 
 def _bad_token(why: str) -> ServiceError:

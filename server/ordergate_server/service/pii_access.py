@@ -19,7 +19,7 @@ from ..storage import Database, audit
 def record_staff_reads(
     db: Database, principal: Principal, read: Sequence[OrderRecord], via: str
 ) -> None:
-    if principal.sees_only_own_orders or not read:
+    if principal.sees_only_own_client or not read:
         return
     now = datetime.now(UTC)
     with db.transaction() as tx:

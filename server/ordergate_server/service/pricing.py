@@ -38,7 +38,7 @@ class CustomerPrices:
 def _customer(conn: Connection, principal: Principal, account: str) -> pricing.PricingCustomer:
     found = pricing.customer(conn, account)
     # A website sees only customers of its own client; others look exactly like unknown ones.
-    if found is None or (principal.sees_only_own_orders and found.client_id != principal.client_id):
+    if found is None or (principal.sees_only_own_client and found.client_id != principal.client_id):
         raise ServiceError(
             ErrorKind.NOT_FOUND,
             "CUSTOMER_NOT_FOUND",

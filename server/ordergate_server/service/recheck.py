@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ..domain.access import Principal
 from ..domain.limits import shown
@@ -60,12 +60,7 @@ def after_stock_changes(db: Database) -> Rechecked:
     """One pass over the SKUs marked as risen (see the module's doc)."""
     now = datetime.now(UTC)
     with db.transaction() as tx:
-        if (
-            db.dialect == "postgresql"
-            and not tx.execute(
-                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _PASS_LOCK}
-            ).scalar_one()
-        ):
+        if not db.first_to_take(tx, _PASS_LOCK):
             return Rechecked(0, [])  # another worker or replica is on it
         marked = stock_log.rises(tx, limit=MARKS)
         if not marked:

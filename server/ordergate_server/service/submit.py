@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -34,10 +35,13 @@ from ..domain.model import (
 )
 from ..domain.records import EventRecord, LineRecord, OrderRecord
 from ..domain.rules import CatalogFacts, check_order
-from ..formats import DocumentLimits, UnreadableOrder, read_order
+from ..formats import BuyerAmendment, DocumentLimits, UnreadableOrder, read_document
 from ..storage import Database, audit, catalog, imported_files, orders, stock_log, submissions
 from ..storage.driver_query import Later
 from .errors import ErrorKind, FieldViolation, ServiceError
+
+if TYPE_CHECKING:
+    from .buyer_documents import AmendmentOutcome
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,9 @@ class SubmitLimits:
 class SubmitResult:
     order: OrderRecord
     replayed: bool
+    # A buyer's OrderCancellation or OrderChange: what became of it (`order` is the order it
+    # amends). service/buyer_documents.py.
+    amendment: AmendmentOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class PreparedSubmission:
     source: OrderSource = OrderSource.API
     # A correction: the held order (server id) the document replaces, whoever its buyer was.
     replaces: str = ""
+    # Not an order but a buyer's amendment of one (then `document` is only a stand-in).
+    amendment: BuyerAmendment | None = None
 
     @property
     def identity(self) -> orders.Identity:
@@ -120,8 +129,26 @@ def submit_order(
         replaces=replaces,
     )
     if validate_only:
+        if prepared.amendment is not None:
+            return _amend(db, prepared, dry_run=True)
         return _validate_only(db, prepared)
     return store_submission(db, prepared)
+
+
+def _amend(db: Database, prepared: PreparedSubmission, *, dry_run: bool = False) -> SubmitResult:
+    """A buyer's amendment, carried out on the order it names (buyer_documents.py)."""
+    from . import buyer_documents  # it plans stock with this module's functions
+
+    assert prepared.amendment is not None
+    order, outcome, replayed = buyer_documents.apply(
+        db,
+        prepared.principal,
+        prepared.amendment,
+        request_id=prepared.request_id,
+        new_submission=submission_row(prepared, ""),
+        dry_run=dry_run,
+    )
+    return SubmitResult(order, replayed, outcome)
 
 
 def prepare_submission(
@@ -151,12 +178,24 @@ def prepare_submission(
         )
     if not validate_only:
         _check_request_id(request_id)
+    document = read_document(payload, limits.document)
+    amendment = document if isinstance(document, BuyerAmendment) else None
+    if isinstance(document, BuyerAmendment):
+        if replaces:  # a held order is corrected with an order document
+            raise ServiceError(
+                ErrorKind.INVALID_ARGUMENT,
+                "NOT_AN_ORDER",
+                f"A correction is an order document, not a UBL {document.kind}.",
+                field_violations=[FieldViolation("order_xml", "not an order")],
+            )
+        document = UnreadableOrder((), document.client_order_id, document.customer_account)
     return PreparedSubmission(
         principal=principal,
         request_id=request_id,
         payload=payload,
         payload_sha256=hashlib.sha256(payload).hexdigest(),
-        document=read_order(payload, limits.document),
+        document=document,
+        amendment=amendment,
         received_at=datetime.now(UTC),
         acting=acting,
         channel=channel,
@@ -194,6 +233,8 @@ def store_submission(db: Database, prepared: PreparedSubmission) -> SubmitResult
     which the reader's limits should already have held) is not lost: it is stored as a problem
     submission with VALUE_OUT_OF_RANGE, keeping its document. A lost database connection
     (OperationalError) is raised: nothing was stored, and the caller retries."""
+    if prepared.amendment is not None:
+        return _amend(db, prepared)
     # Two attempts are enough for a race: the only conflicts are a concurrent submission that
     # claimed the same request_id or order id first, and the next attempt sees its result.
     for attempt in range(3):

@@ -145,6 +145,7 @@ def _new_orders(
         request, identity = requests[index], identities[index]
         if (
             prepared.acting is None
+            and prepared.amendment is None
             and isinstance(prepared.document, OrderDraft)
             and request not in seen_requests
             and identity not in seen_orders

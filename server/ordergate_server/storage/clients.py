@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, select
+from sqlalchemy import Connection, Row, Select, func, select
 
 from ..domain.access import Role
 from . import tables as t
@@ -29,7 +29,8 @@ class StoredKey:
 
 
 def ensure_client(conn: Connection, name: str, role: Role, now: datetime) -> int:
-    """The id of client `name`, created with `role` if it does not exist yet.
+    """The id of client `name`, created with `role` if it does not exist yet (`role` is the
+    client's: for a storefront key, website; domain.access.client_role_for).
 
     Raises ValueError if it exists with another role: a role change is a deliberate act, not a
     side effect of making a key."""
@@ -59,7 +60,9 @@ def insert_key(
     now: datetime,
     expires_at: datetime | None = None,
     allowed_cidrs: Sequence[str] = (),
+    role: Role | None = None,
 ) -> None:
+    """A key of `client_id`; `role` only when narrower than the client's (a storefront key)."""
     conn.execute(
         t.api_keys.insert().values(
             id=key_id,
@@ -69,6 +72,7 @@ def insert_key(
             created_at=now,
             expires_at=expires_at,
             allowed_cidrs=list(allowed_cidrs),
+            role=role.value if role is not None else None,
         )
     )
 
@@ -79,7 +83,7 @@ def _keys_query() -> Select[Any]:
         k.id,
         k.client_id,
         t.clients.c.name,
-        t.clients.c.role,
+        func.coalesce(k.role, t.clients.c.role).label("role"),
         k.secret_sha256,
         k.label,
         k.created_at,

@@ -163,6 +163,17 @@ class Database:
         with self.read_engine.connect() as conn:
             yield conn
 
+    def first_to_take(self, tx: Connection, key: int) -> bool:
+        """For a background pass that one process at a time should make (the stock re-check,
+        the webhook fan-out): on PostgreSQL, whether this transaction took the advisory lock
+        `key` (held until it ends; False: another worker or replica is on it). On SQLite the
+        write transaction itself is the lock: always True."""
+        if self.dialect != "postgresql":
+            return True
+        return bool(
+            tx.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar_one()
+        )
+
     def ping(self) -> None:
         """Raise unless the database answers a query now (the health watch)."""
         with self.read_engine.connect() as conn:

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, bindparam, exists, func, select
+from sqlalchemy import Connection, Row, Select, and_, bindparam, exists, func, select, tuple_
 
 from ..domain.lifecycle import HOLDS_STOCK
 from ..domain.model import (
@@ -241,6 +241,12 @@ def set_state(
     _INSERT_HOLDS(conn, [(seq, code.value) for code in sorted(codes)])
 
 
+def replace_lines(conn: Connection, seq: int, lines: Sequence[LineRecord]) -> None:
+    """An order's lines, all of them anew (a buyer's OrderChange)."""
+    conn.execute(t.order_lines.delete().where(t.order_lines.c.order_seq == seq))
+    _INSERT_LINES(conn, _line_rows([(seq, lines)]))
+
+
 def set_line_quantities(conn: Connection, seq: int, lines: Sequence[LineRecord]) -> None:
     """Store the cancelled and shipped pieces of an order's lines (in document order)."""
     for position, line in enumerate(lines):
@@ -320,11 +326,23 @@ class OrderFilter:
 
 
 def list_orders(
-    conn: Connection, where: OrderFilter, *, after_seq: int, limit: int
+    conn: Connection,
+    where: OrderFilter,
+    *,
+    after_seq: int = 0,
+    limit: int,
+    by_update: UpdateCursor | None = None,
 ) -> list[tuple[int, OrderRecord]]:
-    """Orders matching `where` with seq > after_seq, oldest first, at most `limit`."""
+    """Orders matching `where`, at most `limit`: with seq > after_seq, oldest first; or, with
+    `by_update`, by (updated_at, seq) after its position and changed before its horizon."""
     o = t.orders.c
-    query = _order_select().where(o.seq > after_seq)
+    if by_update is None:
+        query = _order_select().where(o.seq > after_seq)
+    else:
+        query = _order_select().where(
+            tuple_(o.updated_at, o.seq) > tuple_(by_update.updated_at, by_update.seq),
+            o.updated_at < by_update.horizon,
+        )
     if where.hold_code:  # by the held orders' codes (an index), not by reading every order
         query = query.where(
             o.seq.in_(
@@ -347,8 +365,18 @@ def list_orders(
         query = query.where(o.updated_at >= where.updated_after)
     if where.updated_before is not None:
         query = query.where(o.updated_at <= where.updated_before)
-    rows = conn.execute(query.order_by(o.seq).limit(limit)).all()
+    order = (o.seq,) if by_update is None else (o.updated_at, o.seq)
+    rows = conn.execute(query.order_by(*order).limit(limit)).all()
     return _assemble(conn, rows)
+
+
+@dataclass(frozen=True)
+class UpdateCursor:
+    """Where a list by update time resumes: after (updated_at, seq), up to `horizon`."""
+
+    updated_at: datetime
+    seq: int
+    horizon: datetime
 
 
 def _order_row(conn: Connection, client_id: int, order: OrderRecord) -> tuple[Any, ...]:

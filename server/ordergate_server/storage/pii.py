@@ -108,3 +108,17 @@ def open_json(conn: Connection, value: dict[str, Any], where: str) -> dict[str, 
     data = json.loads(opened)
     assert isinstance(data, dict)
     return data
+
+
+def seal_text(conn: Connection, value: str, where: str) -> str:
+    """`value` sealed (as `sealed:` and base64) when a key is set; as it is otherwise."""
+    cipher = _cipher(conn)
+    if cipher is None:
+        return value
+    return "sealed:" + base64.b64encode(cipher.seal(value.encode(), where)).decode()
+
+
+def open_text(conn: Connection, value: str, where: str) -> str:
+    if not value.startswith("sealed:"):
+        return value
+    return open_bytes(conn, base64.b64decode(value.removeprefix("sealed:")), where).decode()

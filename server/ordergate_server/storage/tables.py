@@ -80,6 +80,8 @@ api_keys = Table(
     Column("allowed_cidrs", JSON, nullable=False, default=list),
     # The key that replaced this one in a rotation.
     Column("replaced_by", String(32), nullable=True),
+    # A role narrower than its client's (a website client's storefront key); NULL: the client's.
+    Column("role", String(20), nullable=True),
 )
 
 locations = Table(
@@ -249,6 +251,7 @@ orders = Table(
     Index(None, "state", "seq"),
     Index(None, "customer_account", "seq"),
     Index(None, "stock_hold", "seq"),
+    Index(None, "updated_at", "seq"),  # ListOrders by update time (pollers)
 )
 
 # The hold reason codes of each order on hold (none for other orders): what the exception
@@ -409,4 +412,85 @@ imported_files = Table(
     # The result file's content: per order its position, ids, state and reasons.
     Column("result", JSON, nullable=False),
     UniqueConstraint("client_id", "content_sha256"),
+)
+
+# --- webhooks (service/webhooks/, docs/webhooks.md) ----------------------------------------
+
+# A client's endpoint: where its events are sent, signed with its secret.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("client_id", ForeignKey("clients.id"), nullable=False, index=True),
+    Column("url", String(2000), nullable=False),
+    # The event types it receives; empty: all.
+    Column("event_types", JSON, nullable=False),
+    Column("description", String(200), nullable=False, default=""),
+    Column("enabled", Boolean, nullable=False),
+    # Why it was disabled, when the server did it (failing for too long); "" otherwise.
+    Column("disabled_reason", Text, nullable=False, default=""),
+    # The signing secret (whsec_...), sealed with ORDERGATE_PII_KEY when one is set; during a
+    # rotation's overlap the previous one signs too.
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text, nullable=True),
+    Column("previous_secret_until", UtcDateTime, nullable=True),
+    # Since when every attempt has failed (NULL: the last one succeeded, or none was made).
+    Column("failing_since", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# What happened, as sent: one row per event, its data rendered when it happened.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    # The webhook-id of every delivery of it, retries and redeliveries included.
+    Column("id", String(40), nullable=False, unique=True),
+    Column("type", String(40), nullable=False),
+    # The client whose event it is; NULL: every client's (stock).
+    Column("client_id", ForeignKey("clients.id"), nullable=True),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index(None, "occurred_at"),
+)
+
+# One event to one endpoint: tried until delivered or the retry schedule is spent.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("event_seq", ForeignKey("webhook_events.seq"), nullable=False),
+    Column("endpoint_id", ForeignKey("webhook_endpoints.id"), nullable=False),
+    # PENDING, DELIVERED, FAILED (the schedule spent)
+    Column("state", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    # A worker delivering it holds it until then; another may take it over after.
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "endpoint_id", "created_at"),
+    Index(None, "event_seq"),
+)
+
+# Every attempt of a delivery: its answer or error, and how long it took.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery_id", ForeignKey("webhook_deliveries.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),  # NULL: no HTTP answer at all
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text, nullable=False, default=""),
+)
+
+# How far the fan-out has read each log it turns into webhook events.
+webhook_cursors = Table(
+    "webhook_cursors",
+    metadata,
+    Column("log", String(20), primary_key=True),  # order_events, stock_changes, alerts
+    Column("after_seq", Integer, nullable=False),
 )

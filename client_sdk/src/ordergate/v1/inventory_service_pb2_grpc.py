@@ -72,7 +72,7 @@ class InventoryServiceServicer:
         """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
         SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
         per item and do not fail the call.
-        Roles: website, admin, manager, warehouse, operations, finance.
+        Roles: website, storefront, admin, manager, warehouse, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,7 +84,8 @@ class InventoryServiceServicer:
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
-        change delivered twice does no harm. Roles: website, admin, manager, operations.
+        change delivered twice does no harm. Roles: website, storefront, admin, manager,
+        operations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,7 +115,7 @@ class InventoryServiceServicer:
 
     def ListLocations(self, request, context):
         """The stock locations (warehouses and stores) in allocation priority order.
-        Roles: website, admin, manager, warehouse, operations, finance.
+        Roles: website, storefront, admin, manager, warehouse, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -39,7 +39,7 @@ class InventoryServiceStub:
     """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
     SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
     per item and do not fail the call.
-    Roles: website, admin, manager, warehouse, operations, finance.
+    Roles: website, storefront, admin, manager, warehouse, operations, finance.
     """
     WatchStockLevels: _grpc.UnaryStreamMultiCallable[_inventory_service_pb2.WatchStockLevelsRequest, _inventory_service_pb2.WatchStockLevelsResponse]
     """Live stock: first a snapshot of the products asked (bundles included), then every change
@@ -47,7 +47,8 @@ class InventoryServiceStub:
     second of its commit. Each change carries its change_id; a client that reconnects with the
     last change_id it saw (`after_change_id`) gets every later change and misses nothing.
     Changes carry the record's level after the change: apply them as absolute values, so a
-    change delivered twice does no harm. Roles: website, admin, manager, operations.
+    change delivered twice does no harm. Roles: website, storefront, admin, manager,
+    operations.
     """
     AdjustStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]
     """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
@@ -65,7 +66,7 @@ class InventoryServiceStub:
     """
     ListLocations: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]
     """The stock locations (warehouses and stores) in allocation priority order.
-    Roles: website, admin, manager, warehouse, operations, finance.
+    Roles: website, storefront, admin, manager, warehouse, operations, finance.
     """
 
 @_typing.type_check_only
@@ -79,7 +80,7 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
     SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
     per item and do not fail the call.
-    Roles: website, admin, manager, warehouse, operations, finance.
+    Roles: website, storefront, admin, manager, warehouse, operations, finance.
     """
     WatchStockLevels: _aio.UnaryStreamMultiCallable[_inventory_service_pb2.WatchStockLevelsRequest, _inventory_service_pb2.WatchStockLevelsResponse]  # type: ignore[assignment]
     """Live stock: first a snapshot of the products asked (bundles included), then every change
@@ -87,7 +88,8 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     second of its commit. Each change carries its change_id; a client that reconnects with the
     last change_id it saw (`after_change_id`) gets every later change and misses nothing.
     Changes carry the record's level after the change: apply them as absolute values, so a
-    change delivered twice does no harm. Roles: website, admin, manager, operations.
+    change delivered twice does no harm. Roles: website, storefront, admin, manager,
+    operations.
     """
     AdjustStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]  # type: ignore[assignment]
     """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
@@ -105,7 +107,7 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """
     ListLocations: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]  # type: ignore[assignment]
     """The stock locations (warehouses and stores) in allocation priority order.
-    Roles: website, admin, manager, warehouse, operations, finance.
+    Roles: website, storefront, admin, manager, warehouse, operations, finance.
     """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -122,7 +124,7 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Stock of up to 1,000 products in one call, per location and in total. Each code may be a
         SKU, an alias or a barcode; the answer names the canonical SKU. Unknown codes are reported
         per item and do not fail the call.
-        Roles: website, admin, manager, warehouse, operations, finance.
+        Roles: website, storefront, admin, manager, warehouse, operations, finance.
         """
 
     @_abc_1.abstractmethod
@@ -136,7 +138,8 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
-        change delivered twice does no harm. Roles: website, admin, manager, operations.
+        change delivered twice does no harm. Roles: website, storefront, admin, manager,
+        operations.
         """
 
     @_abc_1.abstractmethod
@@ -172,7 +175,7 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.ListLocationsResponse, _abc.Awaitable[_inventory_service_pb2.ListLocationsResponse]]:
         """The stock locations (warehouses and stores) in allocation priority order.
-        Roles: website, admin, manager, warehouse, operations, finance.
+        Roles: website, storefront, admin, manager, warehouse, operations, finance.
         """
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

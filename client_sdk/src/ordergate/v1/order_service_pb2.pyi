@@ -53,6 +53,42 @@ SUBMISSION_CHANNEL_MANUAL: SubmissionChannel.ValueType  # 4
 """Entered by staff (a manual order, or a correction)."""
 Global___SubmissionChannel: _TypeAlias = SubmissionChannel  # noqa: Y015
 
+class _ListOrdersOrderBy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ListOrdersOrderByEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ListOrdersOrderBy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LIST_ORDERS_ORDER_BY_UNSPECIFIED: _ListOrdersOrderBy.ValueType  # 0
+    """As received, oldest first."""
+    LIST_ORDERS_ORDER_BY_CREATE_TIME: _ListOrdersOrderBy.ValueType  # 1
+    """As received, oldest first (the same as UNSPECIFIED)."""
+    LIST_ORDERS_ORDER_BY_UPDATE_TIME: _ListOrdersOrderBy.ValueType  # 2
+    """By the time of the last change, earliest first: for clients that poll for what changed.
+    An order that changes again while a client pages through moves to the end and comes again
+    with its newer state; none is skipped. Orders changed in the last two seconds are not
+    listed yet (a change being committed at that moment could otherwise be passed over), and
+    the last page, too, has a `next_page_token`: keep it, and ask with it again later for
+    what changed since.
+    """
+
+class ListOrdersOrderBy(_ListOrdersOrderBy, metaclass=_ListOrdersOrderByEnumTypeWrapper):
+    """The order ListOrders lists in."""
+
+LIST_ORDERS_ORDER_BY_UNSPECIFIED: ListOrdersOrderBy.ValueType  # 0
+"""As received, oldest first."""
+LIST_ORDERS_ORDER_BY_CREATE_TIME: ListOrdersOrderBy.ValueType  # 1
+"""As received, oldest first (the same as UNSPECIFIED)."""
+LIST_ORDERS_ORDER_BY_UPDATE_TIME: ListOrdersOrderBy.ValueType  # 2
+"""By the time of the last change, earliest first: for clients that poll for what changed.
+An order that changes again while a client pages through moves to the end and comes again
+with its newer state; none is skipped. Orders changed in the last two seconds are not
+listed yet (a change being committed at that moment could otherwise be passed over), and
+the last page, too, has a `next_page_token`: keep it, and ask with it again later for
+what changed since.
+"""
+Global___ListOrdersOrderBy: _TypeAlias = ListOrdersOrderBy  # noqa: Y015
+
 @_typing.final
 class SubmitOrderRequest(_message.Message):
     """Request for OrderService.SubmitOrder."""
@@ -114,6 +150,7 @@ class SubmitOrderResponse(_message.Message):
     ORDER_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
     UBL_ORDER_RESPONSE_FIELD_NUMBER: _builtins.int
+    AMENDMENT_FIELD_NUMBER: _builtins.int
     replayed: _builtins.bool
     """True when this request was answered from an earlier submission: a retry of the same
     `request_id`, or the same content resubmitted for an order that is already accepted.
@@ -127,20 +164,67 @@ class SubmitOrderResponse(_message.Message):
     def order(self) -> _order_pb2.Order:
         """The order as stored (or as it would be stored, with `validate_only`)."""
 
+    @_builtins.property
+    def amendment(self) -> Global___BuyerAmendment:
+        """Set when the document was a buyer's UBL OrderCancellation or OrderChange (docs/ubl.md):
+        what became of it. `order` is then the order it names, as it now is, and
+        `ubl_order_response` always carries the answer to the buyer: AP (done) or RE (refused, the
+        reason in a Note).
+        """
+
     def __init__(
         self,
         *,
         order: _order_pb2.Order | None = ...,
         replayed: _builtins.bool = ...,
         ubl_order_response: _builtins.bytes = ...,
+        amendment: Global___BuyerAmendment | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["order", b"order"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amendment", b"amendment", "order", b"order"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["order", b"order", "replayed", b"replayed", "ubl_order_response", b"ubl_order_response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amendment", b"amendment", "order", b"order", "replayed", b"replayed", "ubl_order_response", b"ubl_order_response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitOrderResponse: _TypeAlias = SubmitOrderResponse  # noqa: Y015
+
+@_typing.final
+class BuyerAmendment(_message.Message):
+    """What became of a buyer's UBL OrderCancellation or OrderChange."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_TYPE_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    document_type: _builtins.str
+    """`OrderCancellation` or `OrderChange`."""
+    accepted: _builtins.bool
+    """True when it was carried out (an order already cancelled counts as cancelled)."""
+    reason: _builtins.str
+    """Why it was refused: ORDER_NOT_CANCELLABLE or ORDER_NOT_CHANGEABLE (picking has started, or
+    staff hold the order), LINES_INVALID (a line that is not the order's, a quantity that is
+    not a positive whole number, an unknown product), INSUFFICIENT_STOCK (the changed order
+    cannot be allocated; the order stays as it was).
+    """
+    message: _builtins.str
+    """A sentence for people."""
+    def __init__(
+        self,
+        *,
+        document_type: _builtins.str = ...,
+        accepted: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "document_type", b"document_type", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BuyerAmendment: _TypeAlias = BuyerAmendment  # noqa: Y015
 
 @_typing.final
 class SubmitOrdersRequest(_message.Message):
@@ -589,6 +673,7 @@ class ListOrdersRequest(_message.Message):
     CREATE_TIME_BEFORE_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_AFTER_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_BEFORE_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """At most this many orders per page; 0 means 50, and values above 500 are treated as 500.
     A page also stops before 2 MiB of orders (a page of large orders holds fewer); its
@@ -610,6 +695,8 @@ class ListOrdersRequest(_message.Message):
     """
     source: _order_pb2.OrderSource.ValueType
     """Only orders that came in this way; UNSPECIFIED for all."""
+    order_by: Global___ListOrdersOrderBy.ValueType
+    """The order of the list: as received (the default), or by the time of the last change."""
     @_builtins.property
     def create_time_after(self) -> _timestamp_pb2.Timestamp:
         """Only orders received at or after this time."""
@@ -640,10 +727,11 @@ class ListOrdersRequest(_message.Message):
         create_time_before: _timestamp_pb2.Timestamp | None = ...,
         update_time_after: _timestamp_pb2.Timestamp | None = ...,
         update_time_before: _timestamp_pb2.Timestamp | None = ...,
+        order_by: Global___ListOrdersOrderBy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "update_time_after", b"update_time_after", "update_time_before", b"update_time_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "customer_account", b"customer_account", "hold_reason", b"hold_reason", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "state", b"state", "update_time_after", b"update_time_after", "update_time_before", b"update_time_before"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "create_time_after", b"create_time_after", "create_time_before", b"create_time_before", "customer_account", b"customer_account", "hold_reason", b"hold_reason", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "state", b"state", "update_time_after", b"update_time_after", "update_time_before", b"update_time_before"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -658,10 +746,12 @@ class ListOrdersResponse(_message.Message):
     ORDERS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Token for the next page; empty on the last page."""
+    """Token for the next page; empty on the last page (by update time: never empty, the point
+    to poll from).
+    """
     @_builtins.property
     def orders(self) -> _containers.RepeatedCompositeFieldContainer[_order_pb2.Order]:
-        """The orders, oldest first."""
+        """The orders, in the order asked for."""
 
     def __init__(
         self,

@@ -27,8 +27,8 @@ if _version_not_supported:
 
 class PricingServiceStub:
     """Customer-specific prices and available credit, for storefront checkout.
-    Every RPC needs an API key; a website key may ask only about customers that belong to its
-    own client (others are NOT_FOUND, exactly like unknown customers).
+    Every RPC needs an API key; a website or storefront key may ask only about customers that
+    belong to its own client (others are NOT_FOUND, exactly like unknown customers).
     """
 
     def __init__(self, channel):
@@ -51,16 +51,16 @@ class PricingServiceStub:
 
 class PricingServiceServicer:
     """Customer-specific prices and available credit, for storefront checkout.
-    Every RPC needs an API key; a website key may ask only about customers that belong to its
-    own client (others are NOT_FOUND, exactly like unknown customers).
+    Every RPC needs an API key; a website or storefront key may ask only about customers that
+    belong to its own client (others are NOT_FOUND, exactly like unknown customers).
     """
 
     def GetCustomerPrices(self, request, context):
         """The unit price of each (product, quantity) for one customer, with the rule that produced
         it. Precedence: the customer's contract price, then the best applicable quantity break on
         the customer's price list, then the product's base list price; validity dates are honoured.
-        Unknown products and products without any price are answered per item. Roles: website, admin,
-        operations, finance.
+        Unknown products and products without any price are answered per item.
+        Roles: website, storefront, admin, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,7 +68,7 @@ class PricingServiceServicer:
 
     def ListCreditNotes(self, request, context):
         """A customer's open credit notes (remaining above zero, not expired) and the remaining
-        balance per currency. Roles: website, admin, operations, finance.
+        balance per currency. Roles: website, storefront, admin, operations, finance.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,8 +97,8 @@ def add_PricingServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class PricingService:
     """Customer-specific prices and available credit, for storefront checkout.
-    Every RPC needs an API key; a website key may ask only about customers that belong to its
-    own client (others are NOT_FOUND, exactly like unknown customers).
+    Every RPC needs an API key; a website or storefront key may ask only about customers that
+    belong to its own client (others are NOT_FOUND, exactly like unknown customers).
     """
 
     @staticmethod

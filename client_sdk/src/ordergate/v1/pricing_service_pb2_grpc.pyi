@@ -28,8 +28,8 @@ GRPC_VERSION: str
 
 class PricingServiceStub:
     """Customer-specific prices and available credit, for storefront checkout.
-    Every RPC needs an API key; a website key may ask only about customers that belong to its
-    own client (others are NOT_FOUND, exactly like unknown customers).
+    Every RPC needs an API key; a website or storefront key may ask only about customers that
+    belong to its own client (others are NOT_FOUND, exactly like unknown customers).
     """
 
     @_typing.overload
@@ -40,19 +40,19 @@ class PricingServiceStub:
     """The unit price of each (product, quantity) for one customer, with the rule that produced
     it. Precedence: the customer's contract price, then the best applicable quantity break on
     the customer's price list, then the product's base list price; validity dates are honoured.
-    Unknown products and products without any price are answered per item. Roles: website, admin,
-    operations, finance.
+    Unknown products and products without any price are answered per item.
+    Roles: website, storefront, admin, operations, finance.
     """
     ListCreditNotes: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.ListCreditNotesRequest, _pricing_service_pb2.ListCreditNotesResponse]
     """A customer's open credit notes (remaining above zero, not expired) and the remaining
-    balance per currency. Roles: website, admin, operations, finance.
+    balance per currency. Roles: website, storefront, admin, operations, finance.
     """
 
 @_typing.type_check_only
 class PricingServiceAsyncStub(PricingServiceStub):
     """Customer-specific prices and available credit, for storefront checkout.
-    Every RPC needs an API key; a website key may ask only about customers that belong to its
-    own client (others are NOT_FOUND, exactly like unknown customers).
+    Every RPC needs an API key; a website or storefront key may ask only about customers that
+    belong to its own client (others are NOT_FOUND, exactly like unknown customers).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -60,18 +60,18 @@ class PricingServiceAsyncStub(PricingServiceStub):
     """The unit price of each (product, quantity) for one customer, with the rule that produced
     it. Precedence: the customer's contract price, then the best applicable quantity break on
     the customer's price list, then the product's base list price; validity dates are honoured.
-    Unknown products and products without any price are answered per item. Roles: website, admin,
-    operations, finance.
+    Unknown products and products without any price are answered per item.
+    Roles: website, storefront, admin, operations, finance.
     """
     ListCreditNotes: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.ListCreditNotesRequest, _pricing_service_pb2.ListCreditNotesResponse]  # type: ignore[assignment]
     """A customer's open credit notes (remaining above zero, not expired) and the remaining
-    balance per currency. Roles: website, admin, operations, finance.
+    balance per currency. Roles: website, storefront, admin, operations, finance.
     """
 
 class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Customer-specific prices and available credit, for storefront checkout.
-    Every RPC needs an API key; a website key may ask only about customers that belong to its
-    own client (others are NOT_FOUND, exactly like unknown customers).
+    Every RPC needs an API key; a website or storefront key may ask only about customers that
+    belong to its own client (others are NOT_FOUND, exactly like unknown customers).
     """
 
     @_abc_1.abstractmethod
@@ -83,8 +83,8 @@ class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
         """The unit price of each (product, quantity) for one customer, with the rule that produced
         it. Precedence: the customer's contract price, then the best applicable quantity break on
         the customer's price list, then the product's base list price; validity dates are honoured.
-        Unknown products and products without any price are answered per item. Roles: website, admin,
-        operations, finance.
+        Unknown products and products without any price are answered per item.
+        Roles: website, storefront, admin, operations, finance.
         """
 
     @_abc_1.abstractmethod
@@ -94,7 +94,7 @@ class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_pricing_service_pb2.ListCreditNotesResponse, _abc.Awaitable[_pricing_service_pb2.ListCreditNotesResponse]]:
         """A customer's open credit notes (remaining above zero, not expired) and the remaining
-        balance per currency. Roles: website, admin, operations, finance.
+        balance per currency. Roles: website, storefront, admin, operations, finance.
         """
 
 def add_PricingServiceServicer_to_server(servicer: PricingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
