@@ -78,6 +78,7 @@ bench: install
 	$(BIN)/python -m bench.stages
 	$(BIN)/python -m bench.hostile
 	$(BIN)/python -m bench.observability
+	$(BIN)/python -m bench.over_http
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .mypy_cache .ruff_cache .ordergate

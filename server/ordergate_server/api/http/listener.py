@@ -57,6 +57,9 @@ class HttpListener:
             log_config=None,
             access_log=False,  # calls are logged by the call handling, as gRPC's are
             server_header=False,
+            # Longer than the idle timeout of the balancers in front (AWS ALB and GCP: 60 s),
+            # so that it is they who close an idle connection, never us under their feet.
+            timeout_keep_alive=75,
             timeout_graceful_shutdown=max(1, int(grace_seconds)),
         )
         self._server = _Server(config)
