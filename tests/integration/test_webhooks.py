@@ -383,7 +383,17 @@ def test_endpoints_are_the_clients_own_and_internal_targets_are_refused(
         grpc.StatusCode.INVALID_ARGUMENT,
         "WEBHOOK_TARGET_FORBIDDEN",
     )
-    for url in ("http://169.254.169.254/latest/meta-data", "http://[::1]/x", "http://10.0.0.8/"):
+    for url in (
+        "http://169.254.169.254/latest/meta-data",  # the cloud metadata service
+        "http://[::1]/x",
+        "http://10.0.0.8/",
+        "http://0.0.0.0/",
+        "http://2130706433/",  # 127.0.0.1 written as a number
+        "http://localhost:8080/",
+        "http://[::ffff:127.0.0.1]/",  # IPv4-mapped
+        "http://[64:ff9b::7f00:1]/",  # 127.0.0.1 through NAT64
+        "http://[2002:7f00:1::]/",  # 127.0.0.1 through 6to4
+    ):
         with pytest.raises(grpc.RpcError) as refused:
             _create(api, keys.shop, url)
         assert rich_error(refused.value).reason == "WEBHOOK_TARGET_FORBIDDEN", url
@@ -512,3 +522,28 @@ def test_a_buyers_order_change_is_an_order_changed_event(
         "SItemNo011",
         "SItemNo001",
     ]
+
+
+def test_one_clients_slow_receiver_leaves_the_others_their_slots(db: Database, keys: Keys) -> None:
+    """A client's receiver that takes its time (or a tarpit) holds at most a quarter of the
+    sender's slots: another client's event goes out at once, not after the slow ones."""
+    slow = WebhookReceiver([("slow", 4.0)] * 20)
+    quick = WebhookReceiver()
+    server = ServerThread(db, **{**FAST, "webhook_concurrency": 4, "webhook_timeout_seconds": 5})
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            api = Api(channel, keys.shop)
+            _create(api, keys.shop, slow.url, ("order.accepted",))
+            _create(api, keys.other_shop, quick.url, ("order.held",))  # C-1001 is not shop-b's
+            for n in range(8):
+                api.submit(order_xml(f"SLOW-{n}"))
+            wait_until(lambda: slow.events(), "the slow receiver's first delivery")
+            started = time.monotonic()
+            api.submit(order_xml("QUICK-1"), key=keys.other_shop)
+            wait_until(lambda: quick.events(), "the other client's delivery")
+            assert time.monotonic() - started < 3  # not behind the 4 s answers
+            assert len(slow.events()) == 1  # shop-a's quarter of the slots: one at a time
+    finally:
+        server.stop()
+        slow.close()
+        quick.close()

@@ -155,8 +155,9 @@ class WebhookSettings:
 
 
 class WebhookDispatcher:
-    """Every poll: one fan-out pass, then as many due deliveries as there are free slots, each
-    sent on a task of its own so that a slow receiver holds up only its own slot. A delivery
+    """Every poll: one fan-out pass, then as many due deliveries as there are free slots (at
+    most a quarter of them for one client), each sent on a task of its own so that a slow
+    receiver holds up only its own slot. A delivery
     taken is leased for longer than its attempt may take; if this process dies meanwhile, the
     lease runs out and another process (or this one, restarted) takes it again."""
 
@@ -179,6 +180,7 @@ class WebhookDispatcher:
         self._lease = timedelta(seconds=settings.timeout + 10)
         self._rng = random.Random()
         self._sending: set[asyncio.Task[None]] = set()
+        self._per_client: dict[int, int] = {}  # deliveries being sent, by client
 
     async def run_forever(self) -> None:
         try:
@@ -205,12 +207,28 @@ class WebhookDispatcher:
         free = settings.concurrency - len(self._sending)
         if free <= 0:
             return
-        for due in await self._run(deliveries.claim_due, self._db, self._lease, free):
+        for due in await self._run(deliveries.claim_due, self._db, self._lease, self._room, free):
+            client = due.endpoint.client_id
+            self._per_client[client] = self._per_client.get(client, 0) + 1
             task = asyncio.create_task(self._deliver(due))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
+    def _room(self, client_id: int) -> int:
+        """Slots a client may take more: a quarter of them in all, so that one client's slow
+        or failing receivers (each holding a slot up to the timeout) leave the rest to others."""
+        return max(1, self._settings.concurrency // 4) - self._per_client.get(client_id, 0)
+
     async def _deliver(self, due: webhook_store.Due) -> None:
+        try:
+            await self._attempt(due)
+        finally:
+            client = due.endpoint.client_id
+            self._per_client[client] -= 1
+            if not self._per_client[client]:
+                del self._per_client[client]
+
+    async def _attempt(self, due: webhook_store.Due) -> None:
         sent = await self._sender.send(due)
         try:
             outcome = await self._run(

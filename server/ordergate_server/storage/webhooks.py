@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -222,15 +222,21 @@ def any_due(conn: Connection, now: datetime) -> bool:
 
 
 def claim_due(
-    conn: Connection, now: datetime, lease_until: datetime, limit: int, *, skip_locked: bool
+    conn: Connection,
+    now: datetime,
+    lease_until: datetime,
+    room: Callable[[int], int],
+    limit: int,
+    *,
+    skip_locked: bool,
 ) -> list[Due]:
-    """Take up to `limit` deliveries due now (pending, not leased, to an enabled endpoint):
-    leased to the caller until `lease_until`. On PostgreSQL the rows are locked with SKIP
-    LOCKED, so workers and replicas taking at once each take others; on SQLite the write
-    transaction is the lock."""
+    """Take up to `limit` deliveries due now (pending, not leased, to an enabled endpoint), at
+    most `room(client_id)` of each client's, oldest due first: leased to the caller until
+    `lease_until`. On PostgreSQL the rows are locked with SKIP LOCKED, so workers and replicas
+    taking at once each take others; on SQLite the write transaction is the lock."""
     d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
     query = (
-        select(d.id)
+        select(d.id, e.client_id)
         .join(t.webhook_endpoints, e.id == d.endpoint_id)
         .where(
             d.state == PENDING,
@@ -239,11 +245,16 @@ def claim_due(
             e.enabled.is_(True),
         )
         .order_by(d.next_attempt_at)
-        .limit(limit)
+        .limit(limit * 4)  # room to pass over a client that has no room left
     )
     if skip_locked:
         query = query.with_for_update(of=t.webhook_deliveries, skip_locked=True)
-    ids = [row.id for row in conn.execute(query)]
+    taken: dict[int, int] = {}
+    ids: list[str] = []
+    for row in conn.execute(query):
+        if len(ids) < limit and taken.get(row.client_id, 0) < room(row.client_id):
+            taken[row.client_id] = taken.get(row.client_id, 0) + 1
+            ids.append(row.id)
     if not ids:
         return []
     conn.execute(update(t.webhook_deliveries).where(d.id.in_(ids)).values(lease_until=lease_until))

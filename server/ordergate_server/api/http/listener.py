@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.types import ASGIApp
 
+MAX_CONNECTIONS = 4096
+
 
 class _Server(uvicorn.Server):
     # The process handles SIGTERM itself (serve_until_signalled): uvicorn's own handlers would
@@ -60,6 +62,10 @@ class HttpListener:
             # Longer than the idle timeout of the balancers in front (AWS ALB and GCP: 60 s),
             # so that it is they who close an idle connection, never us under their feet.
             timeout_keep_alive=75,
+            # Connections (idle keep-alive ones too) and calls at once per process; past it,
+            # 503. Calls themselves are capped by ORDERGATE_MAX_CONCURRENT_RPCS as on gRPC;
+            # this bounds what many open connections can hold (memory, descriptors).
+            limit_concurrency=MAX_CONNECTIONS,
             timeout_graceful_shutdown=max(1, int(grace_seconds)),
         )
         self._server = _Server(config)

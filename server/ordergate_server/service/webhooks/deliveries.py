@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,13 +49,19 @@ class Sent:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def claim_due(db: Database, lease: timedelta, limit: int) -> list[store.Due]:
+def claim_due(
+    db: Database, lease: timedelta, room: Callable[[int], int], limit: int
+) -> list[store.Due]:
+    """Up to `limit` deliveries due now, at most `room(client_id)` of a client's (so that a
+    client whose receivers are slow or failing cannot take every slot from the others)."""
     now = datetime.now(UTC)
     with db.reader() as conn:
         if not store.any_due(conn, now):
             return []
     with db.transaction() as tx:
-        return store.claim_due(tx, now, now + lease, limit, skip_locked=db.dialect == "postgresql")
+        return store.claim_due(
+            tx, now, now + lease, room, limit, skip_locked=db.dialect == "postgresql"
+        )
 
 
 def settle(

@@ -51,11 +51,23 @@ def check_target(url: str, allowed: Networks, *, resolve: bool) -> list[str]:
     return addresses
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def allowed_address(address: str, allowed: Networks) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
     if any(ip in network for network in allowed):
         return True
-    return ip.is_global and not ip.is_multicast
+    if not ip.is_global or ip.is_multicast:
+        return False
+    # An IPv6 address that carries an IPv4 one (6to4, Teredo, NAT64) is judged by that too:
+    # [64:ff9b::7f00:1] is 127.0.0.1 to a NAT64 gateway.
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = [ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return all(allowed_address(str(inner), allowed) for inner in embedded if inner)
+    return True
 
 
 def _refused(reason: str, message: str) -> ServiceError:
