@@ -261,7 +261,8 @@ class Received:
 class WebhookReceiver:
     """A real HTTP receiver on 127.0.0.1 for webhook deliveries. `answers` says what the next
     requests get, one entry each, then 204 for the rest: a status code, or ("slow", seconds)
-    to answer 204 that late. Every request is recorded, answered or not."""
+    to answer 204 that late. Every complete request is recorded, answered or not
+    (one cut off by a sender that died mid-request is not a request)."""
 
     def __init__(self, answers: Iterable[int | tuple[str, float]] = ()) -> None:
         self.received: list[Received] = []
@@ -271,7 +272,10 @@ class WebhookReceiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-request (killed): no request
+                    return
                 with receiver._lock:
                     receiver.received.append(
                         Received({k.lower(): v for k, v in self.headers.items()}, body)
