@@ -1,4 +1,5 @@
-"""`ordergate serve | migrate | keys create|list|revoke|rotate | load | import-dir`."""
+"""`ordergate serve | migrate | keys create|list|revoke|rotate |
+users create|list|disable|enable|reset | load | import-dir`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .demo import DEMO_CATALOG, DEMO_CLIENT, DEMO_STAFF_CLIENT
 from .domain.access import Role
 from .filedrop import DropSettings, FilePoller
 from .observability import configure_logging, configure_tracing, first_line
-from .service import api_keys
+from .service import api_keys, staff
 from .service.auth import create_api_key
 from .service.catalog_load import KINDS, CatalogFileError, load_catalog, read_catalog_file
 from .service.errors import ServiceError
@@ -94,6 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     rotate.add_argument(
         "--overlap-hours", type=float, default=24.0, help="how long both keys work (default 24)"
     )
+
+    users = commands.add_parser("users", help="manage the console's staff accounts")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    user_create = user_commands.add_parser(
+        "create", help="create a person's account (password from stdin, or generated and printed)"
+    )
+    user_create.add_argument("username")
+    user_create.add_argument("--role", required=True, choices=[r.value for r in staff.STAFF_ROLES])
+    user_create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    user_commands.add_parser("list", help="list accounts")
+    user_disable = user_commands.add_parser("disable", help="disable an account; signs it out")
+    user_disable.add_argument("username")
+    user_disable.add_argument("--reason", default="", help="recorded in the audit log")
+    user_enable = user_commands.add_parser("enable", help="enable a disabled or locked account")
+    user_enable.add_argument("username")
+    user_reset = user_commands.add_parser(
+        "reset", help="a new password (from stdin, or generated and printed); signs it out"
+    )
+    user_reset.add_argument("username")
+    user_reset.add_argument("--password-stdin", action="store_true")
 
     load = commands.add_parser("load", help="load locations, products, stock, customers")
     load.add_argument("file", type=Path, help="a .json file, or a .csv file of one kind")
@@ -175,6 +198,13 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
         except (ValueError, ServiceError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.command == "users":
+        db.migrate()
+        try:
+            return _users(args, db)
+        except ServiceError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
     if args.command == "load":
         db.migrate()
         try:
@@ -209,12 +239,14 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
         settings = settings.with_changes(webhook_allowed_networks="127.0.0.0/8,::1/128")
     db.migrate()
     demo_keys: list[str] = []
+    demo_people: list[tuple[str, str, str]] = []
     if demo:
         demo_keys = [
             create_api_key(db, DEMO_CLIENT, Role.WEBSITE, "demo"),  # the customers' client
             create_api_key(db, DEMO_STAFF_CLIENT, Role.MANAGER, "demo"),  # staff: the queue
         ]
         load_catalog(db, read_catalog_file(DEMO_CATALOG))
+        demo_people = demo_staff(db)
 
     def announce(port: int, http_port: int) -> None:
         host = settings.listen.rsplit(":", 1)[0]
@@ -229,6 +261,10 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
                 f"HTTP (Connect, gRPC-Web, POST /v1/orders) on http://{http_host}:{http_port}",
                 flush=True,
             )
+            if settings.console_enabled:
+                print(f"Console on http://{http_host}:{http_port}/console/", flush=True)
+                for username, role, password in demo_people:
+                    print(f"  demo staff: {username} ({role}), password {password}", flush=True)
         if demo_keys:
             website, staff = demo_keys
             print(
@@ -290,6 +326,58 @@ def _keys(args: argparse.Namespace, db: Database) -> int:
             f"the old key {args.key_id} keeps working for {args.overlap_hours:g} h",
             file=sys.stderr,
         )
+    return 0
+
+
+# The demo's people, one per role that works in the console: (username, role).
+DEMO_STAFF = (("ana", Role.MANAGER), ("omar", Role.OPERATIONS), ("wes", Role.WAREHOUSE))
+
+
+def demo_staff(db: Database) -> list[tuple[str, str, str]]:
+    """The demo's staff accounts, each with a new password: (username, role, password)."""
+    made = []
+    for username, role in DEMO_STAFF:
+        password = staff.new_password()
+        if any(user.username == username for user in staff.list_users(db)):
+            staff.reset_password(db, username, password, actor="ordergate serve --demo")
+        else:
+            staff.create_user(db, username, role, password, actor="ordergate serve --demo")
+        made.append((username, role.value, password))
+    return made
+
+
+def _users(args: argparse.Namespace, db: Database) -> int:
+    actor = f"{getpass.getuser()} (ordergate users)"
+    command = args.users_command
+    if command in ("create", "reset"):
+        generated = not args.password_stdin
+        password = staff.new_password() if generated else sys.stdin.readline().rstrip("\r\n")
+        if command == "create":
+            staff.create_user(db, args.username, Role(args.role), password, actor=actor)
+            print(f"user {args.username} created ({args.role})", file=sys.stderr)
+        else:
+            staff.reset_password(db, args.username, password, actor=actor)
+            print(f"password of {args.username} reset; signed out everywhere", file=sys.stderr)
+        if generated:
+            print(password)  # the only time it is shown
+    elif command == "list":
+        now = datetime.now(UTC)
+        print("username\trole\tstatus\tcreated")
+        for user in staff.list_users(db):
+            status = (
+                "disabled"
+                if user.disabled_at
+                else "locked"
+                if user.locked_until and user.locked_until > now
+                else "active"
+            )
+            print(f"{user.username}\t{user.role.value}\t{status}\t{user.created_at:%Y-%m-%d}")
+    elif command == "disable":
+        staff.disable_user(db, args.username, actor=actor, reason=args.reason)
+        print(f"user {args.username} disabled and signed out")
+    else:
+        staff.enable_user(db, args.username, actor=actor)
+        print(f"user {args.username} enabled")
     return 0
 
 

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # Origins whose browser pages may call the HTTP listener (CORS), comma-separated, such as
     # https://shop.example.com; empty: none (same-origin and non-browser clients need none).
     http_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # The operations console (docs/console.md) on the HTTP listener, under /console/: off with
+    # false. A session ends after this many idle minutes, and after console_session_hours in all.
+    console_enabled: bool = True
+    console_idle_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30.0
+    console_session_hours: Annotated[float, Field(gt=0, le=24 * 7)] = 12.0
     # Webhooks (docs/webhooks.md). The waits between a failed delivery's attempts, comma-separated
     # (s, m, h, d), each jittered by ±20%; past the last the delivery is FAILED. The default is
     # the Standard Webhooks schedule carried on to about three days.

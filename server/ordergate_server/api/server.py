@@ -288,6 +288,18 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
         from .http.listener import HttpListener, listening_socket
         from .http.orders_post import OrdersPost
 
+        console = None
+        if settings.console_enabled:
+            from .console.acting import Caller
+            from .console.app import Console
+
+            console = Console(
+                db,
+                run,
+                Caller(servicers, outcomes, key_limits),
+                idle=timedelta(minutes=settings.console_idle_minutes),
+                longest=timedelta(hours=settings.console_session_hours),
+            ).app()
         app = build_app(
             {name: (servicers[name], SERVICES[name][0]) for name in servicers},
             [OutcomeStart(outcomes), Gate(authenticator, key_limits, in_flight), Messages()],
@@ -301,6 +313,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             ),
             read_max_bytes=max_message,
             cors_origins=settings.http_cors_origins,
+            console=console,
         )
         sock = listening_socket(settings.http_listen, shared=settings.workers > 1)
         http = HttpListener(app, sock, settings.shutdown_grace_seconds)

@@ -36,6 +36,9 @@ class Principal:
     client_name: str
     role: Role
     key_id: str = ""  # the API key in use ("" for work not done through a key)
+    # A person signed in to the console (service/staff.py): their username, which is also
+    # `client_name`, the name services record as the actor. "" for an API key's caller.
+    person: str = ""
 
     @property
     def sees_only_own_client(self) -> bool:

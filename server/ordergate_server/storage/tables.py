@@ -84,6 +84,35 @@ api_keys = Table(
     Column("role", String(20), nullable=True),
 )
 
+# Staff: the people who sign in to the console. A person acts with a role of the API's own
+# table (api/permissions.py), and the audit log names them.
+staff_users = Table(
+    "staff_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    # argon2id (argon2-cffi's PasswordHasher), parameters included.
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime, nullable=True),
+    # Sign-in throttling: failures in a row, and no sign-in before this time after too many.
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UtcDateTime, nullable=True),
+)
+
+# Console sessions. The cookie carries a random token; only its SHA-256 is stored, so a copy of
+# the database signs nobody in. `csrf_token` is the session's synchronizer token for forms.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("user_id", ForeignKey("staff_users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+)
+
 locations = Table(
     "locations",
     metadata,

@@ -14,7 +14,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
+from starlette.responses import RedirectResponse
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .codecs import CODECS
@@ -116,8 +117,10 @@ def build_app(
     *,
     read_max_bytes: int,
     cors_origins: Sequence[str] = (),
+    console: ASGIApp | None = None,
 ) -> ASGIApp:
-    """`servicers`: service full name -> (its gRPC servicer, its service descriptor)."""
+    """`servicers`: service full name -> (its gRPC servicer, its service descriptor);
+    `console`: the operations console's application (api/console/), served under /console/."""
     by_prefix: dict[str, ASGIApp] = {}
     for name, (servicer, descriptor) in servicers.items():
         application = _APPLICATIONS[name](
@@ -127,7 +130,14 @@ def build_app(
             codecs=CODECS,
         )
         by_prefix[f"/{name}"] = application
-    rest = Starlette(routes=[Route("/v1/orders", orders_post.handle, methods=["POST"])])
+    routes: list[BaseRoute] = [Route("/v1/orders", orders_post.handle, methods=["POST"])]
+    if console is not None:
+
+        async def to_console(request: object) -> RedirectResponse:
+            return RedirectResponse("/console/", 308)
+
+        routes += [Route("/console", to_console), Mount("/console", console)]
+    rest = Starlette(routes=routes)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
