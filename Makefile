@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 SDK_VENV ?= $(VENV)-sdk-only
 
-.PHONY: demo test lint pytest sdk-alone install protos sdk-sync lock contract-release bench clean
+.PHONY: demo test lint pytest sdk-alone install protos sdk-sync lock contract-release bench clean screenshots
 
 # Every third-party package from the lock, pinned with its hashes; then this repository's two
 # packages from source, without dependencies (they are all in the lock). `make lock` renews it.
@@ -47,6 +47,11 @@ sdk-alone: install
 		../$(SDK_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir=. tests
 
 test: lint pytest sdk-alone
+
+# The console's screenshots in docs/console/, taken by its browser tests (commit the result).
+screenshots: install
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/pytest -q -p no:cacheprovider \
+		tests/integration/test_console.py -k sqlite
 
 # Regenerate client_sdk/src/ordergate/v1 from protos/ (commit the result).
 protos: install

@@ -257,12 +257,13 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
         )
         if http_port:
             http_host = settings.http_listen.rsplit(":", 1)[0]
+            scheme = "https" if settings.tls_cert_file else "http"
             print(
-                f"HTTP (Connect, gRPC-Web, POST /v1/orders) on http://{http_host}:{http_port}",
+                f"HTTP (Connect, gRPC-Web, POST /v1/orders) on {scheme}://{http_host}:{http_port}",
                 flush=True,
             )
             if settings.console_enabled:
-                print(f"Console on http://{http_host}:{http_port}/console/", flush=True)
+                print(f"Console on {scheme}://{http_host}:{http_port}/console/", flush=True)
                 for username, role, password in demo_people:
                     print(f"  demo staff: {username} ({role}), password {password}", flush=True)
         if demo_keys:

@@ -2,7 +2,7 @@
 download), against a real server on 127.0.0.1, on SQLite and PostgreSQL. What a warehouse team
 does in it, and what an attacker with a session or a page on another site cannot.
 
-With ORDERGATE_SCREENSHOTS=DIR the tests save the main pages there (docs/console/ holds the
+With CONSOLE_SCREENSHOTS=DIR the tests save the main pages there (docs/console/ holds the
 ones docs/console.md shows: `make screenshots`)."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover - the dev environment has it
     sync_playwright = None  # type: ignore[assignment]
 
 PASSWORD = "correct horse battery"
-SCREENSHOTS = os.environ.get("ORDERGATE_SCREENSHOTS", "")
+SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS", "")
 
 
 def _chromium() -> str:
@@ -354,6 +354,25 @@ def test_the_warehouse_picks_packs_and_dispatches_with_tracking(
     assert shipped.shipments[0].tracking_number == "00340434161094042557"
 
 
+def test_integration_health_shows_intake_holds_and_refusals(
+    page: Page, console: ServerThread, db: Database, api: Api, keys: Keys
+) -> None:
+    api.submit(order_xml("IN-1"))
+    held_for_special_handling(api, "IN-2")
+    with pytest.raises(grpc.RpcError):
+        api.submit(order_xml("IN-3"), key="og_nosuchkey_secret")
+    person(db, "ana", Role.MANAGER)
+    sign_in(page, console, "ana")
+    page.get_by_role("link", name="Integration health").click()
+    shop_a = page.get_by_role("row", name="shop-a")
+    expect(shop_a).to_contain_text("2")  # orders in the last day
+    expect(shop_a).to_contain_text("min ago")
+    expect(page.get_by_role("row", name="shop-b")).to_contain_text("not among the newest")
+    expect(page.get_by_role("link", name="SPECIAL_HANDLING_REQUIRED 1")).to_be_visible()
+    expect(page.get_by_role("row", name="unauthenticated API_KEY_INVALID")).to_contain_text("1")
+    shot(page, "integration-health")
+
+
 # --- roles, CSRF, headers ----------------------------------------------------------------------
 
 
@@ -497,9 +516,6 @@ def test_every_form_control_has_a_visible_label_at_desktop_and_phone_width(
         if width == 390:
             page.goto(f"{console.http}/console/held")
             shot(page, "held-orders-phone")
-    page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{console.http}/console/health")
-    shot(page, "integration-health")
 
 
 # --- accounts from the command line --------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""TLS and mutual TLS on the gRPC port, with certificates made for the test, through the SDK."""
+"""TLS and mutual TLS on the gRPC port, with certificates made for the test, through the SDK;
+HTTPS on the HTTP listener (the console, Connect) with the same certificate."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +115,50 @@ def test_mutual_tls_refuses_a_certificate_from_another_ca(
     )
     with pytest.raises(ordergate.errors.UnavailableError):
         _submits(client, "MTLS-3")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_the_http_listener_serves_https_with_the_same_certificate(
+    db: Database, tmp_path: Path, authority: Authority, keys: Keys
+) -> None:
+    cert, key = authority.issue("ordergate-server", server=True).write(tmp_path, "server")
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(authority.pem)
+    server = ServerThread(
+        db, tls_cert_file=str(cert), tls_key_file=str(key), http_listen="127.0.0.1:0"
+    )
+    try:
+        port = server.running.http_port
+        trusted = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                str(ca),
+                f"https://127.0.0.1:{port}/console/sign-in",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert trusted.stdout == "200", trusted.stderr
+        plaintext = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", f"http://127.0.0.1:{port}/console/sign-in"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert plaintext.returncode != 0  # no page over plaintext
+        untrusted = subprocess.run(
+            ["curl", "-sS", "-o", "/dev/null", f"https://127.0.0.1:{port}/console/sign-in"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert untrusted.returncode == 60  # curl: the peer's certificate is not trusted
+    finally:
+        server.stop()

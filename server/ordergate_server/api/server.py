@@ -70,7 +70,7 @@ from .metrics import Metrics
 from .order_servicer import OrderServicer
 from .outcomes import OutcomeInterceptor
 from .pricing_servicer import PricingServicer
-from .runner import inline, thread_pool
+from .runner import Runner, inline, thread_pool
 from .webhook_servicer import WebhookServicer
 
 if TYPE_CHECKING:
@@ -155,6 +155,8 @@ class RunningServer:
 # holds its headers, a few KB: 10,000 are tens of MB, and a burst that size is far past what one
 # process serves at once (ORDERGATE_MAX_CONCURRENT_RPCS, 256 by default).
 MAX_PENDING_CALLS = 10_000
+# Threads per process for the operations console's database work (api/console/).
+CONSOLE_THREADS = 2
 
 
 async def start_server(settings: Settings, db: Database) -> RunningServer:
@@ -202,30 +204,35 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     read = thread_pool(settings.db_read_threads) if settings.db_read_threads > 0 else inline
     submit_queue = SubmitQueue(db, max_batch=settings.submit_batch_max)
     rechecker = Rechecker(db, run, settings.recheck_seconds)
-    order_servicer = OrderServicer(
-        db,
-        limits,
-        run,
-        metrics,
-        submit_queue=submit_queue,
-        stream_window=settings.stream_window,
-        seller_name=settings.seller_name,
-        stock_rose=rechecker.kick,
-    )
-    servicers: dict[str, object] = {
-        "ordergate.v1.OrderService": order_servicer,
-        "ordergate.v1.InventoryService": InventoryServicer(
-            db, run, read, stock_rose=rechecker.kick
-        ),
-        "ordergate.v1.CatalogService": CatalogServicer(db, run),
-        "ordergate.v1.PricingService": PricingServicer(db, read),
-        "ordergate.v1.FulfillmentService": FulfillmentServicer(db, run),
-        "ordergate.v1.ExceptionQueueService": ExceptionQueueServicer(db, run),
-        "ordergate.v1.AuditService": AuditServicer(db, run),
-        "ordergate.v1.WebhookService": WebhookServicer(
-            db, run, parse_networks(settings.webhook_allowed_networks)
-        ),
-    }
+
+    def make_servicers(run: Runner, read: Runner) -> dict[str, object]:
+        return {
+            "ordergate.v1.OrderService": OrderServicer(
+                db,
+                limits,
+                run,
+                metrics,
+                submit_queue=submit_queue,
+                stream_window=settings.stream_window,
+                seller_name=settings.seller_name,
+                stock_rose=rechecker.kick,
+            ),
+            "ordergate.v1.InventoryService": InventoryServicer(
+                db, run, read, stock_rose=rechecker.kick
+            ),
+            "ordergate.v1.CatalogService": CatalogServicer(db, run),
+            "ordergate.v1.PricingService": PricingServicer(db, read),
+            "ordergate.v1.FulfillmentService": FulfillmentServicer(db, run),
+            "ordergate.v1.ExceptionQueueService": ExceptionQueueServicer(db, run),
+            "ordergate.v1.AuditService": AuditServicer(db, run),
+            "ordergate.v1.WebhookService": WebhookServicer(
+                db, run, parse_networks(settings.webhook_allowed_networks)
+            ),
+        }
+
+    servicers = make_servicers(run, read)
+    order_servicer = servicers["ordergate.v1.OrderService"]
+    assert isinstance(order_servicer, OrderServicer)
     for name, servicer in servicers.items():
         SERVICES[name][1](servicer, server)
 
@@ -285,7 +292,7 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
     if settings.http_listen:
         from .http.app import build_app  # the HTTP stack only where it is wanted
         from .http.connect_calls import Gate, Messages, OutcomeStart
-        from .http.listener import HttpListener, listening_socket
+        from .http.listener import HttpListener, HttpTls, listening_socket
         from .http.orders_post import OrdersPost
 
         console = None
@@ -293,12 +300,16 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             from .console.acting import Caller
             from .console.app import Console
 
+            # The console's database work on threads of its own, never inline on the event
+            # loop: a page waiting for the database must not stall the loop's gRPC calls.
+            console_run = thread_pool(CONSOLE_THREADS)
             console = Console(
                 db,
-                run,
-                Caller(servicers, outcomes, key_limits),
+                console_run,
+                Caller(make_servicers(console_run, console_run), outcomes, key_limits),
                 idle=timedelta(minutes=settings.console_idle_minutes),
                 longest=timedelta(hours=settings.console_session_hours),
+                metrics=metrics,
             ).app()
         app = build_app(
             {name: (servicers[name], SERVICES[name][0]) for name in servicers},
@@ -316,7 +327,12 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
             console=console,
         )
         sock = listening_socket(settings.http_listen, shared=settings.workers > 1)
-        http = HttpListener(app, sock, settings.shutdown_grace_seconds)
+        tls = (
+            HttpTls(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+            if settings.tls_cert_file
+            else None
+        )
+        http = HttpListener(app, sock, settings.shutdown_grace_seconds, tls)
         await http.start()
     return RunningServer(
         server, port, health_servicer, metrics, metrics_port, background, submit_queue, http

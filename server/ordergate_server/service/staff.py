@@ -34,6 +34,7 @@ MIN_PASSWORD = 12
 MAX_PASSWORD = 200
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
+LONGEST_SESSION_DAYS = 7  # ORDERGATE_CONSOLE_SESSION_HOURS is at most a week
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 # Verified against when the username is unknown, so that an unknown name takes as long to
@@ -165,6 +166,8 @@ def sign_in(db: Database, username: str, password: str, peer: str) -> tuple[str,
     with db.transaction() as tx:
         staff.update_user(tx, user.id, failed_logins=0, locked_until=None)
         staff.insert_session(tx, _sha256(token), user.id, csrf, now)
+        # Sessions nobody came back to: gone after the longest a session may last (a week).
+        staff.delete_sessions_seen_before(tx, now - timedelta(days=LONGEST_SESSION_DAYS))
         _audit(tx, username, "user.sign_in", username, now, reason=f"from {peer}")
         if _hasher.check_needs_rehash(user.password_hash):
             staff.update_user(tx, user.id, password_hash=_hasher.hash(password))

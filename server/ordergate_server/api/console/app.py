@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import secrets
 import time
 import uuid
@@ -51,9 +52,10 @@ from ordergate.v1 import (
     order_service_pb2 as order_pb,
 )
 
-from ...service import integration_health, staff
+from ...service import integration_health, monitoring, staff
 from ...service.errors import ErrorKind, ServiceError
 from ...storage import Database
+from ..metrics import Metrics
 from ..runner import Runner
 from . import order_entry
 from .acting import Caller, allowed
@@ -120,7 +122,9 @@ class Console:
         *,
         idle: timedelta,
         longest: timedelta,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._db = db
         self._run = run
         self._call = caller
@@ -132,6 +136,7 @@ class Console:
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # templates are part of the release: no stat() on every page
         )
         self._templates.globals.update(state_name=_state_name, when=_when, age=_age)
 
@@ -360,7 +365,8 @@ class Console:
             orders, next_page = list(answer.orders), answer.next_page_token
         except ServiceError as refused:
             error = refused
-        health = await self._run(integration_health.integration_health, self._db)
+        counts = await self._run(monitoring.held_reason_counts, self._db)
+        clients = await self._run(integration_health.website_clients, self._db)
         return self._render(
             request,
             session,
@@ -370,8 +376,8 @@ class Console:
             orders=orders,
             next_page=next_page,
             filters=filters,
-            counts=sorted(health.held_by_reason.items(), key=lambda kv: (-kv[1], kv[0])),
-            clients=[c.client for c in health.clients],
+            counts=sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
+            clients=clients,
             error=error,
             message=request.query_params.get("done", ""),
             can_release=allowed(session, "ExceptionQueueService/ReleaseOrder"),
@@ -711,7 +717,7 @@ class Console:
         error: ServiceError | None = None,
         request_id: str = "",
     ) -> Response:
-        health = await self._run(integration_health.integration_health, self._db)
+        clients = await self._run(integration_health.website_clients, self._db)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
         return self._render(
             request,
@@ -719,7 +725,7 @@ class Console:
             "new_order.html",
             status=_status(error),
             title="New manual order",
-            clients=[c.client for c in health.clients],
+            clients=clients,
             entered=entered
             or order_entry.ManualOrder(f"MAN-{stamp}-{secrets.token_hex(2).upper()}", ""),
             client=request.query_params.get("client", ""),
@@ -883,6 +889,24 @@ class Console:
 
     async def _health(self, request: Request, session: staff.Session) -> Response:
         health = await self._run(integration_health.integration_health, self._db)
+        rejected: list[tuple[str, str, int]] = []
+        set_aside = 0
+        if self._metrics is not None:  # this worker's counters: the metrics are per process
+            rejected = sorted(
+                (
+                    (sample.labels["client"], sample.labels["reason"], int(sample.value))
+                    for metric in self._metrics.rejected.collect()
+                    for sample in metric.samples
+                    if sample.name.endswith("_total")
+                ),
+                key=lambda row: (-row[2], row[0], row[1]),
+            )[:50]
+            set_aside = sum(
+                int(sample.value)
+                for metric in self._metrics.file_drop_files.collect()
+                for sample in metric.samples
+                if sample.name.endswith("_total") and sample.labels["outcome"] == "problem"
+            )
         return self._render(
             request,
             session,
@@ -890,6 +914,10 @@ class Console:
             title="Integration health",
             health=health,
             now=datetime.now(UTC),
+            recent=f"{integration_health.RECENT_ORDERS:,}",
+            rejected=rejected,
+            set_aside=set_aside,
+            pid=os.getpid(),
         )
 
     # --- rendering -------------------------------------------------------------------------------

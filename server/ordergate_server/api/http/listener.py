@@ -9,6 +9,8 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
+from ssl import CERT_REQUIRED
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -51,8 +53,29 @@ def listening_socket(listen: str, *, shared: bool) -> socket.socket:
 logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
+@dataclass(frozen=True)
+class HttpTls:
+    """The gRPC port's certificate settings, for HTTPS on this listener too: the same
+    certificate and key, and with a client CA, the same demand for a client certificate."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str = ""
+
+
 class HttpListener:
-    def __init__(self, app: ASGIApp, sock: socket.socket, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        grace_seconds: float,
+        tls: HttpTls | None = None,
+    ) -> None:
+        tls_options: dict[str, object] = {}
+        if tls is not None:
+            tls_options = {"ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file}
+            if tls.client_ca_file:
+                tls_options |= {"ssl_ca_certs": tls.client_ca_file, "ssl_cert_reqs": CERT_REQUIRED}
         config = uvicorn.Config(
             app,
             lifespan="off",
@@ -67,7 +90,9 @@ class HttpListener:
             # this bounds what many open connections can hold (memory, descriptors).
             limit_concurrency=MAX_CONNECTIONS,
             timeout_graceful_shutdown=max(1, int(grace_seconds)),
+            **tls_options,  # type: ignore[arg-type]
         )
+        config.load()  # the TLS context now: a certificate that cannot be read ends the start
         self._server = _Server(config)
         self._sock = sock
         self._task: asyncio.Task[None] | None = None
