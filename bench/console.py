@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import time
 import uuid
 
@@ -29,15 +28,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
 
 from . import submit_orders
-from .harness import Target, analyze, connections, ordergate, run_load, seeded_database, server
+from .harness import (
+    Target,
+    analyze,
+    connections,
+    free_port,
+    ordergate,
+    run_load,
+    seeded_database,
+    server,
+)
 
 PERSON = "bench-ana"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _held_order(n: int) -> bytes:
@@ -144,7 +146,7 @@ async def measure(
 
 
 def bench(kind: str, args: argparse.Namespace) -> tuple[float, list[tuple[float, float, int]]]:
-    port = _free_port()
+    port = free_port()
     catalog = submit_orders.catalog()
     with seeded_database(kind, catalog, {"bench-shop": "website"}) as (url, keys):
         password = ordergate(url, "users", "create", PERSON, "--role", "manager").strip()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -91,6 +92,13 @@ def ordergate(database_url: str, *args: str) -> str:
         [str(BIN / "ordergate"), *args], env=env, capture_output=True, text=True, check=True
     )
     return done.stdout
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (for a server's HTTP listener)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Target(str):

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import uuid
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -44,6 +43,7 @@ from .harness import (
     connections,
     cpu_per_call,
     cpu_seconds,
+    free_port,
     machine_ticks,
     run_load,
     seeded_database,
@@ -105,12 +105,6 @@ class _HttpCallers:
             answer = await reader.readexactly(int(headers.get(b"content-length", b"0")))
         self._idle.append((reader, writer))
         return int(status_line.split()[1]), answer
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def measure(
@@ -196,7 +190,7 @@ async def measure(
 def bench(
     kind: str, seconds: float, concurrency: int, workers: int
 ) -> list[tuple[LoadResult, float, float]]:
-    port = _free_port()
+    port = free_port()
     with (
         seeded_database(kind, submit_orders.catalog(), {"bench-shop": "website"}) as (url, keys),
         server(url, workers=str(workers), http_listen=f"127.0.0.1:{port}") as target,

@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -450,6 +451,40 @@ def test_a_post_without_the_csrf_token_is_refused(
     )
     assert other_site.status == 403
     assert get_order(api, held.id, keys.shop).state == order_pb2.ORDER_STATE_ON_HOLD
+
+
+def test_hostile_form_values_get_an_answer_and_change_nothing(
+    page: Page, console: ServerThread, db: Database, api: Api, keys: Keys
+) -> None:
+    order = api.submit(order_xml("HOST-1")).order
+    person(db, "ana", Role.MANAGER)
+    sign_in(page, console, "ana")
+    page.goto(f"{console.http}/console/orders/{order.id}")
+    csrf = page.locator("input[name=csrf]").first.input_value()
+
+    def post(path: str, **form: str) -> int:
+        answer = page.request.post(f"{console.http}{path}", form={"csrf": csrf, **form})
+        return answer.status
+
+    base = f"/console/orders/{order.id}"
+    for lines in ({"line-1": "1.5"}, {"line-1": "1e400"}, {"line-x": "1"}, {"line-1": "9" * 30}):
+        assert post(f"{base}/cancel-lines", reason="hostile", **lines) == 400
+    assert post("/console/held/bulk", action="explode") == 400
+    page.goto(f"{console.http}/console/held?min_age_hours=nan")
+    assert page.locator("h1").inner_text() == "Held orders"
+    stock = {"code": "SKU-1001", "location": "WH-MAIN", "request_id": str(uuid.uuid4())}
+    assert post("/console/stock/adjust", delta="inf", reason_code="FOUND", note="x", **stock) == 400
+    assert post("/console/stock/count", counted="1e30", reason="x", **stock) == 400
+    person(db, "wes", Role.WAREHOUSE)
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, console, "wes")
+    page.goto(f"{console.http}{base}")
+    csrf = page.locator("input[name=csrf]").first.input_value()
+    assert post(f"{base}/advance", state="not a state") == 400
+    assert post(f"{base}/advance", state="99999999999") == 400
+    kept = get_order(api, order.id, keys.shop)
+    assert kept.state == order_pb2.ORDER_STATE_ACCEPTED
+    assert kept.lines[0].cancelled_quantity == 0
 
 
 def test_pages_carry_security_headers_and_no_script(

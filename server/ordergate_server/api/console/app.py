@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import os
 import secrets
 import time
@@ -580,16 +581,15 @@ class Console:
             lines = []
             for key, value in form.multi_items():
                 if key.startswith("line-") and str(value).strip() not in ("", "0"):
-                    quantity = _number(str(value))
                     lines.append(
                         order_pb2.LineQuantity(
-                            line_number=int(key.removeprefix("line-")),
-                            quantity=int(quantity) if quantity is not None else -1,
+                            line_number=_whole(key.removeprefix("line-"), -1, INT32),
+                            quantity=_whole(str(value), -1),
                         )
                     )
             request_ = order_pb.CancelOrderLinesRequest(id=order_id, lines=lines, reason=reason)
         elif action == "advance":
-            state = int(str(form.get("state", "0")) or 0)
+            state = _whole(str(form.get("state", "")), -1, INT32)  # an undefined state is refused
             request_ = fulfil_pb.TransitionOrderRequest(id=order_id, state=state)  # type: ignore[arg-type]
         elif action == "unpick":
             request_ = fulfil_pb.TransitionOrderRequest(
@@ -817,22 +817,20 @@ class Console:
         request_id = str(form.get("request_id", ""))
         request_: Any
         if action == "adjust":
-            delta = _number(str(form.get("delta", "")))
             request_ = stock_pb.AdjustStockRequest(
                 request_id=request_id,
                 code=code,
                 location_code=location,
-                delta=int(delta) if delta is not None else 0,
+                delta=_whole(str(form.get("delta", "")), 0),  # 0: refused as no change
                 reason_code=str(form.get("reason_code", "")),
                 note=str(form.get("note", "")).strip(),
             )
         else:
-            counted = _number(str(form.get("counted", "")))
             request_ = stock_pb.RecordStockCountRequest(
                 request_id=request_id,
                 code=code,
                 location_code=location,
-                counted=int(counted) if counted is not None else -1,
+                counted=_whole(str(form.get("counted", "")), -1),  # -1: refused as negative
                 reason=str(form.get("reason", "")).strip(),
             )
         try:
@@ -1021,10 +1019,25 @@ def _status(error: ServiceError | None) -> int:
 
 
 def _number(text: str) -> float | None:
+    """A finite number, or None (not "nan" or "inf")."""
     try:
-        return float(text.strip())
+        value = float(text.strip())
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
+
+
+INT32, INT64 = 2**31 - 1, 2**63 - 1
+
+
+def _whole(text: str, invalid: int, bound: int = INT64) -> int:
+    """A whole number within ±bound as typed, else `invalid`: a value the API refuses with its
+    own reason (a form field is not trusted to be what its input type says)."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return invalid
+    return value if -bound <= value <= bound else invalid
 
 
 def _text(document: bytes) -> str:
