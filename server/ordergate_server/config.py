@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     webhook_stock_debounce_seconds: NonNegative = 5.0
     # stock.low: sent when a product's available stock at a location falls to this or below.
     webhook_stock_low_at: Annotated[int, Field(ge=0)] = 5
+    # ReconcileStock: a count differing from ours by more than this percentage raises an
+    # INVENTORY_DIVERGENCE alert (a call may set its own threshold).
+    divergence_threshold_percent: Annotated[float, Field(gt=0, le=1000)] = 5.0
     # Deliveries each process sends at once.
     webhook_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     # host:port of the Prometheus metrics endpoint (/metrics); empty: no endpoint.

@@ -13,7 +13,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ordergate.v1 import inventory_service_pb2 as pb
 from ordergate.v1 import inventory_service_pb2_grpc
 
-from ..service import stock, stock_corrections, stock_watch
+from ..service import stock, stock_corrections, stock_reconciliation, stock_watch
+from ..service.errors import ErrorKind, FieldViolation, ServiceError
 from ..service.ordered_feed import InOrder
 from ..storage import Database, stock_log
 from .calls import current_principal
@@ -23,12 +24,15 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 def _level(level: stock.Level) -> pb.StockLevel:
-    location, on_hand, allocated, _ = level
+    location, on_hand, allocated, _, quarantine, on_order, next_expected = level
     return pb.StockLevel(
         location_code=location,
         on_hand=on_hand,
         allocated=allocated,
         available=stock.available(level),
+        quarantine=quarantine,
+        on_order=on_order,
+        next_expected_date=next_expected or "",
     )
 
 
@@ -44,8 +48,9 @@ def _add_products(
     for requested_code, sku, levels, bundle in items:
         message = add(requested_code=requested_code, sku=sku, found=bool(sku), bundle=bundle)
         add_level = message.locations.add
-        on_hand = allocated = available = 0
-        for location, level_on_hand, level_allocated, kits in levels:
+        on_hand = allocated = available = quarantine = on_order = 0
+        earliest = ""
+        for location, level_on_hand, level_allocated, kits, held, ordered, expected in levels:
             # stock.available(), written out: a call per level costs more than the sum
             level_available = level_on_hand - level_allocated if kits is None else kits
             add_level(
@@ -53,14 +58,24 @@ def _add_products(
                 on_hand=level_on_hand,
                 allocated=level_allocated,
                 available=level_available,
+                quarantine=held,
+                on_order=ordered,
+                next_expected_date=expected or "",
             )
             on_hand += level_on_hand
             allocated += level_allocated
             available += level_available
+            quarantine += held
+            on_order += ordered
+            if expected and (not earliest or expected < earliest):
+                earliest = expected
         total = message.total
         total.on_hand = on_hand
         total.allocated = allocated
         total.available = available
+        total.quarantine = quarantine
+        total.on_order = on_order
+        total.next_expected_date = earliest
 
 
 def _change(change: stock_log.StockChange, bundles: list[stock.ProductStock]) -> pb.StockChange:
@@ -71,7 +86,17 @@ def _change(change: stock_log.StockChange, bundles: list[stock.ProductStock]) ->
         change_time=stamp,
         sku=change.sku,
         kind=change.kind,
-        level=_level((change.location, change.on_hand_after, change.allocated_after, None)),
+        level=_level(
+            (
+                change.location,
+                change.on_hand_after,
+                change.allocated_after,
+                None,
+                change.quarantine_after,
+                0,
+                None,
+            )
+        ),
         order_id=change.order_id or "",
     )
     _add_products(message.bundles, bundles)
@@ -79,14 +104,39 @@ def _change(change: stock_log.StockChange, bundles: list[stock.ProductStock]) ->
 
 
 def _corrected(done: stock_corrections.Correction) -> pb.StockLevel:
-    return _level((done.location, done.on_hand, done.allocated, None))
+    return _level((done.location, done.on_hand, done.allocated, None, done.quarantine, 0, None))
+
+
+_BUCKETS = {
+    pb.STOCK_BUCKET_UNSPECIFIED: stock_corrections.SELLABLE,
+    pb.STOCK_BUCKET_SELLABLE: stock_corrections.SELLABLE,
+    pb.STOCK_BUCKET_QUARANTINE: stock_corrections.QUARANTINE,
+}
+
+
+def _bucket(value: pb.StockBucket.ValueType) -> str:
+    bucket = _BUCKETS.get(value)
+    if bucket is None:
+        raise ServiceError(
+            ErrorKind.INVALID_ARGUMENT,
+            "BUCKET_INVALID",
+            "bucket is SELLABLE or QUARANTINE.",
+            field_violations=[FieldViolation("bucket", "unknown value")],
+        )
+    return bucket
 
 
 class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
     def __init__(
-        self, db: Database, run: Runner, read: Runner, stock_rose: Callable[[], None] = lambda: None
+        self,
+        db: Database,
+        run: Runner,
+        read: Runner,
+        stock_rose: Callable[[], None] = lambda: None,
+        divergence_threshold: float = 5.0,
     ) -> None:
         self._db = db
+        self._divergence_threshold = divergence_threshold
         self._run = run  # transactions
         self._read = read  # read-only calls
         # Called after a correction that may have raised available stock: the re-check of
@@ -144,6 +194,7 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
             delta=request.delta,
             reason_code=request.reason_code,
             note=request.note,
+            bucket=_bucket(request.bucket),
         )
         self._stock_rose()
         return pb.AdjustStockResponse(
@@ -164,11 +215,53 @@ class InventoryServicer(inventory_service_pb2_grpc.InventoryServiceServicer):
             location=request.location_code,
             counted=request.counted,
             reason=request.reason,
+            bucket=_bucket(request.bucket),
         )
         self._stock_rose()
         return pb.RecordStockCountResponse(
             level=_corrected(done),
             variance=done.variance,
+            oversold_order_ids=done.oversold_order_ids,
+            replayed=done.replayed,
+        )
+
+    async def ReconcileStock(
+        self, request: pb.ReconcileStockRequest, context: Context
+    ) -> pb.ReconcileStockResponse:
+        done = await self._run(
+            stock_reconciliation.reconcile_stock,
+            self._db,
+            current_principal(),
+            request_id=request.request_id,
+            source=request.source,
+            entries=[
+                stock_reconciliation.Entry(e.code, e.location_code, e.quantity)
+                for e in request.entries
+            ],
+            threshold_percent=request.threshold_percent,
+            default_threshold=self._divergence_threshold,
+            dry_run=request.dry_run,
+        )
+        if not done.dry_run:
+            self._stock_rose()
+        return pb.ReconcileStockResponse(
+            reconciliation_id=done.id,
+            compared=done.compared,
+            differences=[
+                pb.StockDifference(
+                    sku=d.sku,
+                    location_code=d.location,
+                    ours=d.ours,
+                    theirs=d.theirs,
+                    difference=d.theirs - d.ours,
+                    percent=d.percent,
+                    diverged=d.diverged,
+                )
+                for d in done.differences
+            ],
+            diverged=done.diverged,
+            threshold_percent=done.threshold_percent,
+            dry_run=done.dry_run,
             oversold_order_ids=done.oversold_order_ids,
             replayed=done.replayed,
         )

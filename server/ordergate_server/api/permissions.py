@@ -1,12 +1,15 @@
 """Which roles may call which RPC. An RPC of ours that is missing here is refused to everyone.
 
-website     submits and reads its own orders, customers, prices; reads stock; its webhooks
+website     submits and reads its own orders, customers, prices; reads stock; its webhooks;
+            its own orders' returns (RMAs)
 storefront  a shop's front end (its key may sit in a browser or an app): stock and its watch,
             locations, its own customers' prices and credit notes; no orders at all
-admin       catalog sync and reading everything; any client's webhooks
+admin       catalog sync and reading everything; any client's webhooks; the ERP's goods in
+            (purchase orders, receipts, returns, stock reconciliation)
 manager     exception queue decisions (releases, holds), stock corrections, cancellations;
+            goods in (purchase orders, receipts, returns, reconciliation);
             what operations does; reads orders, stock, audit
-warehouse   fulfilment transitions and shipments
+warehouse   fulfilment transitions and shipments; receipts, receiving and triaging returns
 operations  the exception-queue desk: corrections, line cancels, accepting short, re-checks,
             manual (phone and e-mail) orders; reads everything else
 finance     reads orders, stock and prices
@@ -70,6 +73,17 @@ _TABLE: dict[str, set[Role]] = {
     "InventoryService/ListLocations": {W, S, A, M, H, OPS, F},
     "InventoryService/AdjustStock": {M},
     "InventoryService/RecordStockCount": {M},
+    "InventoryService/ReconcileStock": {A, M},  # the ERP or WMS (admin), or a manager
+    "InboundService/CreatePurchaseOrder": {A, M},
+    "InboundService/GetPurchaseOrder": {A, M, H, OPS, F},
+    "InboundService/ListPurchaseOrders": {A, M, H, OPS, F},
+    "InboundService/RecordReceipt": {A, M, H},
+    "InboundService/ClosePurchaseOrder": {A, M},
+    "ReturnService/CreateReturn": {W, A, M, OPS},  # a website: its own orders' returns
+    "ReturnService/GetReturn": {W, A, M, H, OPS, F},
+    "ReturnService/ListReturns": {W, A, M, H, OPS, F},
+    "ReturnService/ReceiveReturn": {A, M, H},
+    "ReturnService/TriageReturn": {A, M, H},
 }
 
 ALLOWED_ROLES: dict[str, frozenset[Role]] = {

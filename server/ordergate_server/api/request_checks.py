@@ -58,6 +58,10 @@ TEXT_LIMITS: dict[str, int] = {
     "url": 2000,  # webhook endpoints
     "description": 200,
     "disabled_reason": TEXT_CHARS,
+    "notes": TEXT_CHARS,  # purchase orders and their lines
+    "variance_reason": TEXT_CHARS,
+    "supplier": NAME_CHARS,
+    "source": NAME_CHARS,  # a stock reconciliation's source
 }
 # Currencies are left at the default: every service that takes one checks it is an ISO 4217
 # code, and says so better than a length limit would.
@@ -78,6 +82,7 @@ ITEM_LIMITS: dict[str, int | None] = {
     "ordergate.v1.PriceList.entries": 10_000,
     "ordergate.v1.UpsertContractPricesRequest.contract_prices": 10_000,
     "ordergate.v1.UpsertCreditNotesRequest.credit_notes": 10_000,
+    "ordergate.v1.ReconcileStockRequest.entries": 10_000,
 }
 
 _INT64_MAX = 2**63 - 1
@@ -90,6 +95,11 @@ INT64_RANGES: dict[str, tuple[int | None, int]] = {
     "ordergate.v1.PriceQuery.quantity": (None, MAX_PIECES),
     "ordergate.v1.WatchStockLevelsRequest.after_change_id": (0, _INT64_MAX),
     "ordergate.v1.LineQuantity.quantity": (0, MAX_PIECES),
+    "ordergate.v1.NewPurchaseOrderLine.quantity": (None, MAX_PIECES),
+    "ordergate.v1.ReceiptLine.received_quantity": (None, MAX_PIECES),
+    "ordergate.v1.ReceiptLine.damaged_quantity": (None, MAX_PIECES),
+    "ordergate.v1.StockCountEntry.quantity": (None, MAX_PIECES),
+    "ordergate.v1.TriageLine.quantity": (0, MAX_PIECES),
 }
 
 _SECONDS_A_YEAR = 31_556_952  # the Gregorian year

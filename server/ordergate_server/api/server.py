@@ -28,12 +28,16 @@ from ordergate.v1 import (
     exception_queue_service_pb2_grpc,
     fulfillment_service_pb2,
     fulfillment_service_pb2_grpc,
+    inbound_service_pb2,
+    inbound_service_pb2_grpc,
     inventory_service_pb2,
     inventory_service_pb2_grpc,
     order_service_pb2,
     order_service_pb2_grpc,
     pricing_service_pb2,
     pricing_service_pb2_grpc,
+    return_service_pb2,
+    return_service_pb2_grpc,
     webhook_service_pb2,
     webhook_service_pb2_grpc,
 )
@@ -64,12 +68,14 @@ from .catalog_servicer import CatalogServicer
 from .convert import order_to_proto
 from .exception_queue_servicer import ExceptionQueueServicer
 from .fulfillment_servicer import FulfillmentServicer
+from .inbound_servicer import InboundServicer
 from .interceptors import AuthInterceptor, ErrorInterceptor, InFlightInterceptor, LimitInterceptor
 from .inventory_servicer import InventoryServicer
 from .metrics import Metrics
 from .order_servicer import OrderServicer
 from .outcomes import OutcomeInterceptor
 from .pricing_servicer import PricingServicer
+from .return_servicer import ReturnServicer
 from .runner import Runner, inline, thread_pool
 from .webhook_servicer import WebhookServicer
 
@@ -113,6 +119,14 @@ SERVICES: dict[str, tuple[Any, Callable[[Any, grpc.aio.Server], None]]] = {
         (
             webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"],
             webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server,
+        ),
+        (
+            inbound_service_pb2.DESCRIPTOR.services_by_name["InboundService"],
+            inbound_service_pb2_grpc.add_InboundServiceServicer_to_server,
+        ),
+        (
+            return_service_pb2.DESCRIPTOR.services_by_name["ReturnService"],
+            return_service_pb2_grpc.add_ReturnServiceServicer_to_server,
         ),
     )
 }
@@ -218,8 +232,14 @@ async def start_server(settings: Settings, db: Database) -> RunningServer:
                 stock_rose=rechecker.kick,
             ),
             "ordergate.v1.InventoryService": InventoryServicer(
-                db, run, read, stock_rose=rechecker.kick
+                db,
+                run,
+                read,
+                stock_rose=rechecker.kick,
+                divergence_threshold=settings.divergence_threshold_percent,
             ),
+            "ordergate.v1.InboundService": InboundServicer(db, run, stock_rose=rechecker.kick),
+            "ordergate.v1.ReturnService": ReturnServicer(db, run, stock_rose=rechecker.kick),
             "ordergate.v1.CatalogService": CatalogServicer(db, run),
             "ordergate.v1.PricingService": PricingServicer(db, read),
             "ordergate.v1.FulfillmentService": FulfillmentServicer(db, run),

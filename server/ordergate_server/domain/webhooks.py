@@ -24,6 +24,11 @@ EVENT_TYPES: dict[str, str] = {
     "stock.changed": "a product's stock changed (at most one event per product and interval)",
     "stock.low": "a product's available stock at a location fell to the low-stock level",
     "stock.oversold": "a location has less stock than its accepted orders need",
+    "stock.divergence": "a stock reconciliation found a count off ours beyond the threshold",
+    "return.authorized": "a return (RMA) of an order's shipped goods was authorized",
+    "return.received": "a return's goods arrived, into quarantine",
+    "return.triaged": "a return's pieces were triaged (restocked, reworked or disposed of)",
+    "return.completed": "every piece of a return was restocked or disposed of; credit issued",
 }
 
 
@@ -45,6 +50,10 @@ _BY_ORDER_EVENT = {
     "PARTLY_DISPATCHED": "order.shipped",
     "DISPATCHED": "order.shipped",
     "DELIVERED": "order.delivered",
+    "RETURN_AUTHORIZED": "return.authorized",
+    "RETURN_RECEIVED": "return.received",
+    "RETURN_TRIAGED": "return.triaged",
+    "RETURN_COMPLETED": "return.completed",
 }
 
 

@@ -71,6 +71,7 @@ def move(
                 allocated_after=before.allocated - quantity,
                 actor=actor,
                 order_id=order.id,
+                quarantine_after=before.quarantine,
             )
         )
     stock_log.record(tx, changes)

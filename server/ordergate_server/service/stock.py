@@ -23,16 +23,18 @@ MAX_CODES = 1000
 # making a NamedTuple costs about three times a tuple; with them the call took 6-10% more of the
 # server's CPU (bench/README.md).
 #
-# A stock level at one location: (location, on_hand, allocated, kits). kits is None but for a
-# bundle, where it is the kits its components make there (and on_hand and allocated are 0).
-Level: TypeAlias = tuple[str, int, int, int | None]
+# A stock level at one location: (location, on_hand, allocated, kits, quarantine, on_order,
+# next_expected). kits is None but for a bundle, where it is the kits its components make there
+# (and the other quantities are 0). on_hand is the sellable pieces; next_expected the earliest
+# expected date (ISO) of the open purchase order lines counted in on_order, or None.
+Level: TypeAlias = tuple[str, int, int, int | None, int, int, str | None]
 # One requested code's answer: (requested_code, sku, levels, bundle); sku is "" when the code is
 # unknown.
 ProductStock: TypeAlias = tuple[str, str, list[Level], bool]
 
 
 def available(level: Level) -> int:
-    _, on_hand, allocated, kits = level
+    on_hand, allocated, kits = level[1], level[2], level[3]
     return on_hand - allocated if kits is None else kits
 
 
@@ -52,6 +54,9 @@ def bundle_levels(
             0,
             0,
             min(max(0, stock.get((sku, location), 0) // per_kit) for sku, per_kit in components),
+            0,
+            0,
+            None,
         )
         for location in locations
     ]
@@ -103,8 +108,10 @@ def get_stock_levels(
         check_request(conn, codes, location_codes)
         skus, kits, rows, priority = _read_levels(conn, codes, location_codes)
     by_sku: dict[str, list[Level]] = defaultdict(list)
-    for sku, location, on_hand, allocated in rows:
-        by_sku[sku].append((location, on_hand, allocated, None))
+    for sku, location, on_hand, allocated, quarantine, on_order, next_expected in rows:
+        by_sku[sku].append(
+            (location, on_hand, allocated, None, quarantine, on_order, next_expected)
+        )
     answers: list[ProductStock] = []
     for code in codes:
         sku = skus.get(code, "")

@@ -19,9 +19,13 @@ from ..domain.limits import MAX_PIECES, shown
 from ..domain.model import HoldCode, HoldReason, OrderState
 from ..storage import Database, alerts, audit, catalog, orders, stock_log
 from ..storage import tables as t
-from . import order_stock
+from . import order_stock, stock_buckets
 from .errors import ErrorKind, FieldViolation, ServiceError
 from .order_access import locked_order, record_change
+
+# The buckets a correction can name (service/stock_buckets.py).
+SELLABLE = "SELLABLE"
+QUARANTINE = "QUARANTINE"
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,11 @@ class Correction:
     location: str
     on_hand: int
     allocated: int
-    variance: int  # the change of on hand
+    variance: int  # the change of the corrected bucket
     oversold_order_ids: list[str] = field(default_factory=list)
     replayed: bool = False
+    quarantine: int = 0
+    bucket: str = SELLABLE
 
 
 def adjust_stock(
@@ -45,6 +51,7 @@ def adjust_stock(
     delta: int,
     reason_code: str,
     note: str = "",
+    bucket: str = SELLABLE,
 ) -> Correction:
     if delta == 0:
         raise _invalid("DELTA_ZERO", "delta must not be 0.", "delta")
@@ -61,8 +68,9 @@ def adjust_stock(
         location,
         "ADJUSTMENT",
         reason,
-        lambda on_hand: on_hand + delta,
+        lambda level: level + delta,
         "delta",
+        bucket,
     )
 
 
@@ -75,6 +83,7 @@ def record_stock_count(
     location: str,
     counted: int,
     reason: str,
+    bucket: str = SELLABLE,
 ) -> Correction:
     if counted < 0:
         raise _invalid("COUNT_NEGATIVE", "A count cannot be negative.", "counted")
@@ -83,7 +92,16 @@ def record_stock_count(
     if not reason.strip():
         raise _invalid("REASON_MISSING", "Say why the count was taken.", "reason")
     return _correct(
-        db, principal, request_id, code, location, "COUNT", reason, lambda _: counted, "counted"
+        db,
+        principal,
+        request_id,
+        code,
+        location,
+        "COUNT",
+        reason,
+        lambda _: counted,
+        "counted",
+        bucket,
     )
 
 
@@ -95,8 +113,9 @@ def _correct(
     location: str,
     kind: str,
     reason: str,
-    new_on_hand: Callable[[int], int],
+    new_level: Callable[[int], int],
     quantity_field: str,
+    bucket: str,
 ) -> Correction:
     try:
         uuid.UUID(request_id)
@@ -111,66 +130,122 @@ def _correct(
                 previous.location,
                 previous.on_hand_after,
                 previous.allocated_after,
-                previous.on_hand_delta,
+                previous.quarantine_delta if bucket == QUARANTINE else previous.on_hand_delta,
                 alerts.order_ids_for_request(tx, request_id),
                 replayed=True,
+                quarantine=previous.quarantine_after,
+                bucket=bucket,
             )
-        sku = _stock_sku(tx, code, location)
-        record = catalog.stock_records(tx, [sku], lock=True).get((sku, location))
-        if record is None:
-            tx.execute(t.stock.insert().values(sku=sku, location=location, on_hand=0, allocated=0))
-            record = catalog.StockRow(sku, location, 0, 0)
-        on_hand = new_on_hand(record.on_hand)
-        if not -MAX_PIECES <= on_hand <= MAX_PIECES:
-            raise _out_of_range(
-                quantity_field,
-                f"This would make on hand {on_hand:,}; a stock record holds ±{MAX_PIECES:,}.",
-            )
-        tx.execute(
-            update(t.stock)
-            .where(t.stock.c.sku == sku, t.stock.c.location == location)
-            .values(on_hand=on_hand)
-        )
-        change = stock_log.StockChange(
-            at=now,
+        sku = stock_sku(tx, code, location)
+        return correct(
+            tx,
+            principal,
             sku=sku,
             location=location,
             kind=kind,
-            on_hand_delta=on_hand - record.on_hand,
-            allocated_delta=0,
-            on_hand_after=on_hand,
-            allocated_after=record.allocated,
-            actor=principal.client_name,
             reason=reason,
+            new_level=new_level,
+            quantity_field=quantity_field,
+            bucket=bucket,
             request_id=request_id,
+            now=now,
         )
-        stock_log.record(tx, [change])
-        audit.record(
-            tx,
-            [
-                audit.AuditEntry(
-                    at=now,
-                    actor=principal.client_name,
-                    role=principal.role.value,
-                    action=f"stock.{kind.lower()}",
-                    subject=f"stock/{sku}@{location}",
-                    reason=reason,
-                    before={"on_hand": record.on_hand, "allocated": record.allocated},
-                    after={"on_hand": on_hand, "allocated": record.allocated},
-                )
-            ],
-        )
-        short = record.allocated - on_hand
-        allocated = record.allocated
-        oversold: list[str] = []
-        if short > 0:
-            oversold = _oversold(tx, principal, sku, location, short, request_id, now)
-            # Orders sent back to the queue released their stock in this transaction.
-            allocated = catalog.stock_records(tx, [sku])[(sku, location)].allocated
-    return Correction(sku, location, on_hand, allocated, on_hand - record.on_hand, oversold)
 
 
-def _stock_sku(tx: Connection, code: str, location: str) -> str:
+def correct(
+    tx: Connection,
+    principal: Principal,
+    *,
+    sku: str,
+    location: str,
+    kind: str,
+    reason: str,
+    new_level: Callable[[int], int],
+    quantity_field: str,
+    bucket: str,
+    request_id: str | None,
+    now: datetime,
+    alert_request_id: str | None = None,
+) -> Correction:
+    """Set one bucket of a stock record to `new_level(its level)`, in `tx`: log it, audit it,
+    and when the location is left with less sellable stock than allocated, send the newest
+    orders back as _oversold() says. A quarantine bucket never goes below 0."""
+    record = stock_buckets.locked_record(tx, sku, location)
+    before = record.quarantine if bucket == QUARANTINE else record.on_hand
+    level = new_level(before)
+    if not -MAX_PIECES <= level <= MAX_PIECES:
+        raise _out_of_range(
+            quantity_field,
+            f"This would make {bucket.lower()} {level:,}; a stock record holds ±{MAX_PIECES:,}.",
+        )
+    if bucket == QUARANTINE and level < 0:
+        raise _out_of_range(
+            quantity_field, f"This would make quarantine {level:,}; it cannot go below 0."
+        )
+    delta = level - before
+    if bucket == QUARANTINE:
+        after = record._replace(quarantine=level)
+    else:
+        after = record._replace(on_hand=level)
+    tx.execute(
+        update(t.stock)
+        .where(t.stock.c.sku == sku, t.stock.c.location == location)
+        .values(on_hand=after.on_hand, quarantine=after.quarantine)
+    )
+    change = stock_log.StockChange(
+        at=now,
+        sku=sku,
+        location=location,
+        kind=kind,
+        on_hand_delta=after.on_hand - record.on_hand,
+        allocated_delta=0,
+        on_hand_after=after.on_hand,
+        allocated_after=record.allocated,
+        actor=principal.client_name,
+        reason=reason,
+        request_id=request_id,
+        quarantine_delta=after.quarantine - record.quarantine,
+        quarantine_after=after.quarantine,
+    )
+    stock_log.record(tx, [change])
+    audit.record(
+        tx,
+        [
+            audit.AuditEntry(
+                at=now,
+                actor=principal.client_name,
+                role=principal.role.value,
+                action=f"stock.{kind.lower()}",
+                subject=f"stock/{sku}@{location}",
+                reason=reason,
+                before=_buckets(record),
+                after={**_buckets(after), "bucket": bucket},
+            )
+        ],
+    )
+    short = record.allocated - after.on_hand
+    allocated = record.allocated
+    oversold: list[str] = []
+    if short > 0 and bucket == SELLABLE:
+        oversold = _oversold(
+            tx, principal, sku, location, short, alert_request_id or request_id, now
+        )
+        # Orders sent back to the queue released their stock in this transaction.
+        allocated = catalog.stock_records(tx, [sku])[(sku, location)].allocated
+    return Correction(
+        sku, location, after.on_hand, allocated, delta, oversold, False, after.quarantine, bucket
+    )
+
+
+def _buckets(record: catalog.StockRow) -> dict[str, int]:
+    return {
+        "on_hand": record.on_hand,
+        "allocated": record.allocated,
+        "quarantine": record.quarantine,
+    }
+
+
+def stock_sku(tx: Connection, code: str, location: str) -> str:
     sku = catalog.resolve_any_codes(tx, [code]).get(code)
     if sku is None:
         raise ServiceError(
@@ -196,7 +271,7 @@ def _oversold(
     sku: str,
     location: str,
     short: int,
-    request_id: str,
+    request_id: str | None,
     now: datetime,
 ) -> list[str]:
     """Name the newest orders holding `sku` at `location` until they cover the shortfall: the

@@ -427,7 +427,15 @@ class StockView:
             row = self.stock[key]
             # A new row made directly: _replace() goes through _make and a map per call.
             allocated = row.allocated + quantity
-            self.stock[key] = catalog.StockRow(sku, row.location, row.on_hand, allocated)
+            self.stock[key] = catalog.StockRow(
+                sku,
+                row.location,
+                row.on_hand,
+                allocated,
+                row.quarantine,
+                row.on_order,
+                row.next_expected,
+            )
             self.taken[key] = self.taken.get(key, 0) + quantity
 
 
@@ -580,6 +588,7 @@ def allocation_changes(
                 allocated_after=before.allocated + quantity,
                 actor=actor,
                 order_id=order_id,
+                quarantine_after=before.quarantine,
             )
         )
     return changes

@@ -65,10 +65,18 @@ _BUNDLE_COMPONENTS = DriverQuery(
 _LOCATIONS = DriverQuery(
     select(t.locations.c.code).order_by(t.locations.c.priority, t.locations.c.code)
 )
+# A stock record as read everywhere (StockRow's fields).
+_STOCK_COLUMNS = (
+    _s.sku,
+    _s.location,
+    _s.on_hand,
+    _s.allocated,
+    _s.quarantine,
+    _s.on_order,
+    _s.next_expected,
+)
 _STOCK_STATEMENT = (
-    select(_s.sku, _s.location, _s.on_hand, _s.allocated)
-    .where(one_of(_s.sku, "skus"))
-    .order_by(_s.sku, _s.location)
+    select(*_STOCK_COLUMNS).where(one_of(_s.sku, "skus")).order_by(_s.sku, _s.location)
 )
 _STOCK = DriverQuery(_STOCK_STATEMENT)
 _STOCK_LOCKED = DriverQuery(_STOCK_STATEMENT.with_for_update())
@@ -76,7 +84,7 @@ _STOCK_LOCKED = DriverQuery(_STOCK_STATEMENT.with_for_update())
 # components', in one statement (sent with the bundles' read, so neither waits for the other).
 # Locked as _STOCK_LOCKED locks, in (sku, location) order.
 _ALLOCATION_STOCK_STATEMENT = (
-    select(_s.sku, _s.location, _s.on_hand, _s.allocated)
+    select(*_STOCK_COLUMNS)
     .where(
         one_of(_s.sku, "skus", or_in=select(_b.component_sku).where(one_of(_b.bundle_sku, "skus")))
     )
@@ -99,7 +107,7 @@ _SKUS_BY_CODE = DriverQuery(
     )
 )
 _STOCK_BY_PRIORITY_STATEMENT = (
-    select(_s.sku, _s.location, _s.on_hand, _s.allocated)
+    select(*_STOCK_COLUMNS)
     .join(t.locations, t.locations.c.code == _s.location)
     .where(one_of(_s.sku, "skus"))
     .order_by(t.locations.c.priority, t.locations.c.code)
@@ -121,6 +129,9 @@ def _product_stock(stock_join: ColumnElement[bool]) -> Select[Any]:
             _s.location,
             _s.on_hand,
             _s.allocated,
+            _s.quarantine,
+            _s.on_order,
+            _s.next_expected,
         )
         .select_from(
             t.products.outerjoin(t.stock, stock_join).outerjoin(
@@ -305,13 +316,16 @@ def resolve_other_codes(conn: Connection, codes: Iterable[str]) -> dict[str, str
 class StockRow(NamedTuple):  # a NamedTuple: made per row on the hot paths, cheap to create
     sku: str
     location: str
-    on_hand: int
+    on_hand: int  # sellable pieces there
     allocated: int
+    quarantine: int = 0  # pieces there that must not be sold
+    on_order: int = 0  # open purchase order lines
+    next_expected: str | None = None  # the earliest expected date among them
 
 
 # A StockRow's fields as a plain tuple, for the hundred rows of a GetStockLevels call, where even
 # a NamedTuple costs too much to make (service/stock.py).
-StockTuple: TypeAlias = tuple[str, str, int, int]
+StockTuple: TypeAlias = tuple[str, str, int, int, int, int, str | None]
 
 
 def stock_rows(
@@ -350,8 +364,8 @@ def products_stock(
         {row[0] for row in found},
         {row[0] for row in found if row[1]},
         [
-            (sku, location, on_hand, allocated)
-            for sku, _, location, on_hand, allocated in found
+            (sku, location, on_hand, allocated, quarantine, on_order, next_expected)
+            for sku, _, location, on_hand, allocated, quarantine, on_order, next_expected in found
             if location is not None
         ],
     )
@@ -359,9 +373,7 @@ def products_stock(
 
 def all_stock_rows(conn: Connection) -> list[StockRow]:
     """Every stock record, by SKU then location (the stock snapshot's order)."""
-    query = select(
-        t.stock.c.sku, t.stock.c.location, t.stock.c.on_hand, t.stock.c.allocated
-    ).order_by(t.stock.c.sku, t.stock.c.location)
+    query = select(*_STOCK_COLUMNS).order_by(t.stock.c.sku, t.stock.c.location)
     return list(map(StockRow._make, conn.execute(query).all()))
 
 

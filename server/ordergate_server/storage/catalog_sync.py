@@ -406,9 +406,9 @@ def code_owners(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
 
 
 def rename_product(conn: Connection, old: str, new: str, valid_until: datetime) -> dict[str, int]:
-    """Fold product `old` into `new`: its stock (on hand and allocated, per location), codes,
-    bundle memberships, prices and order lines move to `new`; `old` stays a code of `new`
-    (kind 'renamed') until `valid_until`. Prices `new` already has win over `old`'s.
+    """Fold product `old` into `new`: its stock (every bucket, per location), codes, bundle
+    memberships, prices, order, purchase order and return lines move to `new`; `old` stays a
+    code of `new` (kind 'renamed') until `valid_until`. Prices `new` already has win over `old`'s.
     Returns what moved, for the audit log."""
     moved = {"stock_records": 0, "codes": 0, "order_lines": 0}
     s = t.stock.c
@@ -423,7 +423,13 @@ def rename_product(conn: Connection, old: str, new: str, valid_until: datetime) 
         conn.execute(
             t.stock.update()
             .where(s.sku == new, s.location == row.location)
-            .values(on_hand=s.on_hand + row.on_hand, allocated=s.allocated + row.allocated)
+            .values(
+                on_hand=s.on_hand + row.on_hand,
+                allocated=s.allocated + row.allocated,
+                quarantine=s.quarantine + row.quarantine,
+                on_order=s.on_order + row.on_order,
+                next_expected=_earliest(target.next_expected if target else None, row),
+            )
         )
         moved["stock_records"] += 1
     conn.execute(t.stock.delete().where(s.sku == old))
@@ -443,6 +449,8 @@ def rename_product(conn: Connection, old: str, new: str, valid_until: datetime) 
     moved["order_lines"] = conn.execute(
         t.order_lines.update().where(t.order_lines.c.sku == old).values(sku=new)
     ).rowcount
+    for lines in (t.purchase_order_lines, t.return_lines):
+        conn.execute(lines.update().where(lines.c.sku == old).values(sku=new))
     conn.execute(t.products.delete().where(t.products.c.sku == old))
     upsert(
         conn,
@@ -451,6 +459,11 @@ def rename_product(conn: Connection, old: str, new: str, valid_until: datetime) 
         ["code"],
     )
     return moved
+
+
+def _earliest(mine: str | None, other: Any) -> str | None:
+    dates = [d for d in (mine, other.next_expected) if d]
+    return min(dates) if dates else None
 
 
 def renamed_to(conn: Connection, code: str) -> str | None:

@@ -18,7 +18,7 @@ class StockChange(NamedTuple):  # one per SKU of every allocated order: cheap to
     at: datetime
     sku: str
     location: str
-    kind: str  # ALLOCATION, RELEASE, COUNT, ADJUSTMENT, DISPATCH
+    kind: str  # ALLOCATION, RELEASE, COUNT, ADJUSTMENT, DISPATCH, RECEIPT, RESTOCK ...
     on_hand_delta: int
     allocated_delta: int
     on_hand_after: int
@@ -27,6 +27,8 @@ class StockChange(NamedTuple):  # one per SKU of every allocated order: cheap to
     reason: str = ""
     order_id: str | None = None
     request_id: str | None = None
+    quarantine_delta: int = 0
+    quarantine_after: int = 0
     seq: int = 0  # assigned by the database
 
 
@@ -107,6 +109,8 @@ def _change(row: Row[Any]) -> StockChange:
         reason=row.reason,
         order_id=row.order_id,
         request_id=row.request_id,
+        quarantine_delta=row.quarantine_delta,
+        quarantine_after=row.quarantine_after,
         seq=row.seq,
     )
 

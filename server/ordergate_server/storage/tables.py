@@ -235,8 +235,18 @@ stock = Table(
     metadata,
     Column("sku", ForeignKey("products.sku"), primary_key=True),
     Column("location", ForeignKey("locations.code"), primary_key=True),
-    Column("on_hand", Integer, nullable=False, default=0),
+    # Sellable pieces physically there: what allocation draws on. Quarantined pieces are not in
+    # it (kept as it was so that on_hand - allocated stays what is available, for every client).
+    Column("on_hand", Integer, nullable=False, default=0, server_default="0"),
     Column("allocated", Integer, nullable=False, default=0),
+    # Pieces there that must not be sold: returns awaiting triage or in rework, damaged
+    # receipts. Physically there = on_hand + quarantine (docs/inbound.md).
+    Column("quarantine", Integer, nullable=False, default=0, server_default="0"),
+    # Open purchase order lines for this SKU and location (ordered, not yet received), and
+    # the earliest expected date among them (ISO date); kept by service/inbound in the
+    # transaction that changes a purchase order, so that a stock read costs no extra query.
+    Column("on_order", Integer, nullable=False, default=0, server_default="0"),
+    Column("next_expected", String(10), nullable=True),
 )
 
 orders = Table(
@@ -398,7 +408,8 @@ stock_changes = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("sku", String(64), nullable=False),
     Column("location", String(64), nullable=False),
-    # ALLOCATION, RELEASE, COUNT, ADJUSTMENT, DISPATCH
+    # ALLOCATION, RELEASE, COUNT, ADJUSTMENT, DISPATCH, RECEIPT, RETURN_RECEIPT, RESTOCK,
+    # DISPOSAL, RECONCILIATION
     Column("kind", String(20), nullable=False),
     Column("on_hand_delta", Integer, nullable=False),
     Column("allocated_delta", Integer, nullable=False),
@@ -409,6 +420,9 @@ stock_changes = Table(
     Column("order_id", String(36), nullable=True),
     # Idempotency key of a manual correction (AdjustStock, RecordStockCount).
     Column("request_id", String(64), nullable=True, unique=True),
+    # The quarantine bucket's change and level after it (returns, damaged receipts).
+    Column("quarantine_delta", Integer, nullable=False, default=0, server_default="0"),
+    Column("quarantine_after", Integer, nullable=False, default=0, server_default="0"),
     # Read by seq (watchers) and request_id (corrections) only. No index by SKU: it would put
     # each order's changes on scattered pages, written at every commit (migration 0006).
 )
@@ -522,4 +536,146 @@ webhook_cursors = Table(
     metadata,
     Column("log", String(20), primary_key=True),  # order_events, stock_changes, alerts
     Column("after_seq", Integer, nullable=False),
+)
+
+
+# --- goods coming in (service/inbound/, docs/inbound.md, docs/returns.md) ----------------------
+
+# A purchase order: goods a supplier is to deliver to one location.
+purchase_orders = Table(
+    "purchase_orders",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("po_number", String(64), nullable=False, unique=True),
+    Column("supplier", String(200), nullable=False),
+    Column("location", ForeignKey("locations.code"), nullable=False),
+    # OPEN, PARTLY_RECEIVED, RECEIVED (every line in full), CLOSED (by a person, short or not)
+    Column("state", String(20), nullable=False),
+    Column("notes", Text, nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("close_reason", Text, nullable=False, default=""),
+    # What was asked for, so that the same CreatePurchaseOrder again is answered, not refused.
+    Column("content_sha256", String(64), nullable=False),
+    Index(None, "state", "seq"),
+)
+
+purchase_order_lines = Table(
+    "purchase_order_lines",
+    metadata,
+    Column("po_seq", ForeignKey("purchase_orders.seq"), primary_key=True),
+    Column("line_number", Integer, primary_key=True),
+    Column("sku", ForeignKey("products.sku"), nullable=False, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("expected_date", String(10), nullable=False),  # ISO date
+    Column("notes", Text, nullable=False, default=""),
+    # Good pieces received into stock, and damaged ones received into quarantine.
+    Column("received", Integer, nullable=False, default=0),
+    Column("damaged", Integer, nullable=False, default=0),
+)
+
+# One delivery against a purchase order (several per order).
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("po_seq", ForeignKey("purchase_orders.seq"), nullable=False, index=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+)
+
+receipt_lines = Table(
+    "receipt_lines",
+    metadata,
+    Column("receipt_seq", ForeignKey("receipts.seq"), primary_key=True),
+    Column("line_number", Integer, primary_key=True),
+    Column("received", Integer, nullable=False),
+    Column("damaged", Integer, nullable=False),
+)
+
+# Where a purchase order's goods differ from what was ordered: OVER (more came), UNDER (closed
+# short), DAMAGED; with who and why.
+purchase_order_variances = Table(
+    "purchase_order_variances",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("po_seq", ForeignKey("purchase_orders.seq"), nullable=False, index=True),
+    Column("line_number", Integer, nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("receipt_id", String(36), nullable=True),
+)
+
+# A return (RMA) of shipped goods. The RMA id is the client's, unique per client.
+returns = Table(
+    "returns",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("client_id", ForeignKey("clients.id"), nullable=False),
+    Column("rma_id", String(64), nullable=False),
+    Column("order_seq", ForeignKey("orders.seq"), nullable=False, index=True),
+    # AUTHORIZED, RECEIVED, TRIAGED (some pieces in rework), COMPLETED
+    Column("state", String(20), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("location", String(64), nullable=True),  # where it was received
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    # The credit note issued when it completed (docs/returns.md), if one was.
+    Column("credit_note_id", String(64), nullable=True),
+    UniqueConstraint("client_id", "rma_id"),
+    Index(None, "rma_id"),
+    Index(None, "state", "seq"),
+)
+
+return_lines = Table(
+    "return_lines",
+    metadata,
+    Column("return_seq", ForeignKey("returns.seq"), primary_key=True),
+    # The order line's position (order_lines.position).
+    Column("position", Integer, primary_key=True),
+    Column("line_number", Integer, nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),  # authorized
+    Column("received", Integer, nullable=False, default=0),
+    # Of the received pieces: in rework, restocked, disposed (the rest await triage), and the
+    # disposed pieces the buyer is not credited for.
+    Column("rework", Integer, nullable=False, default=0),
+    Column("restocked", Integer, nullable=False, default=0),
+    Column("disposed", Integer, nullable=False, default=0),
+    Column("not_credited", Integer, nullable=False, default=0),
+)
+
+# A stock reconciliation: the warehouse's (or ERP's) snapshot against ours, every difference.
+reconciliations = Table(
+    "reconciliations",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("source", String(200), nullable=False, default=""),
+    Column("threshold_percent", String(16), nullable=False),
+    Column("compared", Integer, nullable=False),
+)
+
+reconciliation_lines = Table(
+    "reconciliation_lines",
+    metadata,
+    Column("reconciliation_seq", ForeignKey("reconciliations.seq"), primary_key=True),
+    Column("sku", String(64), primary_key=True),
+    Column("location", String(64), primary_key=True),
+    Column("ours", Integer, nullable=False),  # on hand + quarantine before
+    Column("theirs", Integer, nullable=False),
+    Column("diverged", Boolean, nullable=False),
 )

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ordergate/v1/inventory_service.proto\x12\x0cordergate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x15GetStockLevelsRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x16\n\x0elocation_codes\x18\x02 \x03(\t\"C\n\x16GetStockLevelsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock\"\xa8\x01\n\x0cProductStock\x12\x16\n\x0erequested_code\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12+\n\tlocations\x18\x04 \x03(\x0b\x32\x18.ordergate.v1.StockLevel\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x0e\n\x06\x62undle\x18\x06 \x01(\x08\"Z\n\nStockLevel\x12\x15\n\rlocation_code\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x11\n\tallocated\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\"=\n\x14ListLocationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x15ListLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.ordergate.v1.Location\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x08Location\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\"\x7f\n\x12\x41\x64justStockRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x15\n\rlocation_code\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x13\n\x0breason_code\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\"l\n\x13\x41\x64justStockResponse\x12\'\n\x05level\x18\x01 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x1a\n\x12oversold_order_ids\x18\x02 \x03(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"s\n\x17RecordStockCountRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x15\n\rlocation_code\x18\x03 \x01(\t\x12\x0f\n\x07\x63ounted\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x83\x01\n\x18RecordStockCountResponse\x12\'\n\x05level\x18\x01 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x10\n\x08variance\x18\x02 \x01(\x03\x12\x1a\n\x12oversold_order_ids\x18\x03 \x03(\t\x12\x10\n\x08replayed\x18\x04 \x01(\x08\"Y\n\x17WatchStockLevelsRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x16\n\x0elocation_codes\x18\x02 \x03(\t\x12\x17\n\x0f\x61\x66ter_change_id\x18\x03 \x01(\x03\"\x81\x01\n\x18WatchStockLevelsResponse\x12/\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.ordergate.v1.StockSnapshotH\x00\x12+\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x19.ordergate.v1.StockChangeH\x00\x42\x07\n\x05\x65vent\"M\n\rStockSnapshot\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock\x12\x11\n\tchange_id\x18\x02 \x01(\x03\"\xd4\x01\n\x0bStockChange\x12\x11\n\tchange_id\x18\x01 \x01(\x03\x12/\n\x0b\x63hange_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\'\n\x05level\x18\x05 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x10\n\x08order_id\x18\x06 \x01(\t\x12+\n\x07\x62undles\x18\x07 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock2\xf4\x03\n\x10InventoryService\x12`\n\x0eGetStockLevels\x12#.ordergate.v1.GetStockLevelsRequest\x1a$.ordergate.v1.GetStockLevelsResponse\"\x03\x90\x02\x01\x12h\n\x10WatchStockLevels\x12%.ordergate.v1.WatchStockLevelsRequest\x1a&.ordergate.v1.WatchStockLevelsResponse\"\x03\x90\x02\x01\x30\x01\x12R\n\x0b\x41\x64justStock\x12 .ordergate.v1.AdjustStockRequest\x1a!.ordergate.v1.AdjustStockResponse\x12\x61\n\x10RecordStockCount\x12%.ordergate.v1.RecordStockCountRequest\x1a&.ordergate.v1.RecordStockCountResponse\x12]\n\rListLocations\x12\".ordergate.v1.ListLocationsRequest\x1a#.ordergate.v1.ListLocationsResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ordergate/v1/inventory_service.proto\x12\x0cordergate.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x15GetStockLevelsRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x16\n\x0elocation_codes\x18\x02 \x03(\t\"C\n\x16GetStockLevelsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock\"\xa8\x01\n\x0cProductStock\x12\x16\n\x0erequested_code\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\x12+\n\tlocations\x18\x04 \x03(\x0b\x32\x18.ordergate.v1.StockLevel\x12\'\n\x05total\x18\x05 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x0e\n\x06\x62undle\x18\x06 \x01(\x08\"\x9c\x01\n\nStockLevel\x12\x15\n\rlocation_code\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x11\n\tallocated\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x12\n\nquarantine\x18\x05 \x01(\x03\x12\x10\n\x08on_order\x18\x06 \x01(\x03\x12\x1a\n\x12next_expected_date\x18\x07 \x01(\t\"=\n\x14ListLocationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x15ListLocationsResponse\x12)\n\tlocations\x18\x01 \x03(\x0b\x32\x16.ordergate.v1.Location\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"8\n\x08Location\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\"\xaa\x01\n\x12\x41\x64justStockRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x15\n\rlocation_code\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x13\n\x0breason_code\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12)\n\x06\x62ucket\x18\x07 \x01(\x0e\x32\x19.ordergate.v1.StockBucket\"l\n\x13\x41\x64justStockResponse\x12\'\n\x05level\x18\x01 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x1a\n\x12oversold_order_ids\x18\x02 \x03(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\x9e\x01\n\x17RecordStockCountRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x15\n\rlocation_code\x18\x03 \x01(\t\x12\x0f\n\x07\x63ounted\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12)\n\x06\x62ucket\x18\x06 \x01(\x0e\x32\x19.ordergate.v1.StockBucket\"\x83\x01\n\x18RecordStockCountResponse\x12\'\n\x05level\x18\x01 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x10\n\x08variance\x18\x02 \x01(\x03\x12\x1a\n\x12oversold_order_ids\x18\x03 \x03(\t\x12\x10\n\x08replayed\x18\x04 \x01(\x08\"Y\n\x17WatchStockLevelsRequest\x12\r\n\x05\x63odes\x18\x01 \x03(\t\x12\x16\n\x0elocation_codes\x18\x02 \x03(\t\x12\x17\n\x0f\x61\x66ter_change_id\x18\x03 \x01(\x03\"\x81\x01\n\x18WatchStockLevelsResponse\x12/\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1b.ordergate.v1.StockSnapshotH\x00\x12+\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x19.ordergate.v1.StockChangeH\x00\x42\x07\n\x05\x65vent\"M\n\rStockSnapshot\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock\x12\x11\n\tchange_id\x18\x02 \x01(\x03\"\xd4\x01\n\x0bStockChange\x12\x11\n\tchange_id\x18\x01 \x01(\x03\x12/\n\x0b\x63hange_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\'\n\x05level\x18\x05 \x01(\x0b\x32\x18.ordergate.v1.StockLevel\x12\x10\n\x08order_id\x18\x06 \x01(\t\x12+\n\x07\x62undles\x18\x07 \x03(\x0b\x32\x1a.ordergate.v1.ProductStock\"\x97\x01\n\x15ReconcileStockRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12.\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x1d.ordergate.v1.StockCountEntry\x12\x19\n\x11threshold_percent\x18\x04 \x01(\x01\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\"H\n\x0fStockCountEntry\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x15\n\rlocation_code\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"\xe5\x01\n\x16ReconcileStockResponse\x12\x19\n\x11reconciliation_id\x18\x01 \x01(\t\x12\x10\n\x08\x63ompared\x18\x02 \x01(\x05\x12\x32\n\x0b\x64ifferences\x18\x03 \x03(\x0b\x32\x1d.ordergate.v1.StockDifference\x12\x10\n\x08\x64iverged\x18\x04 \x01(\x05\x12\x19\n\x11threshold_percent\x18\x05 \x01(\x01\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x12\x1a\n\x12oversold_order_ids\x18\x07 \x03(\t\x12\x10\n\x08replayed\x18\x08 \x01(\x08\"\x8a\x01\n\x0fStockDifference\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x15\n\rlocation_code\x18\x02 \x01(\t\x12\x0c\n\x04ours\x18\x03 \x01(\x03\x12\x0e\n\x06theirs\x18\x04 \x01(\x03\x12\x12\n\ndifference\x18\x05 \x01(\x03\x12\x0f\n\x07percent\x18\x06 \x01(\x01\x12\x10\n\x08\x64iverged\x18\x07 \x01(\x08*c\n\x0bStockBucket\x12\x1c\n\x18STOCK_BUCKET_UNSPECIFIED\x10\x00\x12\x19\n\x15STOCK_BUCKET_SELLABLE\x10\x01\x12\x1b\n\x17STOCK_BUCKET_QUARANTINE\x10\x02\x32\xd1\x04\n\x10InventoryService\x12`\n\x0eGetStockLevels\x12#.ordergate.v1.GetStockLevelsRequest\x1a$.ordergate.v1.GetStockLevelsResponse\"\x03\x90\x02\x01\x12h\n\x10WatchStockLevels\x12%.ordergate.v1.WatchStockLevelsRequest\x1a&.ordergate.v1.WatchStockLevelsResponse\"\x03\x90\x02\x01\x30\x01\x12R\n\x0b\x41\x64justStock\x12 .ordergate.v1.AdjustStockRequest\x1a!.ordergate.v1.AdjustStockResponse\x12\x61\n\x10RecordStockCount\x12%.ordergate.v1.RecordStockCountRequest\x1a&.ordergate.v1.RecordStockCountResponse\x12[\n\x0eReconcileStock\x12#.ordergate.v1.ReconcileStockRequest\x1a$.ordergate.v1.ReconcileStockResponse\x12]\n\rListLocations\x12\".ordergate.v1.ListLocationsRequest\x1a#.ordergate.v1.ListLocationsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,36 +38,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVENTORYSERVICE'].methods_by_name['WatchStockLevels']._serialized_options = b'\220\002\001'
   _globals['_INVENTORYSERVICE'].methods_by_name['ListLocations']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['ListLocations']._serialized_options = b'\220\002\001'
+  _globals['_STOCKBUCKET']._serialized_start=2460
+  _globals['_STOCKBUCKET']._serialized_end=2559
   _globals['_GETSTOCKLEVELSREQUEST']._serialized_start=87
   _globals['_GETSTOCKLEVELSREQUEST']._serialized_end=149
   _globals['_GETSTOCKLEVELSRESPONSE']._serialized_start=151
   _globals['_GETSTOCKLEVELSRESPONSE']._serialized_end=218
   _globals['_PRODUCTSTOCK']._serialized_start=221
   _globals['_PRODUCTSTOCK']._serialized_end=389
-  _globals['_STOCKLEVEL']._serialized_start=391
-  _globals['_STOCKLEVEL']._serialized_end=481
-  _globals['_LISTLOCATIONSREQUEST']._serialized_start=483
-  _globals['_LISTLOCATIONSREQUEST']._serialized_end=544
-  _globals['_LISTLOCATIONSRESPONSE']._serialized_start=546
-  _globals['_LISTLOCATIONSRESPONSE']._serialized_end=637
-  _globals['_LOCATION']._serialized_start=639
-  _globals['_LOCATION']._serialized_end=695
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=697
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=824
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=826
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=934
-  _globals['_RECORDSTOCKCOUNTREQUEST']._serialized_start=936
-  _globals['_RECORDSTOCKCOUNTREQUEST']._serialized_end=1051
-  _globals['_RECORDSTOCKCOUNTRESPONSE']._serialized_start=1054
-  _globals['_RECORDSTOCKCOUNTRESPONSE']._serialized_end=1185
-  _globals['_WATCHSTOCKLEVELSREQUEST']._serialized_start=1187
-  _globals['_WATCHSTOCKLEVELSREQUEST']._serialized_end=1276
-  _globals['_WATCHSTOCKLEVELSRESPONSE']._serialized_start=1279
-  _globals['_WATCHSTOCKLEVELSRESPONSE']._serialized_end=1408
-  _globals['_STOCKSNAPSHOT']._serialized_start=1410
-  _globals['_STOCKSNAPSHOT']._serialized_end=1487
-  _globals['_STOCKCHANGE']._serialized_start=1490
-  _globals['_STOCKCHANGE']._serialized_end=1702
-  _globals['_INVENTORYSERVICE']._serialized_start=1705
-  _globals['_INVENTORYSERVICE']._serialized_end=2205
+  _globals['_STOCKLEVEL']._serialized_start=392
+  _globals['_STOCKLEVEL']._serialized_end=548
+  _globals['_LISTLOCATIONSREQUEST']._serialized_start=550
+  _globals['_LISTLOCATIONSREQUEST']._serialized_end=611
+  _globals['_LISTLOCATIONSRESPONSE']._serialized_start=613
+  _globals['_LISTLOCATIONSRESPONSE']._serialized_end=704
+  _globals['_LOCATION']._serialized_start=706
+  _globals['_LOCATION']._serialized_end=762
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=765
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=935
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=937
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=1045
+  _globals['_RECORDSTOCKCOUNTREQUEST']._serialized_start=1048
+  _globals['_RECORDSTOCKCOUNTREQUEST']._serialized_end=1206
+  _globals['_RECORDSTOCKCOUNTRESPONSE']._serialized_start=1209
+  _globals['_RECORDSTOCKCOUNTRESPONSE']._serialized_end=1340
+  _globals['_WATCHSTOCKLEVELSREQUEST']._serialized_start=1342
+  _globals['_WATCHSTOCKLEVELSREQUEST']._serialized_end=1431
+  _globals['_WATCHSTOCKLEVELSRESPONSE']._serialized_start=1434
+  _globals['_WATCHSTOCKLEVELSRESPONSE']._serialized_end=1563
+  _globals['_STOCKSNAPSHOT']._serialized_start=1565
+  _globals['_STOCKSNAPSHOT']._serialized_end=1642
+  _globals['_STOCKCHANGE']._serialized_start=1645
+  _globals['_STOCKCHANGE']._serialized_end=1857
+  _globals['_RECONCILESTOCKREQUEST']._serialized_start=1860
+  _globals['_RECONCILESTOCKREQUEST']._serialized_end=2011
+  _globals['_STOCKCOUNTENTRY']._serialized_start=2013
+  _globals['_STOCKCOUNTENTRY']._serialized_end=2085
+  _globals['_RECONCILESTOCKRESPONSE']._serialized_start=2088
+  _globals['_RECONCILESTOCKRESPONSE']._serialized_end=2317
+  _globals['_STOCKDIFFERENCE']._serialized_start=2320
+  _globals['_STOCKDIFFERENCE']._serialized_end=2458
+  _globals['_INVENTORYSERVICE']._serialized_start=2562
+  _globals['_INVENTORYSERVICE']._serialized_end=3155
 # @@protoc_insertion_point(module_scope)

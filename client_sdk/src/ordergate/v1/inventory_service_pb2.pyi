@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _StockBucket:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StockBucketEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StockBucket.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOCK_BUCKET_UNSPECIFIED: _StockBucket.ValueType  # 0
+    """The sellable pieces (on_hand)."""
+    STOCK_BUCKET_SELLABLE: _StockBucket.ValueType  # 1
+    """The sellable pieces (on_hand), said explicitly."""
+    STOCK_BUCKET_QUARANTINE: _StockBucket.ValueType  # 2
+    """Pieces in quarantine."""
+
+class StockBucket(_StockBucket, metaclass=_StockBucketEnumTypeWrapper):
+    """Which bucket of a stock record a correction changes."""
+
+STOCK_BUCKET_UNSPECIFIED: StockBucket.ValueType  # 0
+"""The sellable pieces (on_hand)."""
+STOCK_BUCKET_SELLABLE: StockBucket.ValueType  # 1
+"""The sellable pieces (on_hand), said explicitly."""
+STOCK_BUCKET_QUARANTINE: StockBucket.ValueType  # 2
+"""Pieces in quarantine."""
+Global___StockBucket: _TypeAlias = StockBucket  # noqa: Y015
 
 @_typing.final
 class GetStockLevelsRequest(_message.Message):
@@ -135,14 +160,31 @@ class StockLevel(_message.Message):
     ON_HAND_FIELD_NUMBER: _builtins.int
     ALLOCATED_FIELD_NUMBER: _builtins.int
     AVAILABLE_FIELD_NUMBER: _builtins.int
+    QUARANTINE_FIELD_NUMBER: _builtins.int
+    ON_ORDER_FIELD_NUMBER: _builtins.int
+    NEXT_EXPECTED_DATE_FIELD_NUMBER: _builtins.int
     location_code: _builtins.str
     """The location; empty for a total."""
     on_hand: _builtins.int
-    """Physically there."""
+    """Sellable pieces physically there. Pieces in quarantine are not in it: what is physically
+    there is on_hand + quarantine.
+    """
     allocated: _builtins.int
     """Promised to accepted orders not yet dispatched."""
     available: _builtins.int
     """on_hand - allocated; negative when a store sold stock that web orders had reserved."""
+    quarantine: _builtins.int
+    """Pieces there that must not be sold: returns awaiting triage or in rework, damaged
+    receipts. Never allocated.
+    """
+    on_order: _builtins.int
+    """Pieces on open purchase orders to this location, not yet received. Set by GetStockLevels
+    and in snapshots; 0 in `StockChange` messages (a change is of the other quantities).
+    """
+    next_expected_date: _builtins.str
+    """The earliest expected date (YYYY-MM-DD) among those purchase order lines; empty when
+    nothing is on order. For a total, the earliest over the locations.
+    """
     def __init__(
         self,
         *,
@@ -150,10 +192,13 @@ class StockLevel(_message.Message):
         on_hand: _builtins.int = ...,
         allocated: _builtins.int = ...,
         available: _builtins.int = ...,
+        quarantine: _builtins.int = ...,
+        on_order: _builtins.int = ...,
+        next_expected_date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocated", b"allocated", "available", b"available", "location_code", b"location_code", "on_hand", b"on_hand"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocated", b"allocated", "available", b"available", "location_code", b"location_code", "next_expected_date", b"next_expected_date", "on_hand", b"on_hand", "on_order", b"on_order", "quarantine", b"quarantine"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -257,6 +302,7 @@ class AdjustStockRequest(_message.Message):
     DELTA_FIELD_NUMBER: _builtins.int
     REASON_CODE_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (a UUID); a retry with the same one changes nothing more."""
     code: _builtins.str
@@ -269,6 +315,8 @@ class AdjustStockRequest(_message.Message):
     """Why, as a code: POS_SALE, DAMAGED, RECEIVED, RETURNED, FOUND, LOST ..."""
     note: _builtins.str
     """Free text for the audit log."""
+    bucket: Global___StockBucket.ValueType
+    """The bucket to change; sellable when unspecified. Quarantine never goes below 0."""
     def __init__(
         self,
         *,
@@ -278,10 +326,11 @@ class AdjustStockRequest(_message.Message):
         delta: _builtins.int = ...,
         reason_code: _builtins.str = ...,
         note: _builtins.str = ...,
+        bucket: Global___StockBucket.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "delta", b"delta", "location_code", b"location_code", "note", b"note", "reason_code", b"reason_code", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "code", b"code", "delta", b"delta", "location_code", b"location_code", "note", b"note", "reason_code", b"reason_code", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -334,6 +383,7 @@ class RecordStockCountRequest(_message.Message):
     LOCATION_CODE_FIELD_NUMBER: _builtins.int
     COUNTED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key (a UUID)."""
     code: _builtins.str
@@ -344,6 +394,8 @@ class RecordStockCountRequest(_message.Message):
     """Pieces found (0 or more)."""
     reason: _builtins.str
     """Why a count was taken (cycle count, stocktake ...), for the audit log."""
+    bucket: Global___StockBucket.ValueType
+    """The bucket counted; sellable when unspecified."""
     def __init__(
         self,
         *,
@@ -352,10 +404,11 @@ class RecordStockCountRequest(_message.Message):
         location_code: _builtins.str = ...,
         counted: _builtins.int = ...,
         reason: _builtins.str = ...,
+        bucket: Global___StockBucket.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "counted", b"counted", "location_code", b"location_code", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "code", b"code", "counted", b"counted", "location_code", b"location_code", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -372,7 +425,7 @@ class RecordStockCountResponse(_message.Message):
     OVERSOLD_ORDER_IDS_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
     variance: _builtins.int
-    """Counted minus on hand before the count."""
+    """Counted minus the bucket before the count."""
     replayed: _builtins.bool
     """True when this answers a retry of an earlier request_id."""
     @_builtins.property
@@ -511,7 +564,10 @@ class StockChange(_message.Message):
     sku: _builtins.str
     """The product whose record changed."""
     kind: _builtins.str
-    """What happened: ALLOCATION, RELEASE, COUNT, ADJUSTMENT or DISPATCH."""
+    """What happened: ALLOCATION, RELEASE, COUNT, ADJUSTMENT, DISPATCH, RECEIPT (goods from a
+    purchase order), RETURN_RECEIPT (a return into quarantine), RESTOCK (quarantine to
+    sellable), DISPOSAL (written off from quarantine) or RECONCILIATION.
+    """
     order_id: _builtins.str
     """The order that caused it, if one did."""
     @_builtins.property
@@ -544,3 +600,178 @@ class StockChange(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StockChange: _TypeAlias = StockChange  # noqa: Y015
+
+@_typing.final
+class ReconcileStockRequest(_message.Message):
+    """Request for InventoryService.ReconcileStock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    THRESHOLD_PERCENT_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key (a UUID); a retry with the same one is answered from the first."""
+    source: _builtins.str
+    """Where the counts come from (the WMS, a stocktake ...), for the audit log."""
+    threshold_percent: _builtins.float
+    """A difference beyond this percentage of our quantity diverges; 0 means the server's
+    default (ORDERGATE_DIVERGENCE_THRESHOLD_PERCENT, 5). Any difference diverges where we hold
+    none.
+    """
+    dry_run: _builtins.bool
+    """Report the differences and the divergences, change nothing, raise no alert."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockCountEntry]:
+        """Their count per product and location; 1 to 10,000 entries, each pair once."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        source: _builtins.str = ...,
+        entries: _abc.Iterable[Global___StockCountEntry] | None = ...,
+        threshold_percent: _builtins.float = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "entries", b"entries", "request_id", b"request_id", "source", b"source", "threshold_percent", b"threshold_percent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileStockRequest: _TypeAlias = ReconcileStockRequest  # noqa: Y015
+
+@_typing.final
+class StockCountEntry(_message.Message):
+    """One product at one location, as the warehouse counted it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    LOCATION_CODE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The product (its canonical SKU, an alias or a barcode)."""
+    location_code: _builtins.str
+    """The location."""
+    quantity: _builtins.int
+    """Pieces physically there (sellable and quarantined alike), 0 or more."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        location_code: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "location_code", b"location_code", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockCountEntry: _TypeAlias = StockCountEntry  # noqa: Y015
+
+@_typing.final
+class ReconcileStockResponse(_message.Message):
+    """Response for InventoryService.ReconcileStock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECONCILIATION_ID_FIELD_NUMBER: _builtins.int
+    COMPARED_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    DIVERGED_FIELD_NUMBER: _builtins.int
+    THRESHOLD_PERCENT_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    OVERSOLD_ORDER_IDS_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    reconciliation_id: _builtins.str
+    """The reconciliation's id (empty for a dry run, which records nothing)."""
+    compared: _builtins.int
+    """Entries compared."""
+    diverged: _builtins.int
+    """How many of those diverge beyond the threshold (each an INVENTORY_DIVERGENCE alert unless
+    this was a dry run).
+    """
+    threshold_percent: _builtins.float
+    """The threshold applied, in percent."""
+    dry_run: _builtins.bool
+    """True when nothing was changed."""
+    replayed: _builtins.bool
+    """True when this answers a retry of an earlier request_id."""
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockDifference]:
+        """Every entry where theirs and ours differ, in request order."""
+
+    @_builtins.property
+    def oversold_order_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Accepted orders that their counts left short (back in the exception queue as STOCK_SHORT)."""
+
+    def __init__(
+        self,
+        *,
+        reconciliation_id: _builtins.str = ...,
+        compared: _builtins.int = ...,
+        differences: _abc.Iterable[Global___StockDifference] | None = ...,
+        diverged: _builtins.int = ...,
+        threshold_percent: _builtins.float = ...,
+        dry_run: _builtins.bool = ...,
+        oversold_order_ids: _abc.Iterable[_builtins.str] | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compared", b"compared", "differences", b"differences", "diverged", b"diverged", "dry_run", b"dry_run", "oversold_order_ids", b"oversold_order_ids", "reconciliation_id", b"reconciliation_id", "replayed", b"replayed", "threshold_percent", b"threshold_percent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconcileStockResponse: _TypeAlias = ReconcileStockResponse  # noqa: Y015
+
+@_typing.final
+class StockDifference(_message.Message):
+    """A product whose count differs from ours at a location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    LOCATION_CODE_FIELD_NUMBER: _builtins.int
+    OURS_FIELD_NUMBER: _builtins.int
+    THEIRS_FIELD_NUMBER: _builtins.int
+    DIFFERENCE_FIELD_NUMBER: _builtins.int
+    PERCENT_FIELD_NUMBER: _builtins.int
+    DIVERGED_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The canonical SKU."""
+    location_code: _builtins.str
+    """The location."""
+    ours: _builtins.int
+    """Our quantity before: on hand + quarantine."""
+    theirs: _builtins.int
+    """Their count."""
+    difference: _builtins.int
+    """theirs - ours."""
+    percent: _builtins.float
+    """|difference| as a percentage of ours (100 when we held none)."""
+    diverged: _builtins.bool
+    """True when percent exceeds the threshold."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        location_code: _builtins.str = ...,
+        ours: _builtins.int = ...,
+        theirs: _builtins.int = ...,
+        difference: _builtins.int = ...,
+        percent: _builtins.float = ...,
+        diverged: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["difference", b"difference", "diverged", b"diverged", "location_code", b"location_code", "ours", b"ours", "percent", b"percent", "sku", b"sku", "theirs", b"theirs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockDifference: _TypeAlias = StockDifference  # noqa: Y015

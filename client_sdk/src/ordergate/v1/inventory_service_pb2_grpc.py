@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class InventoryServiceStub:
-    """Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    """Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
 
     def __init__(self, channel):
@@ -56,6 +58,11 @@ class InventoryServiceStub:
                 request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
                 response_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
                 _registered_method=True)
+        self.ReconcileStock = channel.unary_unary(
+                '/ordergate.v1.InventoryService/ReconcileStock',
+                request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.ReconcileStockRequest.SerializeToString,
+                response_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.ReconcileStockResponse.FromString,
+                _registered_method=True)
         self.ListLocations = channel.unary_unary(
                 '/ordergate.v1.InventoryService/ListLocations',
                 request_serializer=ordergate_dot_v1_dot_inventory__service__pb2.ListLocationsRequest.SerializeToString,
@@ -64,8 +71,10 @@ class InventoryServiceStub:
 
 
 class InventoryServiceServicer:
-    """Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    """Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
 
     def GetStockLevels(self, request, context):
@@ -80,7 +89,8 @@ class InventoryServiceServicer:
 
     def WatchStockLevels(self, request, context):
         """Live stock: first a snapshot of the products asked (bundles included), then every change
-        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+        restock, disposal, reconciliation — within about a
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
@@ -92,8 +102,10 @@ class InventoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AdjustStock(self, request, context):
-        """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        """Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+        POS_SALE (a store sale; it may take available below zero: the customer has the item in
+        hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+        and returns by ReturnService, which keep what they were.
         When a location then has less on hand than is allocated, the newest accepted orders are
         sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
         released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -105,9 +117,24 @@ class InventoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordStockCount(self, request, context):
-        """Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why; a count that leaves accepted orders short acts as
-        AdjustStock does. Safe to retry with the same request_id. Role: manager.
+        """Records a physical count of one bucket (sellable by default, or quarantine): the count
+        wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+        count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+        same request_id. Role: manager.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReconcileStock(self, request, context):
+        """Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+        (on hand + quarantine: what is physically there), records every difference, and raises an
+        INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+        ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+        ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+        goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+        count does to orders left short. Safe to retry with the same request_id.
+        Roles: admin, manager.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -144,6 +171,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.FromString,
                     response_serializer=ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.SerializeToString,
             ),
+            'ReconcileStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReconcileStock,
+                    request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.ReconcileStockRequest.FromString,
+                    response_serializer=ordergate_dot_v1_dot_inventory__service__pb2.ReconcileStockResponse.SerializeToString,
+            ),
             'ListLocations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLocations,
                     request_deserializer=ordergate_dot_v1_dot_inventory__service__pb2.ListLocationsRequest.FromString,
@@ -158,8 +190,10 @@ def add_InventoryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class InventoryService:
-    """Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    """Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
 
     @staticmethod
@@ -260,6 +294,33 @@ class InventoryService:
             '/ordergate.v1.InventoryService/RecordStockCount',
             ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
             ordergate_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcileStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordergate.v1.InventoryService/ReconcileStock',
+            ordergate_dot_v1_dot_inventory__service__pb2.ReconcileStockRequest.SerializeToString,
+            ordergate_dot_v1_dot_inventory__service__pb2.ReconcileStockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,8 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class InventoryServiceStub:
-    """Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    """Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
 
     @_typing.overload
@@ -43,7 +45,8 @@ class InventoryServiceStub:
     """
     WatchStockLevels: _grpc.UnaryStreamMultiCallable[_inventory_service_pb2.WatchStockLevelsRequest, _inventory_service_pb2.WatchStockLevelsResponse]
     """Live stock: first a snapshot of the products asked (bundles included), then every change
-    of their stock records — allocation, release, count, adjustment, dispatch — within about a
+    of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+    restock, disposal, reconciliation — within about a
     second of its commit. Each change carries its change_id; a client that reconnects with the
     last change_id it saw (`after_change_id`) gets every later change and misses nothing.
     Changes carry the record's level after the change: apply them as absolute values, so a
@@ -51,8 +54,10 @@ class InventoryServiceStub:
     operations.
     """
     AdjustStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]
-    """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-    available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+    """Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+    POS_SALE (a store sale; it may take available below zero: the customer has the item in
+    hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+    and returns by ReturnService, which keep what they were.
     When a location then has less on hand than is allocated, the newest accepted orders are
     sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
     released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -60,9 +65,20 @@ class InventoryServiceStub:
     Safe to retry with the same request_id. Role: manager.
     """
     RecordStockCount: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]
-    """Records a physical count: the count wins, and the variance (counted - on hand before) is
-    kept with who counted and why; a count that leaves accepted orders short acts as
-    AdjustStock does. Safe to retry with the same request_id. Role: manager.
+    """Records a physical count of one bucket (sellable by default, or quarantine): the count
+    wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+    count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+    same request_id. Role: manager.
+    """
+    ReconcileStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ReconcileStockRequest, _inventory_service_pb2.ReconcileStockResponse]
+    """Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+    (on hand + quarantine: what is physically there), records every difference, and raises an
+    INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+    ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+    ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+    goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+    count does to orders left short. Safe to retry with the same request_id.
+    Roles: admin, manager.
     """
     ListLocations: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]
     """The stock locations (warehouses and stores) in allocation priority order.
@@ -71,8 +87,10 @@ class InventoryServiceStub:
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
-    """Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    """Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -84,7 +102,8 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """
     WatchStockLevels: _aio.UnaryStreamMultiCallable[_inventory_service_pb2.WatchStockLevelsRequest, _inventory_service_pb2.WatchStockLevelsResponse]  # type: ignore[assignment]
     """Live stock: first a snapshot of the products asked (bundles included), then every change
-    of their stock records — allocation, release, count, adjustment, dispatch — within about a
+    of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+    restock, disposal, reconciliation — within about a
     second of its commit. Each change carries its change_id; a client that reconnects with the
     last change_id it saw (`after_change_id`) gets every later change and misses nothing.
     Changes carry the record's level after the change: apply them as absolute values, so a
@@ -92,8 +111,10 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     operations.
     """
     AdjustStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.AdjustStockRequest, _inventory_service_pb2.AdjustStockResponse]  # type: ignore[assignment]
-    """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-    available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+    """Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+    POS_SALE (a store sale; it may take available below zero: the customer has the item in
+    hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+    and returns by ReturnService, which keep what they were.
     When a location then has less on hand than is allocated, the newest accepted orders are
     sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
     released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -101,9 +122,20 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     Safe to retry with the same request_id. Role: manager.
     """
     RecordStockCount: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]  # type: ignore[assignment]
-    """Records a physical count: the count wins, and the variance (counted - on hand before) is
-    kept with who counted and why; a count that leaves accepted orders short acts as
-    AdjustStock does. Safe to retry with the same request_id. Role: manager.
+    """Records a physical count of one bucket (sellable by default, or quarantine): the count
+    wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+    count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+    same request_id. Role: manager.
+    """
+    ReconcileStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ReconcileStockRequest, _inventory_service_pb2.ReconcileStockResponse]  # type: ignore[assignment]
+    """Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+    (on hand + quarantine: what is physically there), records every difference, and raises an
+    INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+    ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+    ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+    goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+    count does to orders left short. Safe to retry with the same request_id.
+    Roles: admin, manager.
     """
     ListLocations: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationsRequest, _inventory_service_pb2.ListLocationsResponse]  # type: ignore[assignment]
     """The stock locations (warehouses and stores) in allocation priority order.
@@ -111,8 +143,10 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    """Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
 
     @_abc_1.abstractmethod
@@ -134,7 +168,8 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_inventory_service_pb2.WatchStockLevelsResponse], _abc.AsyncIterator[_inventory_service_pb2.WatchStockLevelsResponse]]:
         """Live stock: first a snapshot of the products asked (bundles included), then every change
-        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+        restock, disposal, reconciliation — within about a
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
@@ -148,8 +183,10 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inventory_service_pb2.AdjustStockRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.AdjustStockResponse, _abc.Awaitable[_inventory_service_pb2.AdjustStockResponse]]:
-        """Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        """Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+        POS_SALE (a store sale; it may take available below zero: the customer has the item in
+        hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+        and returns by ReturnService, which keep what they were.
         When a location then has less on hand than is allocated, the newest accepted orders are
         sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
         released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -163,9 +200,26 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inventory_service_pb2.RecordStockCountRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.RecordStockCountResponse, _abc.Awaitable[_inventory_service_pb2.RecordStockCountResponse]]:
-        """Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why; a count that leaves accepted orders short acts as
-        AdjustStock does. Safe to retry with the same request_id. Role: manager.
+        """Records a physical count of one bucket (sellable by default, or quarantine): the count
+        wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+        count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+        same request_id. Role: manager.
+        """
+
+    @_abc_1.abstractmethod
+    def ReconcileStock(
+        self,
+        request: _inventory_service_pb2.ReconcileStockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ReconcileStockResponse, _abc.Awaitable[_inventory_service_pb2.ReconcileStockResponse]]:
+        """Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+        (on hand + quarantine: what is physically there), records every difference, and raises an
+        INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+        ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+        ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+        goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+        count does to orders left short. Safe to retry with the same request_id.
+        Roles: admin, manager.
         """
 
     @_abc_1.abstractmethod

@@ -24,9 +24,11 @@ from .connect import (
     catalog_service_connect,
     exception_queue_service_connect,
     fulfillment_service_connect,
+    inbound_service_connect,
     inventory_service_connect,
     order_service_connect,
     pricing_service_connect,
+    return_service_connect,
     webhook_service_connect,
 )
 from .connect_calls import connect_service
@@ -47,6 +49,8 @@ _APPLICATIONS: dict[str, Any] = {
     ),
     "ordergate.v1.AuditService": audit_service_connect.AuditServiceASGIApplication,
     "ordergate.v1.WebhookService": webhook_service_connect.WebhookServiceASGIApplication,
+    "ordergate.v1.InboundService": inbound_service_connect.InboundServiceASGIApplication,
+    "ordergate.v1.ReturnService": return_service_connect.ReturnServiceASGIApplication,
 }
 
 # What a browser on another origin may send and read (Connect, gRPC-Web, the XML POST).

@@ -237,7 +237,9 @@ def _stock_changes(
 def _levels(tx: Connection, sku: str) -> list[dict[str, Any]]:
     st = t.stock.c
     rows = tx.execute(
-        select(st.location, st.on_hand, st.allocated).where(st.sku == sku).order_by(st.location)
+        select(st.location, st.on_hand, st.allocated, st.quarantine)
+        .where(st.sku == sku)
+        .order_by(st.location)
     )
     return [
         {
@@ -245,9 +247,14 @@ def _levels(tx: Connection, sku: str) -> list[dict[str, Any]]:
             "on_hand": r.on_hand,
             "allocated": r.allocated,
             "available": r.on_hand - r.allocated,
+            "quarantine": r.quarantine,
         }
         for r in rows
     ]
+
+
+# The alerts that are webhook events, by kind.
+_ALERT_EVENTS = {"OVERSOLD": "stock.oversold", "INVENTORY_DIVERGENCE": "stock.divergence"}
 
 
 def _alerts(tx: Connection, writer: _Writer, now: datetime) -> None:
@@ -256,16 +263,20 @@ def _alerts(tx: Connection, writer: _Writer, now: datetime) -> None:
     rows = tx.execute(select(t.alerts).where(a.seq > after).order_by(a.seq).limit(BATCH)).all()
     taken = contiguous(rows, after, lambda r: r.at, now)
     for alert in taken:
-        recipients = writer.recipients("stock.oversold", None)
-        if alert.kind == "OVERSOLD" and recipients:
+        type_ = _ALERT_EVENTS.get(alert.kind)
+        recipients = writer.recipients(type_, None) if type_ else []
+        if type_ and recipients:
             # Not the orders it names: they are several clients', and the event goes to all.
+            data = {"sku": alert.sku, "location": alert.location}
+            if alert.kind == "INVENTORY_DIVERGENCE":
+                data["message"] = alert.message
             writer.write(
                 recipients,
                 event_id=f"evt_{new_id()}",
-                type_="stock.oversold",
+                type_=type_,
                 client_id=None,
                 occurred_at=alert.at,
-                data={"sku": alert.sku, "location": alert.location},
+                data=data,
             )
     if taken:
         store.set_cursor(tx, "alerts", taken[-1].seq)

@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from ordergate.v1.inventory_service_pb2 import AdjustStockRequest, AdjustStockResponse, GetStockLevelsRequest, GetStockLevelsResponse, ListLocationsRequest, ListLocationsResponse, RecordStockCountRequest, RecordStockCountResponse, WatchStockLevelsRequest, WatchStockLevelsResponse
+from ordergate.v1.inventory_service_pb2 import AdjustStockRequest, AdjustStockResponse, GetStockLevelsRequest, GetStockLevelsResponse, ListLocationsRequest, ListLocationsResponse, ReconcileStockRequest, ReconcileStockResponse, RecordStockCountRequest, RecordStockCountResponse, WatchStockLevelsRequest, WatchStockLevelsResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping
@@ -39,8 +39,10 @@ _GZIP_COMPRESSION = GzipCompression()
 
 class InventoryService(Protocol):
     """
-    Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
     async def get_stock_levels(self, request: GetStockLevelsRequest, ctx: RequestContext[GetStockLevelsRequest, GetStockLevelsResponse], /) -> GetStockLevelsResponse:
         """
@@ -54,7 +56,8 @@ class InventoryService(Protocol):
     def watch_stock_levels(self, request: WatchStockLevelsRequest, ctx: RequestContext[WatchStockLevelsRequest, WatchStockLevelsResponse], /) -> AsyncIterator[WatchStockLevelsResponse]:
         """
         Live stock: first a snapshot of the products asked (bundles included), then every change
-        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+        restock, disposal, reconciliation — within about a
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
@@ -65,8 +68,10 @@ class InventoryService(Protocol):
 
     async def adjust_stock(self, request: AdjustStockRequest, ctx: RequestContext[AdjustStockRequest, AdjustStockResponse], /) -> AdjustStockResponse:
         """
-        Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+        POS_SALE (a store sale; it may take available below zero: the customer has the item in
+        hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+        and returns by ReturnService, which keep what they were.
         When a location then has less on hand than is allocated, the newest accepted orders are
         sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
         released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -77,9 +82,23 @@ class InventoryService(Protocol):
 
     async def record_stock_count(self, request: RecordStockCountRequest, ctx: RequestContext[RecordStockCountRequest, RecordStockCountResponse], /) -> RecordStockCountResponse:
         """
-        Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why; a count that leaves accepted orders short acts as
-        AdjustStock does. Safe to retry with the same request_id. Role: manager.
+        Records a physical count of one bucket (sellable by default, or quarantine): the count
+        wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+        count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+        same request_id. Role: manager.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def reconcile_stock(self, request: ReconcileStockRequest, ctx: RequestContext[ReconcileStockRequest, ReconcileStockResponse], /) -> ReconcileStockResponse:
+        """
+        Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+        (on hand + quarantine: what is physically there), records every difference, and raises an
+        INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+        ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+        ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+        goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+        count does to orders left short. Safe to retry with the same request_id.
+        Roles: admin, manager.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -148,6 +167,17 @@ class InventoryServiceASGIApplication(ConnectASGIApplication[InventoryService]):
                     ),
                     function=svc.record_stock_count,
                 ),
+                "/ordergate.v1.InventoryService/ReconcileStock": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ReconcileStock",
+                        service_name="ordergate.v1.InventoryService",
+                        input=ReconcileStockRequest,
+                        output=ReconcileStockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.reconcile_stock,
+                ),
                 "/ordergate.v1.InventoryService/ListLocations": Endpoint.unary(
                     method=MethodInfo(
                         name="ListLocations",
@@ -174,8 +204,10 @@ class InventoryServiceASGIApplication(ConnectASGIApplication[InventoryService]):
 
 class InventoryServiceClient(ConnectClient):
     """
-    Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
     def __init__(
         self,
@@ -238,7 +270,8 @@ class InventoryServiceClient(ConnectClient):
     ) -> AsyncIterator[WatchStockLevelsResponse]:
         """
         Live stock: first a snapshot of the products asked (bundles included), then every change
-        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+        restock, disposal, reconciliation — within about a
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
@@ -266,8 +299,10 @@ class InventoryServiceClient(ConnectClient):
         timeout_ms: int | None = None,
     ) -> AdjustStockResponse:
         """
-        Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+        POS_SALE (a store sale; it may take available below zero: the customer has the item in
+        hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+        and returns by ReturnService, which keep what they were.
         When a location then has less on hand than is allocated, the newest accepted orders are
         sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
         released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -295,9 +330,10 @@ class InventoryServiceClient(ConnectClient):
         timeout_ms: int | None = None,
     ) -> RecordStockCountResponse:
         """
-        Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why; a count that leaves accepted orders short acts as
-        AdjustStock does. Safe to retry with the same request_id. Role: manager.
+        Records a physical count of one bucket (sellable by default, or quarantine): the count
+        wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+        count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+        same request_id. Role: manager.
         """
         return await self.execute_unary(
             request=request,
@@ -306,6 +342,36 @@ class InventoryServiceClient(ConnectClient):
                 service_name="ordergate.v1.InventoryService",
                 input=RecordStockCountRequest,
                 output=RecordStockCountResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def reconcile_stock(
+        self,
+        request: ReconcileStockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReconcileStockResponse:
+        """
+        Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+        (on hand + quarantine: what is physically there), records every difference, and raises an
+        INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+        ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+        ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+        goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+        count does to orders left short. Safe to retry with the same request_id.
+        Roles: admin, manager.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReconcileStock",
+                service_name="ordergate.v1.InventoryService",
+                input=ReconcileStockRequest,
+                output=ReconcileStockResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),
@@ -341,8 +407,10 @@ class InventoryServiceClient(ConnectClient):
 
 class InventoryServiceSync(Protocol):
     """
-    Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
     def get_stock_levels(self, request: GetStockLevelsRequest, ctx: RequestContext[GetStockLevelsRequest, GetStockLevelsResponse], /) -> GetStockLevelsResponse:
         """
@@ -356,7 +424,8 @@ class InventoryServiceSync(Protocol):
     def watch_stock_levels(self, request: WatchStockLevelsRequest, ctx: RequestContext[WatchStockLevelsRequest, WatchStockLevelsResponse], /) -> Iterator[WatchStockLevelsResponse]:
         """
         Live stock: first a snapshot of the products asked (bundles included), then every change
-        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+        restock, disposal, reconciliation — within about a
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
@@ -367,8 +436,10 @@ class InventoryServiceSync(Protocol):
 
     def adjust_stock(self, request: AdjustStockRequest, ctx: RequestContext[AdjustStockRequest, AdjustStockResponse], /) -> AdjustStockResponse:
         """
-        Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+        POS_SALE (a store sale; it may take available below zero: the customer has the item in
+        hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+        and returns by ReturnService, which keep what they were.
         When a location then has less on hand than is allocated, the newest accepted orders are
         sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
         released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -379,9 +450,23 @@ class InventoryServiceSync(Protocol):
 
     def record_stock_count(self, request: RecordStockCountRequest, ctx: RequestContext[RecordStockCountRequest, RecordStockCountResponse], /) -> RecordStockCountResponse:
         """
-        Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why; a count that leaves accepted orders short acts as
-        AdjustStock does. Safe to retry with the same request_id. Role: manager.
+        Records a physical count of one bucket (sellable by default, or quarantine): the count
+        wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+        count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+        same request_id. Role: manager.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def reconcile_stock(self, request: ReconcileStockRequest, ctx: RequestContext[ReconcileStockRequest, ReconcileStockResponse], /) -> ReconcileStockResponse:
+        """
+        Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+        (on hand + quarantine: what is physically there), records every difference, and raises an
+        INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+        ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+        ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+        goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+        count does to orders left short. Safe to retry with the same request_id.
+        Roles: admin, manager.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -448,6 +533,17 @@ class InventoryServiceWSGIApplication(ConnectWSGIApplication):
                     ),
                     function=service.record_stock_count,
                 ),
+                "/ordergate.v1.InventoryService/ReconcileStock": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ReconcileStock",
+                        service_name="ordergate.v1.InventoryService",
+                        input=ReconcileStockRequest,
+                        output=ReconcileStockResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.reconcile_stock,
+                ),
                 "/ordergate.v1.InventoryService/ListLocations": EndpointSync.unary(
                     method=MethodInfo(
                         name="ListLocations",
@@ -474,8 +570,10 @@ class InventoryServiceWSGIApplication(ConnectWSGIApplication):
 
 class InventoryServiceClientSync(ConnectClientSync):
     """
-    Live stock for storefronts and operators. Available = on hand - allocated, per location.
-    Every RPC needs an API key in `authorization: Bearer <key>` metadata.
+    Live stock for storefronts and operators. Available = on hand - allocated, per location, where
+    on hand is the sellable pieces; pieces in quarantine (returns in triage, damaged receipts) are
+    counted apart and never allocated. Every RPC needs an API key in `authorization: Bearer <key>`
+    metadata.
     """
     def __init__(
         self,
@@ -538,7 +636,8 @@ class InventoryServiceClientSync(ConnectClientSync):
     ) -> Iterator[WatchStockLevelsResponse]:
         """
         Live stock: first a snapshot of the products asked (bundles included), then every change
-        of their stock records — allocation, release, count, adjustment, dispatch — within about a
+        of their stock records — allocation, release, count, adjustment, dispatch, receipt, return,
+        restock, disposal, reconciliation — within about a
         second of its commit. Each change carries its change_id; a client that reconnects with the
         last change_id it saw (`after_change_id`) gets every later change and misses nothing.
         Changes carry the record's level after the change: apply them as absolute values, so a
@@ -566,8 +665,10 @@ class InventoryServiceClientSync(ConnectClientSync):
         timeout_ms: int | None = None,
     ) -> AdjustStockResponse:
         """
-        Changes on hand by a delta with a reason code, such as POS_SALE (a store sale; it may take
-        available below zero: the customer has the item in hand), DAMAGED, RECEIVED or RETURNED.
+        Changes on hand (or, with `bucket`, quarantine) by a delta with a reason code, such as
+        POS_SALE (a store sale; it may take available below zero: the customer has the item in
+        hand), DAMAGED, FOUND or LOST. Goods from suppliers come in by InboundService.RecordReceipt
+        and returns by ReturnService, which keep what they were.
         When a location then has less on hand than is allocated, the newest accepted orders are
         sent back to the exception queue until they cover the shortfall (STOCK_SHORT, their stock
         released; re-checked when stock rises), orders already being picked get an OVERSOLD event,
@@ -595,9 +696,10 @@ class InventoryServiceClientSync(ConnectClientSync):
         timeout_ms: int | None = None,
     ) -> RecordStockCountResponse:
         """
-        Records a physical count: the count wins, and the variance (counted - on hand before) is
-        kept with who counted and why; a count that leaves accepted orders short acts as
-        AdjustStock does. Safe to retry with the same request_id. Role: manager.
+        Records a physical count of one bucket (sellable by default, or quarantine): the count
+        wins, and the variance (counted - the bucket before) is kept with who counted and why; a
+        count that leaves accepted orders short acts as AdjustStock does. Safe to retry with the
+        same request_id. Role: manager.
         """
         return self.execute_unary(
             request=request,
@@ -606,6 +708,36 @@ class InventoryServiceClientSync(ConnectClientSync):
                 service_name="ordergate.v1.InventoryService",
                 input=RecordStockCountRequest,
                 output=RecordStockCountResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def reconcile_stock(
+        self,
+        request: ReconcileStockRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> ReconcileStockResponse:
+        """
+        Compares the warehouse's (or the ERP's) counts for many products and locations with ours
+        (on hand + quarantine: what is physically there), records every difference, and raises an
+        INVENTORY_DIVERGENCE alert (a `stock.divergence` webhook event, and the
+        ordergate_inventory_divergences_total metric) for each one beyond the threshold, ±5 % of
+        ours by default. Unless `dry_run`, their count then wins as a count does (the difference
+        goes to the sellable bucket; quarantine only when sellable would go below 0), with what a
+        count does to orders left short. Safe to retry with the same request_id.
+        Roles: admin, manager.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ReconcileStock",
+                service_name="ordergate.v1.InventoryService",
+                input=ReconcileStockRequest,
+                output=ReconcileStockResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
                 stream_type=StreamType.UNARY,
             ),
