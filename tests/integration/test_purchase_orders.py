@@ -185,8 +185,14 @@ def test_quarantine_is_never_allocated(api: Api, keys: Keys) -> None:
     receive(api, keys.warehouse, "PO-1", {1: (0, 10)}, reason="water damage")
     stock = level(api, keys.admin, "SKU-2001")
     assert (stock.on_hand, stock.quarantine, stock.available) == (25, 10, 25)
-    assert api.submit(order_xml("TOO-MANY", [("SKU-2001", 30)], special_handling=HANDLE)).order.state == ON_HOLD
-    assert api.submit(order_xml("FITS", [("SKU-2001", 25)], special_handling=HANDLE)).order.state == ACCEPTED
+    assert (
+        api.submit(order_xml("TOO-MANY", [("SKU-2001", 30)], special_handling=HANDLE)).order.state
+        == ON_HOLD
+    )
+    assert (
+        api.submit(order_xml("FITS", [("SKU-2001", 25)], special_handling=HANDLE)).order.state
+        == ACCEPTED
+    )
 
 
 def test_corrections_and_counts_name_the_bucket(api: Api, keys: Keys, db: Database) -> None:
@@ -290,7 +296,9 @@ def test_receipts_racing_submits_never_oversell_nor_lose_a_piece(
     create_po(api, keys.admin, lines=(("SKU-2001", 50, "2026-12-20"),))
 
     def submit(n: int) -> str:
-        return api.submit(order_xml(f"RACE-{n}", [("SKU-2001", 1)], special_handling=HANDLE)).order.id
+        return api.submit(
+            order_xml(f"RACE-{n}", [("SKU-2001", 1)], special_handling=HANDLE)
+        ).order.id
 
     def receipt(n: int) -> None:
         receive(api, keys.warehouse, "PO-1", {1: (5, 0)})

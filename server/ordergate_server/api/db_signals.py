@@ -1,5 +1,6 @@
 """Gauges read from the database when Prometheus scrapes: held orders by reason, the oldest held
-order's age, orders short of stock, stuck orders, and whether the database answered. Free of gRPC
+order's age, orders short of stock, stuck orders, inventory divergences, and whether the
+database answered. Free of gRPC
 imports, so the `serve --workers` supervisor can serve them too.
 
 A scrape never fails because the database does: /metrics answering 500 would hide everything
@@ -34,6 +35,7 @@ class DatabaseSignals(Collector):
         self._stock_short = 0
         self._oldest_webhook_age = 0.0
         self._stuck: dict[str, int] = {rule.kind: 0 for rule in stuck_rules}
+        self._divergences: dict[str, int] = {}
         self._up = 0
         self._failures = 0
 
@@ -52,6 +54,7 @@ class DatabaseSignals(Collector):
                 stock_short = monitoring.stock_short_count(self._db)
                 stuck = monitoring.stuck_orders(self._db, self._rules, now)
                 oldest_webhook = monitoring.oldest_pending_webhook(self._db)
+                divergences = monitoring.divergence_counts(self._db)
         except Exception as exc:
             self._up = 0
             self._failures += 1
@@ -64,6 +67,7 @@ class DatabaseSignals(Collector):
             max(0.0, (now - oldest_webhook).total_seconds()) if oldest_webhook else 0.0
         )
         self._stuck = {kind: len(found) for kind, found in stuck.items()}
+        self._divergences = divergences
         self._up = 1
 
     def _families(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -101,6 +105,15 @@ class DatabaseSignals(Collector):
             "been waiting (0 with none pending)",
             value=self._oldest_webhook_age,
         )
+        divergences = CounterMetricFamily(
+            "ordergate_inventory_divergences",
+            "Stock reconciliations' counts off ours beyond the threshold (INVENTORY_DIVERGENCE "
+            "alerts), by location",
+            labels=["location"],
+        )
+        for location, count in sorted(self._divergences.items()):
+            divergences.add_metric([location], count)
+        yield divergences
         yield GaugeMetricFamily(
             "ordergate_database_up",
             "1 if the last scrape read the database, 0 if it could not (the gauges above then "

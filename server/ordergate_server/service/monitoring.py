@@ -54,6 +54,18 @@ def stock_short_count(db: Database) -> int:
         )
 
 
+def divergence_counts(db: Database) -> dict[str, int]:
+    """INVENTORY_DIVERGENCE alerts ever raised, per location (ReconcileStock)."""
+    a = t.alerts.c
+    with db.reader() as conn:
+        rows = conn.execute(
+            select(a.location, func.count())
+            .where(a.kind == "INVENTORY_DIVERGENCE")
+            .group_by(a.location)
+        )
+        return {location or "": int(count) for location, count in rows}
+
+
 @dataclass(frozen=True)
 class StuckRule:
     kind: str  # "picking" or "dispatched"

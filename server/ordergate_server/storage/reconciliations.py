@@ -38,11 +38,12 @@ def insert(conn: Connection, values: dict[str, Any], lines: Sequence[Line]) -> N
                 "reconciliation_seq": seq,
                 "sku": line.sku,
                 "location": line.location,
+                "position": position,
                 "ours": line.ours,
                 "theirs": line.theirs,
                 "diverged": line.diverged,
             }
-            for line in lines
+            for position, line in enumerate(lines)
         ],
     )
 
@@ -55,7 +56,9 @@ def by_request_id(conn: Connection, request_id: str) -> Stored | None:
     lines = [
         Line(line.sku, line.location, line.ours, line.theirs, line.diverged)
         for line in conn.execute(
-            select(t.reconciliation_lines).where(rl.reconciliation_seq == row.seq)
+            select(t.reconciliation_lines)
+            .where(rl.reconciliation_seq == row.seq)
+            .order_by(rl.position)
         )
     ]
     return Stored(row.id, row.threshold_percent, row.compared, lines)

@@ -440,6 +440,7 @@ alerts = Table(
     Column("order_ids", JSON, nullable=False),
     # The stock correction that raised it, if one did.
     Column("request_id", String(64), nullable=True, index=True),
+    Index(None, "kind", "location"),  # divergences counted per location (metrics)
 )
 
 # Files taken from a client's drop folder (service/file_import.py), one row per distinct content.
@@ -675,6 +676,7 @@ reconciliation_lines = Table(
     Column("reconciliation_seq", ForeignKey("reconciliations.seq"), primary_key=True),
     Column("sku", String(64), primary_key=True),
     Column("location", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),  # in the snapshot as sent
     Column("ours", Integer, nullable=False),  # on hand + quarantine before
     Column("theirs", Integer, nullable=False),
     Column("diverged", Boolean, nullable=False),

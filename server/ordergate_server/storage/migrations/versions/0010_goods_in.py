@@ -5,7 +5,8 @@
 - stock_changes: quarantine_delta and quarantine_after.
 - purchase_orders, purchase_order_lines, receipts, receipt_lines, purchase_order_variances.
 - returns, return_lines.
-- reconciliations, reconciliation_lines.
+- reconciliations, reconciliation_lines; alerts get an index by (kind, location), for the
+  divergence counts of the metrics.
 
 Existing data: every stock record gets quarantine 0 and nothing on order.
 
@@ -40,6 +41,7 @@ def upgrade() -> None:
             sa.Column("quarantine_after", sa.Integer(), nullable=False, server_default="0")
         )
 
+    op.create_index("ix_alerts_kind_location", "alerts", ["kind", "location"])
     op.create_table(
         "purchase_orders",
         sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=True),
@@ -218,6 +220,7 @@ def upgrade() -> None:
         ),
         sa.Column("sku", sa.String(64), nullable=False),
         sa.Column("location", sa.String(64), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("ours", sa.Integer(), nullable=False),
         sa.Column("theirs", sa.Integer(), nullable=False),
         sa.Column("diverged", sa.Boolean(), nullable=False),
@@ -240,6 +243,7 @@ def downgrade() -> None:
         "purchase_orders",
     ):
         op.drop_table(table)
+    op.drop_index("ix_alerts_kind_location", "alerts")
     with op.batch_alter_table("stock_changes") as batch:
         batch.drop_column("quarantine_after")
         batch.drop_column("quarantine_delta")
