@@ -284,3 +284,91 @@ def test_webhooks_from_the_shell(demo: DemoServer, tmp_path: Path) -> None:
         assert endpoint not in run(demo, "webhooks", "list").stdout
     finally:
         server.shutdown()
+
+
+def test_goods_in_from_the_shell(demo: DemoServer, tmp_path: Path) -> None:
+    """A purchase order received short with a damaged piece and closed; a shipped order
+    returned, received and triaged; a warehouse count reconciled as a dry run."""
+    po = f"PO-{uuid.uuid4().hex[:6]}"
+    created = run(
+        demo,
+        "purchase-orders",
+        "create",
+        po,
+        "SKU-1005=10@2026-12-20",
+        "--supplier",
+        "Porzellan AG",
+        "--location",
+        "WH-MAIN",
+        key=demo.admin_key,
+    )
+    assert created.returncode == 0, created.stderr
+    assert f"{po} OPEN from Porzellan AG to WH-MAIN" in created.stdout
+    stock = run(demo, "stock", "SKU-1005")
+    assert "on order 10 (first 2026-12-20)" in stock.stdout
+    received = run(demo, "purchase-orders", "receive", po, "1=6+1", key=demo.warehouse_key)
+    assert received.returncode == 0, received.stderr
+    assert "PARTLY_RECEIVED" in received.stdout
+    assert "DAMAGED line 1 x1" in received.stdout
+    assert "quarantine 1" in run(demo, "stock", "SKU-1005").stdout
+    closed = run(
+        demo,
+        "--json",
+        "purchase-orders",
+        "close",
+        po,
+        "--reason",
+        "rest cancelled",
+        key=demo.admin_key,
+    )
+    assert closed.returncode == 0, closed.stderr
+    variances = json.loads(closed.stdout)["variances"]
+    assert [(v["kind"], v["quantity"]) for v in variances] == [("DAMAGED", "1"), ("UNDER", "3")]
+    assert (
+        po in run(demo, "purchase-orders", "list", "--state", "CLOSED", key=demo.admin_key).stdout
+    )
+
+    order_id = f"CLI-R-{uuid.uuid4().hex[:6]}"
+    submitted = run(
+        demo, "--json", "submit", write(tmp_path, "r.xml", order_xml(order_id, quantity=3))
+    )
+    server_id = json.loads(submitted.stdout)["order"]["id"]
+    for state in ("PICKING", "PICKED", "PACKED"):
+        assert run(demo, "transition", server_id, state, key=demo.warehouse_key).returncode == 0
+    shipped = run(
+        demo, "ship", server_id, "--carrier", "DHL", "--tracking", "JJD0001", key=demo.warehouse_key
+    )
+    assert shipped.returncode == 0, shipped.stderr
+    rma = f"RMA-{uuid.uuid4().hex[:6]}"
+    too_many = run(demo, "returns", "create", rma, server_id, "1=4", "--reason", "too many")
+    assert too_many.returncode == 3
+    assert "RETURN_EXCEEDS_SHIPPED" in too_many.stderr
+    authorized = run(demo, "returns", "create", rma, server_id, "1=2", "--reason", "too many")
+    assert authorized.returncode == 0, authorized.stderr
+    assert f"{rma} AUTHORIZED" in authorized.stdout
+    got = run(demo, "returns", "receive", rma, "WH-MAIN", key=demo.warehouse_key)
+    assert "RECEIVED" in got.stdout, got.stderr
+    triaged = run(
+        demo,
+        "returns",
+        "triage",
+        rma,
+        "1=RESTOCK:1",
+        "1=DISPOSE:1",
+        "--reason",
+        "chipped",
+        key=demo.warehouse_key,
+    )
+    assert triaged.returncode == 0, triaged.stderr
+    assert f"{rma} COMPLETED" in triaged.stdout
+    assert "credit note RMA-" in triaged.stdout
+
+    counts = tmp_path / "counts.csv"
+    counts.write_text("code,location,quantity\nSKU-1001,WH-MAIN,1\nSKU-1002,WH-MAIN,300\n")
+    report = run(
+        demo, "reconcile", str(counts), "--dry-run", "--source", "stocktake", key=demo.admin_key
+    )
+    assert report.returncode == 1, report.stderr  # a divergence
+    assert "SKU-1001@WH-MAIN" in report.stdout
+    assert "DIVERGED" in report.stdout
+    assert "dry run: nothing changed" in report.stdout

@@ -14,7 +14,7 @@ import pytest
 from sdk_support import EXAMPLES, DemoServer, FlakyProxy, order_xml, start_demo_server
 
 from ordergate import AsyncClient, Client, ConnectionConfig, RetryPolicy, errors
-from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc
+from ordergate.v1 import order_pb2, order_service_pb2, order_service_pb2_grpc, return_service_pb2
 
 ACCEPTED = order_pb2.ORDER_STATE_ACCEPTED
 ON_HOLD = order_pb2.ORDER_STATE_ON_HOLD
@@ -526,3 +526,48 @@ def test_holds_rechecks_and_accept_short_with_the_async_client(
             assert back.state == ACCEPTED
 
     asyncio.run(work())
+
+
+def test_goods_in_with_the_async_client(demo: DemoServer) -> None:
+    """A purchase order received (a retry applied once), then a shipped order's return
+    received and restocked; the stock levels tell each step."""
+
+    async def scenario() -> None:
+        async with (
+            AsyncClient(target=demo.target, api_key=demo.admin_key) as admin,
+            AsyncClient(target=demo.target, api_key=demo.warehouse_key) as warehouse,
+            AsyncClient(target=demo.target, api_key=demo.key) as shop,
+        ):
+            po = unique("PO")
+            created = await admin.create_purchase_order(
+                po, "Porzellan AG", "WH-MAIN", [("SKU-1003", 8, "2026-12-24")]
+            )
+            assert not created.replayed
+            [item] = await shop.get_stock_levels(["SKU-1003"], location_codes=["WH-MAIN"])
+            before = item.total
+            assert before.on_order >= 8
+            request_id = str(uuid.uuid4())
+            receipt = await warehouse.record_receipt(po, [(1, 8, 0)], request_id=request_id)
+            again = await warehouse.record_receipt(po, [(1, 8, 0)], request_id=request_id)
+            assert again.replayed
+            assert again.receipt.receipt_id == receipt.receipt.receipt_id
+            [item] = await shop.get_stock_levels(["SKU-1003"], location_codes=["WH-MAIN"])
+            assert item.total.on_hand == before.on_hand + 8
+            assert item.total.on_order == before.on_order - 8
+
+            order = (await shop.submit_order(order_xml(unique("AR"), sku="SKU-1003"))).order
+            for state in ("PICKING", "PICKED", "PACKED"):
+                await warehouse.transition_order(order.id, state)
+            await warehouse.create_shipment(order.id, "DHL", tracking_number="JJD0002")
+            rma = unique("RMA")
+            made = await shop.create_return(rma, order.id, "not needed")
+            assert made.rma.state == return_service_pb2.RETURN_STATE_AUTHORIZED
+            got = await warehouse.receive_return(rma, "WH-MAIN")
+            assert got.lines[0].awaiting_triage == 1
+            done = await warehouse.triage_return(rma, [(1, "RESTOCK")])
+            assert done.state == return_service_pb2.RETURN_STATE_COMPLETED
+            assert (await shop.get_return(rma)).credit_note_id == done.credit_note_id
+            listed = await shop.list_returns(order_id=order.id)
+            assert [r.rma_id for r in listed.returns] == [rma]
+
+    asyncio.run(scenario())

@@ -32,7 +32,10 @@ RESTOCK, REWORK, DISPOSE = (
 
 
 def _shipped(
-    api: Api, keys: Keys, order_id: str = "BUY-1", lines=(("SKU-1002", 3), ("SKU-1003", 2))
+    api: Api,
+    keys: Keys,
+    order_id: str = "BUY-1",
+    lines: tuple[tuple[str, int], ...] = (("SKU-1002", 3), ("SKU-1003", 2)),
 ) -> str:
     order = api.submit(order_xml(order_id, list(lines))).order
     assert order.state == S.ORDER_STATE_ACCEPTED
@@ -120,7 +123,7 @@ def test_a_return_from_authorization_to_credit(api: Api, keys: Keys, db: Databas
 
     done = _triage(api, keys.warehouse, rpb.TriageLine(line_number=1, decision=RESTOCK))
     assert done.state == R.RETURN_STATE_COMPLETED
-    assert done.credit_note_id == f"RMA-{done.credit_note_id[4:]}" and done.credit_note_id
+    assert done.credit_note_id.startswith("RMA-")
     assert level(api, keys.admin, "SKU-1002").quarantine == 0
     notes = PricingServiceStub(api.channel).ListCreditNotes(
         ppb.ListCreditNotesRequest(customer_account="C-1001"), metadata=auth(keys.shop)

@@ -14,6 +14,7 @@ Exit codes (also in docs/sdk.md):
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
@@ -35,7 +36,7 @@ from ._errors import (
     PermissionDeniedError,
     UnavailableError,
 )
-from .v1 import order_pb2, webhook_service_pb2
+from .v1 import inbound_service_pb2, order_pb2, return_service_pb2, webhook_service_pb2
 
 EXIT_OK, EXIT_HELD, EXIT_USAGE, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
@@ -77,6 +78,21 @@ COMMAND_RPCS: dict[str, tuple[str, ...]] = {
             "ListWebhookDeliveries",
             "RedeliverWebhookEvents",
         )
+    ),
+    "reconcile": ("InventoryService.ReconcileStock",),
+    "purchase-orders": tuple(
+        f"InboundService.{rpc}"
+        for rpc in (
+            "CreatePurchaseOrder",
+            "ListPurchaseOrders",
+            "GetPurchaseOrder",
+            "RecordReceipt",
+            "ClosePurchaseOrder",
+        )
+    ),
+    "returns": tuple(
+        f"ReturnService.{rpc}"
+        for rpc in ("CreateReturn", "ListReturns", "GetReturn", "ReceiveReturn", "TriageReturn")
     ),
 }
 # Machine-to-machine calls: the ERP pushes its catalog (or an admin loads it with `ordergate
@@ -228,12 +244,73 @@ def _parser() -> argparse.ArgumentParser:
     adjust.add_argument("delta", type=int)
     adjust.add_argument("--reason-code", required=True, help="POS_SALE, DAMAGED, FOUND ...")
     adjust.add_argument("--note", default="")
+    adjust.add_argument("--bucket", default="", help="quarantine (default: the sellable stock)")
 
     count = commands.add_parser("count", help="record a physical count (manager)")
     count.add_argument("code")
     count.add_argument("location")
     count.add_argument("counted", type=int)
     count.add_argument("--reason", required=True)
+    count.add_argument("--bucket", default="", help="quarantine (default: the sellable stock)")
+
+    reconcile = commands.add_parser(
+        "reconcile", help="compare a warehouse count CSV (code,location,quantity) with ours"
+    )
+    reconcile.add_argument("file", type=Path, help="CSV with a header: code,location,quantity")
+    reconcile.add_argument("--source", default="", help="where the counts come from")
+    reconcile.add_argument("--threshold", type=float, default=0, help="percent (default: 5)")
+    reconcile.add_argument("--dry-run", action="store_true", help="report; change nothing")
+
+    pos = commands.add_parser("purchase-orders", help="purchase orders and receipts")
+    po_actions = pos.add_subparsers(dest="action", required=True)
+    po_create = po_actions.add_parser("create", help="a purchase order: CODE=QTY@YYYY-MM-DD ...")
+    po_create.add_argument("po_number")
+    po_create.add_argument("lines", nargs="+", metavar="CODE=QTY@DATE")
+    po_create.add_argument("--supplier", required=True)
+    po_create.add_argument("--location", required=True)
+    po_create.add_argument("--notes", default="")
+    po_list = po_actions.add_parser("list", help="purchase orders, newest first")
+    po_list.add_argument("--state", default="", help="OPEN, PARTLY_RECEIVED, RECEIVED, CLOSED")
+    po_list.add_argument("--supplier", default="")
+    po_actions.add_parser("get", help="one purchase order").add_argument("po_number")
+    po_receive = po_actions.add_parser("receive", help="a receipt: LINE=GOOD[+DAMAGED] ...")
+    po_receive.add_argument("po_number")
+    po_receive.add_argument("lines", nargs="+", metavar="LINE=GOOD[+DAMAGED]")
+    po_receive.add_argument("--reason", default="", help="why more came (an over-receipt)")
+    po_receive.add_argument("--note", default="")
+    po_close = po_actions.add_parser("close", help="nothing more is expected")
+    po_close.add_argument("po_number")
+    po_close.add_argument("--reason", default="")
+
+    rmas = commands.add_parser("returns", help="returns (RMAs) with triage")
+    rma_actions = rmas.add_subparsers(dest="action", required=True)
+    rma_create = rma_actions.add_parser("create", help="authorize a return: [LINE=QTY ...]")
+    rma_create.add_argument("rma_id")
+    rma_create.add_argument("order_id")
+    rma_create.add_argument("lines", nargs="*", metavar="LINE=QTY", help="none: all shipped")
+    rma_create.add_argument("--reason", required=True)
+    rma_list = rma_actions.add_parser("list", help="returns, newest first")
+    rma_list.add_argument("--state", default="", help="AUTHORIZED, RECEIVED, TRIAGED, COMPLETED")
+    rma_list.add_argument("--order", default="", help="one order's (server id)")
+    rma_get = rma_actions.add_parser("get", help="one return")
+    rma_get.add_argument("rma_id")
+    rma_get.add_argument("--client", default="")
+    rma_receive = rma_actions.add_parser("receive", help="into quarantine: [LINE=QTY ...]")
+    rma_receive.add_argument("rma_id")
+    rma_receive.add_argument("location")
+    rma_receive.add_argument("lines", nargs="*", metavar="LINE=QTY", help="none: all authorized")
+    rma_receive.add_argument("--client", default="")
+    rma_receive.add_argument("--note", default="")
+    rma_triage = rma_actions.add_parser(
+        "triage", help="LINE=RESTOCK|REWORK|DISPOSE[:QTY] ... (DISPOSE needs --reason)"
+    )
+    rma_triage.add_argument("rma_id")
+    rma_triage.add_argument("decisions", nargs="+", metavar="LINE=DECISION[:QTY]")
+    rma_triage.add_argument("--reason", default="")
+    rma_triage.add_argument(
+        "--withhold-credit", action="store_true", help="no credit for the disposed pieces"
+    )
+    rma_triage.add_argument("--client", default="")
 
     commands.add_parser("locations", help="stock locations in allocation priority order")
 
@@ -543,7 +620,13 @@ def _stock(client: Client, args: argparse.Namespace) -> int:
             print(f"{item.requested_code}: unknown")
         else:
             where = " ".join(f"{x.location_code}={x.available}/{x.on_hand}" for x in item.locations)
-            print(f"{item.requested_code} ({item.sku}): available {item.total.available} [{where}]")
+            total = item.total
+            extra = f"; quarantine {total.quarantine}" if total.quarantine else ""
+            if total.on_order:
+                extra += f"; on order {total.on_order} (first {total.next_expected_date})"
+            print(
+                f"{item.requested_code} ({item.sku}): available {total.available} [{where}]{extra}"
+            )
     return EXIT_OK if all(item.found for item in items) else EXIT_HELD
 
 
@@ -582,13 +665,20 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
 
 def _adjust_stock(client: Client, args: argparse.Namespace) -> int:
     reply = client.adjust_stock(
-        args.code, args.location, args.delta, args.reason_code, note=args.note
+        args.code,
+        args.location,
+        args.delta,
+        args.reason_code,
+        note=args.note,
+        bucket=args.bucket or None,
     )
     return _stock_changed(reply, args)
 
 
 def _count(client: Client, args: argparse.Namespace) -> int:
-    reply = client.record_stock_count(args.code, args.location, args.counted, args.reason)
+    reply = client.record_stock_count(
+        args.code, args.location, args.counted, args.reason, bucket=args.bucket or None
+    )
     return _stock_changed(reply, args)
 
 
@@ -599,7 +689,9 @@ def _stock_changed(reply: Any, args: argparse.Namespace) -> int:
     level = reply.level
     print(
         f"{args.code}@{args.location}: on hand {level.on_hand}, allocated {level.allocated}, "
-        f"available {level.available}" + (" (replayed)" if reply.replayed else "")
+        f"available {level.available}"
+        + (f", quarantine {level.quarantine}" if level.quarantine else "")
+        + (" (replayed)" if reply.replayed else "")
     )
     for order_id in reply.oversold_order_ids:
         print(f"    {order_id} left short: back in the queue (STOCK_SHORT)")
@@ -745,6 +837,202 @@ def _webhooks(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- goods in: reconciliation, purchase orders, returns ---------------------------------------
+
+
+def _reconcile(client: Client, args: argparse.Namespace) -> int:
+    """Exit 1 when a count diverges beyond the threshold, so a script notices."""
+    with args.file.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    try:
+        counts = [(r["code"], r["location"], int(r["quantity"])) for r in rows]
+    except (KeyError, TypeError, ValueError):
+        print(f"error: {args.file} needs the columns code,location,quantity", file=sys.stderr)
+        return EXIT_USAGE
+    reply = client.reconcile_stock(
+        counts, source=args.source, threshold_percent=args.threshold, dry_run=args.dry_run
+    )
+    if args.json:
+        print(json.dumps(_dict(reply)))
+    else:
+        for d in reply.differences:
+            flag = "  DIVERGED" if d.diverged else ""
+            print(
+                f"{d.sku}@{d.location_code}: ours {d.ours}, theirs {d.theirs} "
+                f"({d.difference:+d}, {d.percent:.1f}%){flag}"
+            )
+        verb = "would be" if reply.dry_run else "were"
+        print(
+            f"{reply.compared} compared, {len(reply.differences)} differ, {reply.diverged} "
+            f"beyond {reply.threshold_percent:g}%; stock counts {verb} applied"
+            if not reply.dry_run
+            else f"{reply.compared} compared, {len(reply.differences)} differ, "
+            f"{reply.diverged} beyond {reply.threshold_percent:g}% (dry run: nothing changed)"
+        )
+        for order_id in reply.oversold_order_ids:
+            print(f"    {order_id} left short: back in the queue (STOCK_SHORT)")
+    return EXIT_HELD if reply.diverged else EXIT_OK
+
+
+def _line_values(items: Sequence[str], shape: str) -> list[tuple[int, str]]:
+    """LINE=VALUE arguments as (line, value); ValueError (exit 2) for anything else."""
+    found = []
+    for item in items:
+        line, _, value = item.partition("=")
+        if not line.isdigit() or not value:
+            raise ValueError(f"{item!r} is not {shape}")
+        found.append((int(line), value))
+    return found
+
+
+def _quantities(items: Sequence[str]) -> dict[int, int] | None:
+    return _pairs(items, "LINE=QTY") or None
+
+
+def _purchase_orders(client: Client, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "create":
+        lines = []
+        for item in args.lines:
+            code, _, rest = item.partition("=")
+            quantity, _, expected = rest.partition("@")
+            if not code or not quantity.isdigit() or not expected:
+                print(f"error: {item!r} is not CODE=QTY@YYYY-MM-DD", file=sys.stderr)
+                return EXIT_USAGE
+            lines.append((code, int(quantity), expected))
+        created = client.create_purchase_order(
+            args.po_number, args.supplier, args.location, lines, notes=args.notes
+        )
+        _show_po(created.purchase_order, args.json, replayed=created.replayed)
+    elif action == "list":
+        token = ""
+        while True:
+            page = client.list_purchase_orders(
+                state=args.state or None, supplier=args.supplier, page_token=token
+            )
+            for order in page.purchase_orders:
+                _show_po(order, args.json, brief=True)
+            token = page.next_page_token
+            if not token:
+                break
+    elif action == "get":
+        _show_po(client.get_purchase_order(args.po_number), args.json)
+    elif action == "receive":
+        received = []
+        for line, value in _line_values(args.lines, "LINE=GOOD[+DAMAGED]"):
+            good, _, damaged = value.partition("+")
+            if not good.isdigit() or not (damaged or "0").isdigit():
+                print(f"error: {line}={value} is not LINE=GOOD[+DAMAGED]", file=sys.stderr)
+                return EXIT_USAGE
+            received.append((line, int(good), int(damaged or 0)))
+        reply = client.record_receipt(
+            args.po_number, received, note=args.note, variance_reason=args.reason
+        )
+        if not args.json:
+            print(f"receipt {reply.receipt.receipt_id}" + (" (replayed)" if reply.replayed else ""))
+        _show_po(reply.purchase_order, args.json)
+    elif action == "close":
+        _show_po(client.close_purchase_order(args.po_number, args.reason), args.json)
+    return EXIT_OK
+
+
+def _show_po(order: Any, as_json: bool, *, replayed: bool = False, brief: bool = False) -> None:
+    if as_json:
+        print(json.dumps(_dict(order)))
+        return
+    state = inbound_service_pb2.PurchaseOrderState.Name(order.state).removeprefix(
+        "PURCHASE_ORDER_STATE_"
+    )
+    print(
+        f"{order.po_number} {state} from {order.supplier} to {order.location_code}"
+        + (" (replayed)" if replayed else "")
+    )
+    if brief:
+        return
+    for line in order.lines:
+        print(
+            f"    line {line.line_number}: {line.sku} x{line.quantity} due {line.expected_date}, "
+            f"received {line.received_quantity}, damaged {line.damaged_quantity}, "
+            f"open {line.open_quantity}"
+        )
+    for v in order.variances:
+        print(f"    {v.kind} line {v.line_number} x{v.quantity} by {v.actor}: {v.reason}")
+
+
+def _returns(client: Client, args: argparse.Namespace) -> int:
+    action = args.action
+    if action == "create":
+        reply = client.create_return(
+            args.rma_id, args.order_id, args.reason, lines=_quantities(args.lines)
+        )
+        _show_rma(reply.rma, args.json, replayed=reply.replayed)
+    elif action == "list":
+        token = ""
+        while True:
+            page = client.list_returns(
+                state=args.state or None, order_id=args.order, page_token=token
+            )
+            for found in page.returns:
+                _show_rma(found, args.json, brief=True)
+            token = page.next_page_token
+            if not token:
+                break
+    elif action == "get":
+        _show_rma(client.get_return(args.rma_id, client=args.client), args.json)
+    elif action == "receive":
+        found = client.receive_return(
+            args.rma_id,
+            args.location,
+            lines=_quantities(args.lines),
+            client=args.client,
+            note=args.note,
+        )
+        _show_rma(found, args.json)
+    elif action == "triage":
+        decisions = []
+        for line, value in _line_values(args.decisions, "LINE=DECISION[:QTY]"):
+            decision, _, quantity = value.partition(":")
+            if (
+                decision.upper() not in ("RESTOCK", "REWORK", "DISPOSE")
+                or not (quantity or "0").isdigit()
+            ):
+                print(f"error: {line}={value} is not LINE=DECISION[:QTY]", file=sys.stderr)
+                return EXIT_USAGE
+            decisions.append(
+                return_service_pb2.TriageLine(
+                    line_number=line,
+                    decision=return_service_pb2.TriageDecision.Value(
+                        f"TRIAGE_DECISION_{decision.upper()}"
+                    ),
+                    quantity=int(quantity or 0),
+                    reason=args.reason,
+                    withhold_credit=args.withhold_credit and decision.upper() == "DISPOSE",
+                )
+            )
+        _show_rma(client.triage_return(args.rma_id, decisions, client=args.client), args.json)
+    return EXIT_OK
+
+
+def _show_rma(found: Any, as_json: bool, *, replayed: bool = False, brief: bool = False) -> None:
+    if as_json:
+        print(json.dumps(_dict(found)))
+        return
+    state = return_service_pb2.ReturnState.Name(found.state).removeprefix("RETURN_STATE_")
+    credit = f", credit note {found.credit_note_id}" if found.credit_note_id else ""
+    print(
+        f"{found.rma_id} {state} ({found.client}, order {found.client_order_id or found.order_id})"
+        f"{credit}" + (" (replayed)" if replayed else "")
+    )
+    if brief:
+        return
+    for line in found.lines:
+        print(
+            f"    line {line.line_number}: {line.sku} x{line.quantity}, received "
+            f"{line.received_quantity}: awaiting {line.awaiting_triage}, rework {line.in_rework}, "
+            f"restocked {line.restocked}, disposed {line.disposed}"
+        )
+
+
 def _show_endpoint(endpoint: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(_dict(endpoint)))
@@ -780,6 +1068,9 @@ _COMMANDS: dict[str, Callable[[Client, argparse.Namespace], int]] = {
     "credit-notes": _credit_notes,
     "audit": _audit,
     "webhooks": _webhooks,
+    "reconcile": _reconcile,
+    "purchase-orders": _purchase_orders,
+    "returns": _returns,
 }
 
 

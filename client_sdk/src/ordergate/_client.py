@@ -20,6 +20,7 @@ from ._common import (
     Metadata,
     OrderDocument,
     _ClientBase,
+    enum_value,
     shipment_state_value,
     source_value,
     state_value,
@@ -37,6 +38,8 @@ from .v1 import (
     exception_queue_service_pb2_grpc,
     fulfillment_service_pb2,
     fulfillment_service_pb2_grpc,
+    inbound_service_pb2,
+    inbound_service_pb2_grpc,
     inventory_service_pb2,
     inventory_service_pb2_grpc,
     order_pb2,
@@ -44,6 +47,8 @@ from .v1 import (
     order_service_pb2_grpc,
     pricing_service_pb2,
     pricing_service_pb2_grpc,
+    return_service_pb2,
+    return_service_pb2_grpc,
     webhook_service_pb2,
     webhook_service_pb2_grpc,
 )
@@ -90,6 +95,8 @@ class Client:
         self._queue = exception_queue_service_pb2_grpc.ExceptionQueueServiceStub(self._channel)
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
         self._webhooks = webhook_service_pb2_grpc.WebhookServiceStub(self._channel)
+        self._inbound = inbound_service_pb2_grpc.InboundServiceStub(self._channel)
+        self._returns = return_service_pb2_grpc.ReturnServiceStub(self._channel)
 
     def close(self) -> None:
         close_channel(self._channel)
@@ -618,13 +625,15 @@ class Client:
         reason_code: str,
         *,
         note: str = "",
+        bucket: str | int | None = None,
         request_id: str | None = None,
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> inventory_service_pb2.AdjustStockResponse:
-        """Change on hand by `delta` (manager role). A request_id is made when none is given
-        and reused by the retries, so a retry never applies the change twice."""
+        """Change on hand by `delta` (manager role); `bucket` QUARANTINE changes the
+        quarantined pieces instead. A request_id is made when none is given and reused by the
+        retries, so a retry never applies the change twice."""
         request = inventory_service_pb2.AdjustStockRequest(
             request_id=request_id or str(uuid.uuid4()),
             code=code,
@@ -632,6 +641,9 @@ class Client:
             delta=delta,
             reason_code=reason_code,
             note=note,
+            bucket=enum_value(  # type: ignore[arg-type]
+                inventory_service_pb2.StockBucket, "STOCK_BUCKET_", bucket
+            ),
         )
         return self._unary(self._inventory.AdjustStock, request, timeout, metadata, retry)
 
@@ -642,18 +654,23 @@ class Client:
         counted: int,
         reason: str,
         *,
+        bucket: str | int | None = None,
         request_id: str | None = None,
         timeout: float | _Default | None = DEFAULT,
         metadata: Metadata = (),
         retry: RetryPolicy | _Default | None = DEFAULT,
     ) -> inventory_service_pb2.RecordStockCountResponse:
-        """Record a physical count (manager role); the response carries the variance."""
+        """Record a physical count (manager role) of the sellable pieces, or with `bucket`
+        QUARANTINE of the quarantined ones; the response carries the variance."""
         request = inventory_service_pb2.RecordStockCountRequest(
             request_id=request_id or str(uuid.uuid4()),
             code=code,
             location_code=location_code,
             counted=counted,
             reason=reason,
+            bucket=enum_value(  # type: ignore[arg-type]
+                inventory_service_pb2.StockBucket, "STOCK_BUCKET_", bucket
+            ),
         )
         return self._unary(self._inventory.RecordStockCount, request, timeout, metadata, retry)
 
@@ -671,6 +688,277 @@ class Client:
             page_size=page_size, page_token=page_token
         )
         return self._unary(self._inventory.ListLocations, request, timeout, metadata, retry)
+
+    def reconcile_stock(
+        self,
+        counts: Sequence[tuple[str, str, int]],
+        *,
+        source: str = "",
+        threshold_percent: float = 0,
+        dry_run: bool = False,
+        request_id: str | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inventory_service_pb2.ReconcileStockResponse:
+        """Compare the warehouse's counts, (code, location, pieces) each, with Ordergate's
+        stock (admin, manager): every difference comes back, those beyond the threshold (the
+        server's default when 0) raise INVENTORY_DIVERGENCE; unless `dry_run`, their counts
+        win. A request_id is made when none is given and reused by the retries."""
+        request = inventory_service_pb2.ReconcileStockRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            source=source,
+            entries=[
+                inventory_service_pb2.StockCountEntry(
+                    code=code, location_code=location, quantity=quantity
+                )
+                for code, location, quantity in counts
+            ],
+            threshold_percent=threshold_percent,
+            dry_run=dry_run,
+        )
+        return self._unary(self._inventory.ReconcileStock, request, timeout, metadata, retry)
+
+    # --- InboundService: purchase orders and receipts -----------------------------------------
+
+    def create_purchase_order(
+        self,
+        po_number: str,
+        supplier: str,
+        location_code: str,
+        lines: Sequence[inbound_service_pb2.NewPurchaseOrderLine | tuple[str, int, str]],
+        *,
+        notes: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inbound_service_pb2.CreatePurchaseOrderResponse:
+        """Create a purchase order (admin, manager). `lines` are NewPurchaseOrderLine messages
+        or (code, quantity, expected YYYY-MM-DD) tuples, numbered 1, 2, ... The same order
+        again is answered (replayed), so retries are safe."""
+        request = inbound_service_pb2.CreatePurchaseOrderRequest(
+            po_number=po_number,
+            supplier=supplier,
+            location_code=location_code,
+            lines=[
+                line
+                if isinstance(line, inbound_service_pb2.NewPurchaseOrderLine)
+                else inbound_service_pb2.NewPurchaseOrderLine(
+                    code=line[0], quantity=line[1], expected_date=line[2]
+                )
+                for line in lines
+            ],
+            notes=notes,
+        )
+        return self._unary(self._inbound.CreatePurchaseOrder, request, timeout, metadata, retry)
+
+    def get_purchase_order(
+        self,
+        po_number: str,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inbound_service_pb2.PurchaseOrder:
+        """One purchase order with its lines, receipts and variances."""
+        request = inbound_service_pb2.GetPurchaseOrderRequest(po_number=po_number)
+        reply = self._unary(self._inbound.GetPurchaseOrder, request, timeout, metadata, retry)
+        return reply.purchase_order
+
+    def list_purchase_orders(
+        self,
+        *,
+        state: str | int | None = None,
+        supplier: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inbound_service_pb2.ListPurchaseOrdersResponse:
+        """One page of purchase orders, newest first; `state` as OPEN, PARTLY_RECEIVED ..."""
+        request = inbound_service_pb2.ListPurchaseOrdersRequest(
+            state=enum_value(  # type: ignore[arg-type]
+                inbound_service_pb2.PurchaseOrderState, "PURCHASE_ORDER_STATE_", state
+            ),
+            supplier=supplier,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._unary(self._inbound.ListPurchaseOrders, request, timeout, metadata, retry)
+
+    def record_receipt(
+        self,
+        po_number: str,
+        lines: Sequence[inbound_service_pb2.ReceiptLine | tuple[int, int, int]],
+        *,
+        note: str = "",
+        variance_reason: str = "",
+        request_id: str | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inbound_service_pb2.RecordReceiptResponse:
+        """Record a delivery (admin, manager, warehouse): ReceiptLine messages or (line number,
+        good pieces, damaged pieces) tuples; `variance_reason` goes on tuple lines (needed for
+        an over-receipt). A request_id is made when none is given and reused by the retries,
+        so a retry never receives twice."""
+        request = inbound_service_pb2.RecordReceiptRequest(
+            request_id=request_id or str(uuid.uuid4()),
+            po_number=po_number,
+            lines=[
+                line
+                if isinstance(line, inbound_service_pb2.ReceiptLine)
+                else inbound_service_pb2.ReceiptLine(
+                    line_number=line[0],
+                    received_quantity=line[1],
+                    damaged_quantity=line[2],
+                    variance_reason=variance_reason,
+                )
+                for line in lines
+            ],
+            note=note,
+        )
+        return self._unary(self._inbound.RecordReceipt, request, timeout, metadata, retry)
+
+    def close_purchase_order(
+        self,
+        po_number: str,
+        reason: str = "",
+        *,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> inbound_service_pb2.PurchaseOrder:
+        """Close a purchase order (admin, manager); open lines become UNDER variances."""
+        request = inbound_service_pb2.ClosePurchaseOrderRequest(po_number=po_number, reason=reason)
+        reply = self._unary(
+            self._inbound.ClosePurchaseOrder, request, timeout, metadata, retry, safe=False
+        )
+        return reply.purchase_order
+
+    # --- ReturnService: returns (RMAs) with triage -------------------------------------------
+
+    def create_return(
+        self,
+        rma_id: str,
+        order_id: str,
+        reason: str,
+        *,
+        lines: Mapping[int, int] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> return_service_pb2.CreateReturnResponse:
+        """Authorize a return of an order's shipped pieces: `lines` maps line numbers to pieces
+        (None: every shipped piece not already returning). The same RMA again is answered
+        (replayed), so retries are safe."""
+        request = return_service_pb2.CreateReturnRequest(
+            rma_id=rma_id,
+            order_id=order_id,
+            reason=reason,
+            lines=[
+                order_pb2.LineQuantity(line_number=n, quantity=q) for n, q in (lines or {}).items()
+            ],
+        )
+        return self._unary(self._returns.CreateReturn, request, timeout, metadata, retry)
+
+    def get_return(
+        self,
+        rma_id: str,
+        *,
+        client: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> return_service_pb2.Return:
+        """One return (`client`: for staff, when two clients use the same RMA id)."""
+        request = return_service_pb2.GetReturnRequest(rma_id=rma_id, client=client)
+        reply = self._unary(self._returns.GetReturn, request, timeout, metadata, retry)
+        return reply.rma
+
+    def list_returns(
+        self,
+        *,
+        state: str | int | None = None,
+        order_id: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> return_service_pb2.ListReturnsResponse:
+        """One page of returns, newest first; `state` as AUTHORIZED, RECEIVED, TRIAGED ..."""
+        request = return_service_pb2.ListReturnsRequest(
+            state=enum_value(  # type: ignore[arg-type]
+                return_service_pb2.ReturnState, "RETURN_STATE_", state
+            ),
+            order_id=order_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._unary(self._returns.ListReturns, request, timeout, metadata, retry)
+
+    def receive_return(
+        self,
+        rma_id: str,
+        location_code: str,
+        *,
+        lines: Mapping[int, int] | None = None,
+        client: str = "",
+        note: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> return_service_pb2.Return:
+        """Receive a return into quarantine at `location_code` (admin, manager, warehouse):
+        `lines` maps line numbers to pieces that came (None: everything authorized)."""
+        request = return_service_pb2.ReceiveReturnRequest(
+            rma_id=rma_id,
+            client=client,
+            location_code=location_code,
+            lines=[
+                order_pb2.LineQuantity(line_number=n, quantity=q) for n, q in (lines or {}).items()
+            ],
+            note=note,
+        )
+        reply = self._unary(
+            self._returns.ReceiveReturn, request, timeout, metadata, retry, safe=False
+        )
+        return reply.rma
+
+    def triage_return(
+        self,
+        rma_id: str,
+        decisions: Sequence[return_service_pb2.TriageLine | tuple[int, str]],
+        *,
+        client: str = "",
+        timeout: float | _Default | None = DEFAULT,
+        metadata: Metadata = (),
+        retry: RetryPolicy | _Default | None = DEFAULT,
+    ) -> return_service_pb2.Return:
+        """Triage received pieces (admin, manager, warehouse): TriageLine messages, or (line
+        number, RESTOCK | REWORK) tuples for all of a line's pieces (DISPOSE needs a reason:
+        use a TriageLine)."""
+        request = return_service_pb2.TriageReturnRequest(
+            rma_id=rma_id,
+            client=client,
+            lines=[
+                line
+                if isinstance(line, return_service_pb2.TriageLine)
+                else return_service_pb2.TriageLine(
+                    line_number=line[0],
+                    decision=enum_value(  # type: ignore[arg-type]
+                        return_service_pb2.TriageDecision, "TRIAGE_DECISION_", line[1]
+                    ),
+                )
+                for line in decisions
+            ],
+        )
+        reply = self._unary(
+            self._returns.TriageReturn, request, timeout, metadata, retry, safe=False
+        )
+        return reply.rma
 
     # --- CatalogService (admin) -------------------------------------------------------------
     # Upserts are idempotent (the same content again changes nothing), so they are retried

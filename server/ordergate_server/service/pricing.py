@@ -78,32 +78,45 @@ def get_customer_prices(
     with db.reader() as conn:
         customer = _customer(conn, principal, account)
         skus = catalog.resolve_any_codes(conn, (code for code, _ in items))
-        known = set(skus.values())
-        contracts = pricing.contract_prices(conn, account, known)
-        entries = (
-            pricing.price_list_entries(conn, customer.price_list, known)
-            if customer.price_list
-            else {}
-        )
-        list_prices = pricing.list_prices(conn, known)
-    answers = []
-    for code, quantity in items:
-        sku = skus.get(code, "")
-        price = None
-        if sku:
-            list_price, list_currency = list_prices.get(sku, (None, ""))
-            facts = PricingFacts(
-                customer_currency=customer.currency,
-                contract_prices=contracts.get(sku, []),
-                price_list=customer.price_list,
-                price_list_currency=customer.price_list_currency,
-                price_list_entries=entries.get(sku, []),
-                list_price=list_price,
-                list_currency=list_currency,
-            )
-            price = resolve_price(quantity, at, facts)
-        answers.append(PricedItem(code, sku, quantity, price))
+        prices = prices_in(conn, customer, [(skus.get(c, ""), q) for c, q in items], at)
+    answers = [
+        PricedItem(code, skus.get(code, ""), quantity, price)
+        for (code, quantity), price in zip(items, prices, strict=True)
+    ]
     return CustomerPrices(account, customer.currency, answers)
+
+
+def prices_in(
+    conn: Connection,
+    customer: pricing.PricingCustomer,
+    items: Sequence[tuple[str, int]],
+    at: datetime,
+) -> list[Price | None]:
+    """The price of each (canonical SKU, quantity) for the customer at `at`, by the precedence
+    of domain/pricing.py; None for an unknown SKU ("") or one no rule prices."""
+    known = {sku for sku, _ in items if sku}
+    contracts = pricing.contract_prices(conn, customer.account, known)
+    entries = (
+        pricing.price_list_entries(conn, customer.price_list, known) if customer.price_list else {}
+    )
+    list_prices = pricing.list_prices(conn, known)
+    prices: list[Price | None] = []
+    for sku, quantity in items:
+        if not sku:
+            prices.append(None)
+            continue
+        list_price, list_currency = list_prices.get(sku, (None, ""))
+        facts = PricingFacts(
+            customer_currency=customer.currency,
+            contract_prices=contracts.get(sku, []),
+            price_list=customer.price_list,
+            price_list_currency=customer.price_list_currency,
+            price_list_entries=entries.get(sku, []),
+            list_price=list_price,
+            list_currency=list_currency,
+        )
+        prices.append(resolve_price(quantity, at, facts))
+    return prices
 
 
 @dataclass(frozen=True)

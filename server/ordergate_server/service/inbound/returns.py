@@ -8,9 +8,10 @@ changes the stock buckets, writes the order's event (RETURN_*, which webhooks ca
 `return.*`) and an audit entry under `return/<rma id>`.
 
 The credit rule: when a return completes, the customer is credited for every piece restocked
-or disposed of, at the order line's unit price, less the disposed pieces triage withheld credit
-for (damaged by the buyer); one credit note, `RMA-<return id>`, in the order's currency. No
-note when that comes to nothing, or when the order names no customer Ordergate knows.
+or disposed of, less the disposed pieces triage withheld credit for (damaged by the buyer), at
+the order line's unit price (or, for a line the order did not price, the customer's price when
+the order was placed); one credit note, `RMA-<return id>`, in the order's currency. No note when
+that comes to nothing, or when the order names no customer Ordergate knows.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from ...domain.catalog import CreditNoteSpec
 from ...domain.ids import new_id
 from ...domain.limits import shown
 from ...domain.records import OrderRecord
-from ...storage import Database, audit, catalog_sync, orders
+from ...storage import Database, audit, catalog_sync, orders, pricing
 from ...storage import returns as store
-from ...storage import tables as t
 from .. import paging, stock_buckets
 from ..errors import ErrorKind, FieldViolation, ServiceError
 from ..order_access import Locked, locked_order, record_change
+from ..pricing import prices_in
 from . import checks
 
 AUTHORIZED, RECEIVED, TRIAGED, COMPLETED = "AUTHORIZED", "RECEIVED", "TRIAGED", "COMPLETED"
@@ -470,22 +471,45 @@ def _credit(
     now: datetime,
 ) -> str:
     """Issue the completed return's credit note (the rule in the module's docstring)."""
-    amount = Decimal(0)
-    for line in lines:
-        price = order.lines[line.position].unit_price
-        if price is not None:
-            amount += price * (line.restocked + line.disposed - line.not_credited)
-    if amount <= 0 or not order.customer_account or not order.currency:
+    customer = pricing.customer(tx, order.customer_account) if order.customer_account else None
+    if customer is None:
         return ""
-    known = tx.execute(
-        t.customers.select().where(t.customers.c.account == order.customer_account)
-    ).first()
-    if known is None:
+    currency = order.currency or customer.currency
+    credited = [
+        (line, line.restocked + line.disposed - line.not_credited)
+        for line in lines
+        if line.restocked + line.disposed - line.not_credited > 0
+    ]
+    # A line the order priced is credited at that price; one it did not, at the customer's
+    # price when the order was placed (contract, price list, list price), in the same currency.
+    unpriced = [line for line, _ in credited if order.lines[line.position].unit_price is None]
+    fallback = dict(
+        zip(
+            [line.position for line in unpriced],
+            prices_in(
+                tx,
+                customer,
+                [(line.sku, order.lines[line.position].quantity) for line in unpriced],
+                order.order_time or order.created_at,
+            ),
+            strict=True,
+        )
+    )
+    amount = Decimal(0)
+    for line, pieces in credited:
+        price = order.lines[line.position].unit_price
+        if price is None:
+            found_price = fallback.get(line.position)
+            if found_price is None or found_price.currency != currency:
+                continue
+            price = found_price.unit_price
+        amount += price * pieces
+    if amount <= 0:
         return ""
     note_id = f"RMA-{found.id}"
     catalog_sync.write_credit_notes(
         tx,
-        [CreditNoteSpec(note_id, order.customer_account, order.currency, amount, amount, now)],
+        [CreditNoteSpec(note_id, order.customer_account, currency, amount, amount, now)],
     )
     return note_id
 
