@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 
 class Role(enum.StrEnum):
-    """What an API client may do. Each RPC names the roles it admits (api/permissions.py)."""
+    """What an API client may do. Each RPC names the roles it admits (domain/permissions.py)."""
 
     WEBSITE = "website"  # submits its own orders and reads only its own
     STOREFRONT = "storefront"  # a shop's front end: stock, its own customers' prices; no orders

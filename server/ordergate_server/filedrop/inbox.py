@@ -1,8 +1,9 @@
 """Drop folders on disk: which files are complete, and moving them out with their result file.
 
-Layout under the drop root, one folder per website client (the folder name is the client name):
+Layout under the drop root, one folder per client (the folder name is the client name):
 
-    <root>/<client>/inbox/       the client uploads here (SFTP/FTP chroot)
+    <root>/<client>/inbox/       the client uploads here (SFTP/FTP chroot): order XML (website
+                                 clients), goods-in CSV (docs/inbound.md)
     <root>/<client>/processed/   files whose orders were all accepted, each with <name>.result.json
     <root>/<client>/problem/     files with an order held, refused or unreadable, same sidecar
 
@@ -52,12 +53,16 @@ def client_folders(root: Path) -> list[ClientFolder]:
 
 def is_order_file(name: str) -> bool:
     """An order file by its name: *.xml, not hidden, not an upload-temp name."""
-    lowered = name.lower()
-    return (
-        lowered.endswith(".xml")
-        and not name.startswith(".")
-        and not lowered.endswith(_UPLOAD_TEMP_SUFFIXES)
-    )
+    return name.lower().endswith(".xml") and _takeable(name)
+
+
+def is_goods_in_file(name: str) -> bool:
+    """A goods-in file (purchase orders, receipts, returns) by its name: *.csv, likewise."""
+    return name.lower().endswith(".csv") and _takeable(name)
+
+
+def _takeable(name: str) -> bool:
+    return not name.startswith(".") and not name.lower().endswith(_UPLOAD_TEMP_SUFFIXES)
 
 
 @dataclass
@@ -87,13 +92,15 @@ class SettleWatch:
         self._wall = wall
         self._seen: dict[Path, _Seen] = {}
 
-    def complete_files(self, inbox: Path) -> tuple[list[Path], int]:
-        """The complete order files in `inbox`, by name, and how many others are not complete
-        yet (still uploading, or settling)."""
+    def complete_files(
+        self, inbox: Path, wanted: Callable[[str], bool] = is_order_file
+    ) -> tuple[list[Path], int]:
+        """The complete files in `inbox` whose names are `wanted`, by name, and how many others
+        are not complete yet (still uploading, or settling)."""
         ready = []
         present = set()
         for path in sorted(inbox.iterdir()):
-            if not is_order_file(path.name):
+            if not wanted(path.name):
                 continue
             try:
                 stat = path.stat()

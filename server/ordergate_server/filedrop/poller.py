@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import Settings, submit_limits
-from ..domain.access import Principal
+from ..domain.access import Principal, Role
 from ..service.file_import import (
     FILE_PROCESSED,
     FileResult,
@@ -20,9 +20,10 @@ from ..service.file_import import (
     oversize_file,
     principal_for_folder,
 )
+from ..service.inbound.csv_drop import import_csv
 from ..service.submit import SubmitLimits
 from ..storage import Database
-from .inbox import SettleWatch, client_folders, move_out
+from .inbox import SettleWatch, client_folders, is_goods_in_file, is_order_file, move_out
 from .outbox import write_stock_snapshot
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,14 @@ class FilePoller:
             if principal is None:
                 if folder.client not in self._unknown_clients:
                     log.warning(
-                        "drop folder %s has no website client of that name; its files wait",
-                        folder.path,
+                        "drop folder %s has no client of that name; its files wait", folder.path
                     )
                     self._unknown_clients.add(folder.client)
                 continue
-            files, waiting = self._watch.complete_files(folder.inbox)
+            # Orders come only from websites' folders (another client's XML files wait); any
+            # client's folder takes goods-in CSV files, as far as its role allows.
+            wanted = is_drop_file if principal.role is Role.WEBSITE else is_goods_in_file
+            files, waiting = self._watch.complete_files(folder.inbox, wanted)
             summary.waiting += waiting
             for path in files:
                 if stop is not None and stop.is_set():
@@ -153,7 +156,13 @@ class FilePoller:
             return None
         if _changed_since_read(path, content):
             return None
+        if is_goods_in_file(path.name):
+            return import_csv(self.db, principal, path.name, content)
         return import_file(self.db, principal, path.name, content, limits=self.settings.limits)
+
+
+def is_drop_file(name: str) -> bool:
+    return is_order_file(name) or is_goods_in_file(name)
 
 
 def _changed_since_read(path: Path, content: bytes) -> bool:

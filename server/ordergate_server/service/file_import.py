@@ -44,10 +44,12 @@ class FileResult:
 
 
 def principal_for_folder(db: Database, client_name: str) -> Principal | None:
-    """The identity a client's drop folder submits under; None if no such website client."""
+    """The identity a client's drop folder acts under, with the client's role (a website's
+    folder takes orders; any client's takes the goods-in CSV files its role allows); None if
+    there is no such client."""
     with db.reader() as conn:
-        client_id = imported_files.website_client_id(conn, client_name)
-    return None if client_id is None else Principal(client_id, client_name, Role.WEBSITE)
+        found = imported_files.client_of(conn, client_name)
+    return None if found is None else Principal(found[0], client_name, Role(found[1]))
 
 
 def file_request_id(principal: Principal, content_sha256: str, position: int) -> str:

@@ -1,6 +1,6 @@
 """Staff: the people who sign in to the console, beside the API keys of systems.
 
-A person has a username, one role of the API's own role table (api/permissions.py says what
+A person has a username, one role of the API's own role table (domain/permissions.py says what
 each role may do, for keys and people alike) and a password, stored only as an argon2id hash.
 Signing in makes a session: a random token in the browser's cookie, its SHA-256 in the
 database (so every worker and replica knows it), and a CSRF token for the session's forms.

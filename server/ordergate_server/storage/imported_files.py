@@ -47,3 +47,11 @@ def website_client_id(conn: Connection, name: str) -> int | None:
         select(t.clients.c.id).where(and_(t.clients.c.name == name, t.clients.c.role == "website"))
     ).first()
     return int(row.id) if row else None
+
+
+def client_of(conn: Connection, name: str) -> tuple[int, str] | None:
+    """(id, role) of client `name`; None if there is no such client."""
+    row = conn.execute(
+        select(t.clients.c.id, t.clients.c.role).where(t.clients.c.name == name)
+    ).first()
+    return (int(row.id), str(row.role)) if row else None

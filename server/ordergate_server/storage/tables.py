@@ -85,7 +85,7 @@ api_keys = Table(
 )
 
 # Staff: the people who sign in to the console. A person acts with a role of the API's own
-# table (api/permissions.py), and the audit log names them.
+# table (domain/permissions.py), and the audit log names them.
 staff_users = Table(
     "staff_users",
     metadata,

@@ -225,7 +225,9 @@ class CreateReturnRequest(_message.Message):
     """Why the buyer returns it."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[_order_pb2.LineQuantity]:
-        """Lines and pieces to return; empty: every shipped piece not already being returned."""
+        """Lines and pieces to return (a line with quantity 0: every shipped piece of it not already
+        being returned); empty: every shipped piece of the order not already being returned.
+        """
 
     def __init__(
         self,

@@ -1,5 +1,5 @@
 """A person's action in the console as a call of the API: the same servicer method, the same
-role check (api/permissions.py, one table for keys and people), limits, metrics and access log
+role check (domain/permissions.py, one table for keys and people), limits, metrics and access log
 as a gRPC or Connect call, with the person as the caller. The console adds no way to change an
 order that the API does not have."""
 

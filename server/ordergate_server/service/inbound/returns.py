@@ -88,7 +88,7 @@ def create_in(
     reason = checks.text(reason, "reason", required="the reason for the return")
     if len(lines) > checks.MAX_LINES:
         checks.line_count(len(lines))
-    locked = _locked_order(tx, principal, order_ref)
+    locked = locked_original(tx, principal, order_ref)
     order = locked.order
     client_id = _client_id(tx, order)
     taken = store.returning(tx, locked.seq)
@@ -156,7 +156,7 @@ def create_in(
     return created[0], False
 
 
-def _locked_order(tx: Connection, principal: Principal, order_ref: str) -> Locked:
+def locked_original(tx: Connection, principal: Principal, order_ref: str) -> Locked:
     """The original order by Ordergate's id or, failing that, by the shop's order number."""
     order_ref = checks.code_text(order_ref, "order_id", "original order")
     own = principal.client_id if principal.sees_only_own_client else None
@@ -209,7 +209,10 @@ def _wanted(
             raise checks.invalid(
                 "LINE_REPEATED", f"Line {line_number} is named twice.", f"lines[{index}]"
             )
-        wanted[position] = checks.pieces(pieces, f"lines[{index}].quantity")
+        checks.pieces(pieces, f"lines[{index}].quantity", allow_zero=True)
+        line = order.lines[position]
+        # 0: every shipped piece of the line not already returning (none left is refused after).
+        wanted[position] = pieces or max(1, line.shipped - taken.get(position, 0))
     return wanted
 
 
