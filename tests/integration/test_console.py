@@ -426,11 +426,21 @@ def test_a_manager_adjusts_and_counts_stock(
     expect(page.get_by_role("row", name="WH-MAIN")).to_contain_text("497")
     shot(page, "stock")
     page.locator("#cnt-location").select_option("WH-MAIN")
-    page.get_by_label("Counted on hand").fill("490")
+    page.get_by_label("Counted pieces").fill("490")
     page.locator("#cnt-reason").fill("cycle count")
     page.get_by_role("button", name="Record count").click()
     expect(page.get_by_role("status")).to_have_text("Count recorded.")
     expect(page.get_by_role("row", name="WH-MAIN")).to_contain_text("490")
+    # A return put aside unchecked: into quarantine, on hand (sellable) unchanged.
+    page.locator("#adj-location").select_option("WH-MAIN")
+    page.locator("#adj-bucket").select_option("QUARANTINE")
+    page.get_by_label("Change in pieces (+ or -)").fill("4")
+    page.get_by_label("Reason").first.select_option("RETURNED")
+    page.get_by_label("Note").fill("parcel without RMA")
+    page.get_by_role("button", name="Adjust stock").click()
+    expect(page.get_by_role("status")).to_have_text("Stock adjusted.")
+    cells = page.get_by_role("row", name="WH-MAIN").get_by_role("cell")
+    expect(cells).to_have_text(["WH-MAIN", "490", "0", "490", "4", "0"])
     actions = {e.action for e in audit_entries(api, keys.manager, actor="ana")}
     assert {"stock.adjustment", "stock.count"} <= actions, actions
 

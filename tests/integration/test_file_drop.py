@@ -343,9 +343,17 @@ def test_the_stock_snapshot_is_written_whole_with_a_timestamped_name(
     with db.reader() as conn:
         expected = catalog.all_stock_rows(conn)
     assert [
-        (r["sku"], r["location"], r["on_hand"], r["allocated"], r["available"]) for r in rows
+        (r["sku"], r["location"], r["on_hand"], r["allocated"], r["available"], r["quarantine"])
+        for r in rows
     ] == [
-        (s.sku, s.location, str(s.on_hand), str(s.allocated), str(s.on_hand - s.allocated))
+        (
+            s.sku,
+            s.location,
+            str(s.on_hand),
+            str(s.allocated),
+            str(s.on_hand - s.allocated),
+            str(s.quarantine),
+        )
         for s in expected
     ]
     assert ("SKU-1001", "WH-MAIN", "500") in {(r["sku"], r["location"], r["on_hand"]) for r in rows}

@@ -389,3 +389,44 @@ def test_browsers_on_allowed_origins_get_cors(http: ServerThread) -> None:
         "Access-Control-Request-Method: POST",
     )
     assert "access-control-allow-origin" not in headers
+
+
+def test_goods_in_over_connect_json(http: ServerThread, keys: Keys) -> None:
+    """An ERP that speaks JSON: a purchase order, a receipt, the stock it made, a refusal."""
+    status, created = connect_json(
+        http,
+        "InboundService/CreatePurchaseOrder",
+        keys.admin,
+        {
+            "poNumber": "PO-JSON-1",
+            "supplier": "Porzellan AG",
+            "locationCode": "WH-MAIN",
+            "lines": [{"code": "SKU-1002", "quantity": "12", "expectedDate": "2026-12-24"}],
+        },
+    )
+    assert status == 200, created
+    assert created["purchaseOrder"]["state"] == "PURCHASE_ORDER_STATE_OPEN"
+    status, received = connect_json(
+        http,
+        "InboundService/RecordReceipt",
+        keys.warehouse,
+        {
+            "requestId": "6a0f3b8e-5d1c-4e7a-9b2d-3c4e5f6a7b8c",
+            "poNumber": "PO-JSON-1",
+            "lines": [{"lineNumber": 1, "receivedQuantity": "10", "damagedQuantity": "2"}],
+        },
+    )
+    assert status == 200, received
+    assert received["purchaseOrder"]["state"] == "PURCHASE_ORDER_STATE_RECEIVED"
+    status, levels = connect_json(
+        http,
+        "InventoryService/GetStockLevels",
+        keys.storefront,
+        {"codes": ["SKU-1002"], "locationCodes": ["WH-MAIN"]},
+    )
+    [level] = levels["items"][0]["locations"]
+    assert (level["onHand"], level["quarantine"], level["available"]) == ("310", "2", "310")
+    status, refused = connect_json(
+        http, "InboundService/ClosePurchaseOrder", keys.admin, {"poNumber": "PO-JSON-1"}
+    )
+    assert (status, _reason(refused)) == (400, "PURCHASE_ORDER_NOT_OPEN")

@@ -10,7 +10,16 @@ from pathlib import Path
 from ..storage import Database, catalog
 from .inbox import write_atomically
 
-SNAPSHOT_COLUMNS = ("sku", "location", "on_hand", "allocated", "available")
+# quarantine and on_order came later: at the end, so readers by position keep working.
+SNAPSHOT_COLUMNS = (
+    "sku",
+    "location",
+    "on_hand",
+    "allocated",
+    "available",
+    "quarantine",
+    "on_order",
+)
 
 
 def write_stock_snapshot(db: Database, outbox: Path, now: datetime) -> Path:
@@ -26,7 +35,15 @@ def write_stock_snapshot(db: Database, outbox: Path, now: datetime) -> Path:
     writer.writerow(SNAPSHOT_COLUMNS)
     for row in rows:
         writer.writerow(
-            (row.sku, row.location, row.on_hand, row.allocated, row.on_hand - row.allocated)
+            (
+                row.sku,
+                row.location,
+                row.on_hand,
+                row.allocated,
+                row.on_hand - row.allocated,
+                row.quarantine,
+                row.on_order,
+            )
         )
     outbox.mkdir(parents=True, exist_ok=True)
     path = outbox / f"stock-{now.strftime('%Y%m%dT%H%M%SZ')}.csv"

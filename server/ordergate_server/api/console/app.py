@@ -824,6 +824,7 @@ class Console:
                 delta=_whole(str(form.get("delta", "")), 0),  # 0: refused as no change
                 reason_code=str(form.get("reason_code", "")),
                 note=str(form.get("note", "")).strip(),
+                bucket=_bucket(form),
             )
         else:
             request_ = stock_pb.RecordStockCountRequest(
@@ -832,6 +833,7 @@ class Console:
                 location_code=location,
                 counted=_whole(str(form.get("counted", "")), -1),  # -1: refused as negative
                 reason=str(form.get("reason", "")).strip(),
+                bucket=_bucket(form),
             )
         try:
             await self._call(session, method, request_, _peer(request))
@@ -1028,6 +1030,13 @@ def _number(text: str) -> float | None:
 
 
 INT32, INT64 = 2**31 - 1, 2**63 - 1
+
+
+def _bucket(form: FormData) -> stock_pb.StockBucket.ValueType:
+    """The form's bucket; anything but QUARANTINE is the sellable stock."""
+    if str(form.get("bucket", "")) == "QUARANTINE":
+        return stock_pb.STOCK_BUCKET_QUARANTINE
+    return stock_pb.STOCK_BUCKET_SELLABLE
 
 
 def _whole(text: str, invalid: int, bound: int = INT64) -> int:
