@@ -18,17 +18,21 @@ from ordergate.v1 import audit_service_pb2 as audit_pb
 from ordergate.v1 import catalog_service_pb2 as catalog_pb
 from ordergate.v1 import exception_queue_service_pb2 as queue_pb
 from ordergate.v1 import fulfillment_service_pb2 as fulfillment_pb
+from ordergate.v1 import inbound_service_pb2 as inbound_pb
 from ordergate.v1 import inventory_service_pb2 as inventory_pb
 from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
+from ordergate.v1 import return_service_pb2 as return_pb
 from ordergate.v1 import webhook_service_pb2 as webhook_pb
 from ordergate.v1.audit_service_pb2_grpc import AuditServiceStub
 from ordergate.v1.catalog_service_pb2_grpc import CatalogServiceStub
 from ordergate.v1.exception_queue_service_pb2_grpc import ExceptionQueueServiceStub
 from ordergate.v1.fulfillment_service_pb2_grpc import FulfillmentServiceStub
+from ordergate.v1.inbound_service_pb2_grpc import InboundServiceStub
 from ordergate.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from ordergate.v1.pricing_service_pb2_grpc import PricingServiceStub
+from ordergate.v1.return_service_pb2_grpc import ReturnServiceStub
 from ordergate.v1.webhook_service_pb2_grpc import WebhookServiceStub
 from ordergate_server.api.permissions import ALLOWED_ROLES
 from ordergate_server.storage import Database
@@ -194,6 +198,46 @@ CALLS: dict[str, Callable[[Api, Any], object]] = {
     "UpdateShipment": lambda api, md: FulfillmentServiceStub(api.channel).UpdateShipment(
         fulfillment_pb.UpdateShipmentRequest(shipment_id=str(uuid.uuid4())), metadata=md
     ),
+    "ReconcileStock": lambda api, md: InventoryServiceStub(api.channel).ReconcileStock(
+        inventory_pb.ReconcileStockRequest(
+            request_id=str(uuid.uuid4()),
+            entries=[inventory_pb.StockCountEntry(code="SKU-1001", location_code="WH-MAIN")],
+            dry_run=True,
+        ),
+        metadata=md,
+    ),
+    "CreatePurchaseOrder": lambda api, md: InboundServiceStub(api.channel).CreatePurchaseOrder(
+        inbound_pb.CreatePurchaseOrderRequest(po_number="PO-1"), metadata=md
+    ),
+    "GetPurchaseOrder": lambda api, md: InboundServiceStub(api.channel).GetPurchaseOrder(
+        inbound_pb.GetPurchaseOrderRequest(po_number="PO-1"), metadata=md
+    ),
+    "ListPurchaseOrders": lambda api, md: InboundServiceStub(api.channel).ListPurchaseOrders(
+        inbound_pb.ListPurchaseOrdersRequest(), metadata=md
+    ),
+    "RecordReceipt": lambda api, md: InboundServiceStub(api.channel).RecordReceipt(
+        inbound_pb.RecordReceiptRequest(request_id=str(uuid.uuid4()), po_number="PO-1"),
+        metadata=md,
+    ),
+    "ClosePurchaseOrder": lambda api, md: InboundServiceStub(api.channel).ClosePurchaseOrder(
+        inbound_pb.ClosePurchaseOrderRequest(po_number="PO-1"), metadata=md
+    ),
+    "CreateReturn": lambda api, md: ReturnServiceStub(api.channel).CreateReturn(
+        return_pb.CreateReturnRequest(rma_id="R-1", order_id=str(uuid.uuid4()), reason="x"),
+        metadata=md,
+    ),
+    "GetReturn": lambda api, md: ReturnServiceStub(api.channel).GetReturn(
+        return_pb.GetReturnRequest(rma_id="R-1"), metadata=md
+    ),
+    "ListReturns": lambda api, md: ReturnServiceStub(api.channel).ListReturns(
+        return_pb.ListReturnsRequest(), metadata=md
+    ),
+    "ReceiveReturn": lambda api, md: ReturnServiceStub(api.channel).ReceiveReturn(
+        return_pb.ReceiveReturnRequest(rma_id="R-1", location_code="WH-MAIN"), metadata=md
+    ),
+    "TriageReturn": lambda api, md: ReturnServiceStub(api.channel).TriageReturn(
+        return_pb.TriageReturnRequest(rma_id="R-1"), metadata=md
+    ),
 }
 
 
@@ -206,6 +250,8 @@ SERVICES = [
     queue_pb.DESCRIPTOR.services_by_name["ExceptionQueueService"],
     audit_pb.DESCRIPTOR.services_by_name["AuditService"],
     webhook_pb.DESCRIPTOR.services_by_name["WebhookService"],
+    inbound_pb.DESCRIPTOR.services_by_name["InboundService"],
+    return_pb.DESCRIPTOR.services_by_name["ReturnService"],
 ]
 METHODS = {f"/{s.full_name}/{m.name}": m.name for s in SERVICES for m in s.methods}
 

@@ -16,11 +16,15 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pool, message_factory
 
+from ordergate.v1 import fulfillment_service_pb2 as fulfillment_pb
 from ordergate.v1 import order_pb2
 from ordergate.v1 import order_service_pb2 as pb
 from ordergate.v1 import pricing_service_pb2 as pricing_pb
+from ordergate.v1 import return_service_pb2 as return_pb
 from ordergate.v1 import webhook_service_pb2 as webhook_pb
+from ordergate.v1.fulfillment_service_pb2_grpc import FulfillmentServiceStub
 from ordergate.v1.pricing_service_pb2_grpc import PricingServiceStub
+from ordergate.v1.return_service_pb2_grpc import ReturnServiceStub
 from ordergate.v1.webhook_service_pb2_grpc import WebhookServiceStub
 from ordergate_server.api.permissions import ALLOWED_ROLES
 from ordergate_server.api.server import SERVICE_NAMES
@@ -265,6 +269,50 @@ def walk_webhooks(api: Api, keys: Keys, a: TenantA) -> None:
     assert [e.enabled for e in mine.endpoints] == [True]  # untouched
 
 
+def walk_returns(api: Api, keys: Keys, a: TenantA) -> None:
+    """shop-b neither sees shop-a's return (RMA) nor makes one of shop-a's order."""
+    for state in (
+        order_pb2.ORDER_STATE_PICKING,
+        order_pb2.ORDER_STATE_PICKED,
+        order_pb2.ORDER_STATE_PACKED,
+    ):
+        FulfillmentServiceStub(api.channel).TransitionOrder(
+            fulfillment_pb.TransitionOrderRequest(id=a.order_id, state=state),
+            metadata=auth(keys.warehouse),
+        )
+    FulfillmentServiceStub(api.channel).CreateShipment(
+        fulfillment_pb.CreateShipmentRequest(
+            request_id=str(uuid.uuid4()), order_id=a.order_id, carrier="DHL", tracking_number="1"
+        ),
+        metadata=auth(keys.warehouse),
+    )
+    returns = ReturnServiceStub(api.channel)
+    returns.CreateReturn(
+        return_pb.CreateReturnRequest(rma_id="RMA-A", order_id=a.order_id, reason="secret"),
+        metadata=auth(keys.shop),
+    )
+    _, md = _b(api, keys)
+    assert (
+        _denied_or_missing(
+            lambda: returns.GetReturn(return_pb.GetReturnRequest(rma_id="RMA-A"), metadata=md)
+        )
+        == "RETURN_NOT_FOUND"
+    )
+    for order_ref in (a.order_id, a.client_order_id):
+        request = return_pb.CreateReturnRequest(rma_id="RMA-B", order_id=order_ref, reason="x")
+        assert (
+            _denied_or_missing(lambda r=request: returns.CreateReturn(r, metadata=md))  # type: ignore[misc]
+            == "ORDER_NOT_FOUND"
+        )
+    for request_ in (
+        return_pb.ListReturnsRequest(),
+        return_pb.ListReturnsRequest(order_id=a.order_id),
+    ):
+        assert not returns.ListReturns(request_, metadata=md).returns
+    mine = returns.ListReturns(return_pb.ListReturnsRequest(), metadata=auth(keys.shop))
+    assert [r.rma_id for r in mine.returns] == ["RMA-A"]  # the walk's own data is there
+
+
 WALKS: dict[str, Callable[[Api, Keys, TenantA], None]] = {
     "GetOrder": walk_get_order,
     "GetOrderDocument": walk_get_order_document,
@@ -287,6 +335,7 @@ WALKS: dict[str, Callable[[Api, Keys, TenantA], None]] = {
         ),
         walk_webhooks,
     ),
+    **dict.fromkeys(("CreateReturn", "GetReturn", "ListReturns"), walk_returns),
 }
 
 ALL_RPCS = {
