@@ -53,29 +53,38 @@ def _add_products(
         for location, level_on_hand, level_allocated, kits, held, ordered, expected in levels:
             # stock.available(), written out: a call per level costs more than the sum
             level_available = level_on_hand - level_allocated if kits is None else kits
-            add_level(
-                location_code=location,
-                on_hand=level_on_hand,
-                allocated=level_allocated,
-                available=level_available,
-                quarantine=held,
-                on_order=ordered,
-                next_expected_date=expected or "",
-            )
+            if held or ordered:  # most levels have neither: three fields fewer to set
+                add_level(
+                    location_code=location,
+                    on_hand=level_on_hand,
+                    allocated=level_allocated,
+                    available=level_available,
+                    quarantine=held,
+                    on_order=ordered,
+                    next_expected_date=expected or "",
+                )
+                quarantine += held
+                on_order += ordered
+                if expected and (not earliest or expected < earliest):
+                    earliest = expected
+            else:
+                add_level(
+                    location_code=location,
+                    on_hand=level_on_hand,
+                    allocated=level_allocated,
+                    available=level_available,
+                )
             on_hand += level_on_hand
             allocated += level_allocated
             available += level_available
-            quarantine += held
-            on_order += ordered
-            if expected and (not earliest or expected < earliest):
-                earliest = expected
         total = message.total
         total.on_hand = on_hand
         total.allocated = allocated
         total.available = available
-        total.quarantine = quarantine
-        total.on_order = on_order
-        total.next_expected_date = earliest
+        if quarantine or on_order:
+            total.quarantine = quarantine
+            total.on_order = on_order
+            total.next_expected_date = earliest
 
 
 def _change(change: stock_log.StockChange, bundles: list[stock.ProductStock]) -> pb.StockChange:
