@@ -1,5 +1,5 @@
 """`ordergate serve | migrate | keys create|list|revoke|rotate |
-users create|list|disable|enable|reset | load | import-dir`."""
+users create|list|disable|enable|reset | load | import-dir | prune`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from .demo import DEMO_CATALOG, DEMO_CLIENT, DEMO_STAFF_CLIENT
 from .domain.access import Role
 from .filedrop import DropSettings, FilePoller
 from .observability import configure_logging, configure_tracing, first_line
-from .service import api_keys, staff
+from .service import api_keys, retention, staff
 from .service.auth import create_api_key
 from .service.catalog_load import KINDS, CatalogFileError, load_catalog, read_catalog_file
 from .service.errors import ServiceError
@@ -135,6 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     import_dir.add_argument("--snapshot-dir", help="write stock snapshot CSVs to this folder")
     import_dir.add_argument("--snapshot-seconds", type=float, help="seconds between snapshots")
 
+    prune_command = commands.add_parser(
+        "prune",
+        help="remove the documents and old events of orders finished long ago (docs/operations.md)",
+    )
+    prune_command.add_argument(
+        "--dry-run", action="store_true", help="count what would be removed; change nothing"
+    )
+    prune_command.add_argument(
+        "--delivered-days", type=float, help="DELIVERED orders (default: ORDERGATE_RETENTION_...)"
+    )
+    prune_command.add_argument("--cancelled-days", type=float, help="CANCELLED orders")
+    prune_command.add_argument("--webhook-days", type=float, help="finished webhook deliveries")
+
     args = parser.parse_args(argv)
     demo = args.command == "serve" and args.demo
     try:
@@ -186,6 +199,30 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _prune(args: argparse.Namespace, settings: Settings, db: Database) -> int:
+    def given(value: float | None, default: float) -> float:
+        return default if value is None else value
+
+    days = {
+        "DELIVERED": given(args.delivered_days, settings.retention_delivered_days),
+        "CANCELLED": given(args.cancelled_days, settings.retention_cancelled_days),
+    }
+    webhook_days = given(args.webhook_days, settings.retention_webhook_days)
+    if any(value < 0 for value in (*days.values(), webhook_days)):
+        print("error: retention days are 0 (keep) or more", file=sys.stderr)
+        return 2
+    done = retention.prune(db, days_by_state=days, webhook_days=webhook_days, dry_run=args.dry_run)
+    verb = "would be removed (dry run: nothing changed)" if done.dry_run else "removed"
+    for state, value in days.items():
+        kept = "kept forever" if value == 0 else f"older than {value:g} days"
+        print(f"{state}: {done.orders.get(state, 0)} orders {kept}")
+    print(
+        f"{done.documents} documents ({done.document_bytes:,} bytes stored), {done.events} "
+        f"order events, {done.webhook_deliveries} webhook deliveries {verb}"
+    )
+    return 0
+
+
 def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool) -> int:
     if args.command == "migrate":
         db.migrate()
@@ -218,6 +255,9 @@ def _run(args: argparse.Namespace, settings: Settings, db: Database, demo: bool)
     if args.command == "import-dir":
         db.migrate()
         return _import_dir(settings, db, once=args.once)
+    if args.command == "prune":
+        db.migrate()
+        return _prune(args, settings, db)
 
     # serve
     from .api.server import serve_until_signalled  # grpc imports only where a server is made

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     webhook_stock_debounce_seconds: NonNegative = 5.0
     # stock.low: sent when a product's available stock at a location falls to this or below.
     webhook_stock_low_at: Annotated[int, Field(ge=0)] = 5
+    # `ordergate prune`: the documents and old events of DELIVERED / CANCELLED orders last
+    # changed longer ago than this many days go; finished webhook deliveries after their own
+    # days. 0: kept forever (the default: nothing goes until you choose).
+    retention_delivered_days: NonNegative = 0.0
+    retention_cancelled_days: NonNegative = 0.0
+    retention_webhook_days: NonNegative = 0.0
     # ReconcileStock: a count differing from ours by more than this percentage raises an
     # INVENTORY_DIVERGENCE alert (a call may set its own threshold).
     divergence_threshold_percent: Annotated[float, Field(gt=0, le=1000)] = 5.0

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ordergate.v1 import order_pb2
 from ordergate_server.service.catalog_load import load_catalog
-from ordergate_server.storage import Database
+from ordergate_server.storage import Database, submissions
 from ordergate_server.storage import tables as t
 
 from ..support import Api, Keys, order_xml, rich_error
@@ -127,7 +127,7 @@ def test_malformed_xml_is_stored_as_a_problem_submission(api: Api, db: Database)
         stored = conn.execute(
             select(t.submissions.c.payload).where(t.submissions.c.order_id == order.id)
         ).scalar_one()
-    assert bytes(stored) == payload  # the raw payload is kept, byte for byte
+    assert submissions.unpack(stored) == payload  # the raw payload is kept, byte for byte
 
 
 def test_schema_invalid_xml_is_stored_with_the_xsd_message_and_its_order_id(api: Api) -> None:

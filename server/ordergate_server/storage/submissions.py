@@ -1,7 +1,14 @@
-"""The submission log: every authenticated submission with its raw payload (nothing is lost)."""
+"""The submission log: every authenticated submission with its raw payload (nothing is lost).
+
+Payloads are stored compressed (zlib): XML orders shrink several times over (docs/operations.md
+has the ratios), and the submission log is the largest part of a database that keeps years of
+orders. What is stored is `pack(payload)`, sealed when personal data is encrypted; reads open
+and unpack it, and rows written before compression (no marker) are read as they are.
+"""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +20,28 @@ from . import tables as t
 from .bulk import BulkInsert
 from .driver_query import DriverQuery, Later
 from .one_of import one_of
+
+# Starts every compressed payload. Stored markers start with a NUL byte, which no document we
+# take starts with; one that does anyway is always compressed, so what is stored is never
+# ambiguous.
+PACKED = b"\x00ogz"
+
+
+# What a pruned document is replaced by (`ordergate prune`, service/retention.py): the row stays,
+# for idempotency and duplicate detection; the document is gone.
+PRUNED = b"\x00pruned"
+
+
+def pack(payload: bytes) -> bytes:
+    """The payload as stored: compressed, unless that does not make it smaller."""
+    packed = PACKED + zlib.compress(payload, 6)
+    return packed if len(packed) < len(payload) or payload.startswith(b"\x00") else payload
+
+
+def unpack(stored: bytes) -> bytes:
+    """The payload as received, from what `pack` stored."""
+    stored = bytes(stored)
+    return zlib.decompress(stored[len(PACKED) :]) if stored.startswith(PACKED) else stored
 
 
 @dataclass(frozen=True)
@@ -99,7 +128,7 @@ def insert_many(conn: Connection, new: Sequence[NewSubmission]) -> None:
                 s.client_id,
                 s.request_id,
                 s.received_at,
-                pii.seal_bytes(conn, s.payload, "submissions.payload"),
+                pii.seal_bytes(conn, pack(s.payload), "submissions.payload"),
                 s.payload_sha256,
                 s.order_id,
                 s.outcome,
@@ -131,12 +160,12 @@ def current_document(conn: Connection, order_id: str) -> Document | None:
         .order_by(s.received_at.desc(), s.id.desc())
         .limit(1)
     ).first()
-    if row is None:
+    if row is None or bytes(row.payload) == PRUNED:
         return None
     return Document(
         row.id,
         row.request_id,
-        pii.open_bytes(conn, row.payload, "submissions.payload"),
+        unpack(pii.open_bytes(conn, row.payload, "submissions.payload")),
         row.received_at,
         row.channel,
     )
@@ -148,4 +177,6 @@ def payload_of(conn: Connection, client_id: int, request_id: str) -> bytes | Non
     stored = conn.execute(
         select(s.payload).where(and_(s.client_id == client_id, s.request_id == request_id))
     ).scalar_one_or_none()
-    return None if stored is None else pii.open_bytes(conn, stored, "submissions.payload")
+    if stored is None:
+        return None
+    return unpack(pii.open_bytes(conn, stored, "submissions.payload"))

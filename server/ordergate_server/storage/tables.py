@@ -517,6 +517,7 @@ webhook_deliveries = Table(
     Index(None, "state", "next_attempt_at"),
     Index(None, "endpoint_id", "created_at"),
     Index(None, "event_seq"),
+    Index(None, "created_at"),  # pruned by age (service/retention.py)
 )
 
 # Every attempt of a delivery: its answer or error, and how long it took.
@@ -680,4 +681,14 @@ reconciliation_lines = Table(
     Column("ours", Integer, nullable=False),  # on hand + quarantine before
     Column("theirs", Integer, nullable=False),
     Column("diverged", Boolean, nullable=False),
+)
+
+
+# How far `ordergate prune` has gone per final order state: orders in that state last changed
+# up to `pruned_until` have had their documents and old events removed (service/retention.py).
+retention_cursors = Table(
+    "retention_cursors",
+    metadata,
+    Column("state", String(20), primary_key=True),
+    Column("pruned_until", UtcDateTime, nullable=False),
 )

@@ -1,0 +1,34 @@
+"""Retention: how far `ordergate prune` has gone, and webhook deliveries by age
+
+- retention_cursors: per final order state, orders last changed up to this time are pruned.
+- webhook_deliveries: an index by created_at (finished deliveries are pruned by age).
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-05
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "retention_cursors",
+        sa.Column("state", sa.String(20), nullable=False),
+        sa.Column("pruned_until", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("state", name="pk_retention_cursors"),
+    )
+    op.create_index("ix_webhook_deliveries_created_at", "webhook_deliveries", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_webhook_deliveries_created_at", "webhook_deliveries")
+    op.drop_table("retention_cursors")
