@@ -147,7 +147,7 @@ def test_finished_webhook_deliveries_go_after_their_days(db: Database, keys: Key
                 t.webhook_events.insert().values(
                     id=f"evt_{n}", type="order.accepted", occurred_at=now, data={}
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             tx.execute(
                 t.webhook_deliveries.insert().values(
                     id=f"d-{n}",
