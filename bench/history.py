@@ -1,0 +1,719 @@
+"""Cost as history grows: intake and reads on a database that already holds many orders.
+
+    python -m bench.history [--db sqlite|postgres|both] [--sizes 0,100000,1000000]
+                            [--seconds 8] [--workers 2]
+    python -m bench.history growth [--db ...] [--orders 80000] [--chunk 16000]
+
+The first form fills a database with N stored orders through a bulk path of its own (the data
+as the server writes it: several clients and their customers, many SKUs with a few hot ones, a
+share held, a share shipped and delivered, their events, documents, shipments and stock
+changes), then serves it with `ordergate serve` and measures, next to the Health/Check rate of
+the same run:
+
+- SubmitOrder and SubmitOrders (8 streams) throughput, as ratios to the health checks;
+- p50/p99 of GetOrder by id and by the shop's order number, ListOrders with each filter,
+  ListHeldOrders, GetOrderDocument, WatchOrderEvents resumed from an old event, and
+  GetStockLevels for 100 SKUs;
+- database bytes per stored order, and the workers' resident memory.
+
+`growth` is the way a new user meets it: an empty database, nothing but the server's own
+traffic (no ANALYZE by hand), `--orders` one-line orders sent on 8 SubmitOrders streams, the
+rate printed for each `--chunk`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ordergate.v1 import (
+    exception_queue_service_pb2,
+    exception_queue_service_pb2_grpc,
+    inventory_service_pb2,
+    inventory_service_pb2_grpc,
+    order_pb2,
+    order_service_pb2,
+    order_service_pb2_grpc,
+)
+from ordergate_server.domain.ids import new_id
+from ordergate_server.storage.submissions import pack
+
+from .harness import connections, run_load, seeded_database, server, server_workers
+from .submit_orders import run_streams
+
+CLIENTS = [f"shop-{n}" for n in range(8)]
+CUSTOMERS_PER_CLIENT = 50
+SKUS = [f"H-{n:05d}" for n in range(2000)]
+HOT = SKUS[:20]  # a fifth of all lines are for these
+START = datetime(2024, 12, 1, tzinfo=UTC)  # two years of history before the measured run
+
+# What becomes of stored orders (shares of 100), as on a wholesaler's busy shop.
+FATES = [("DELIVERED", 62), ("DISPATCHED", 6), ("ACCEPTED", 12), ("ON_HOLD", 8), ("CANCELLED", 12)]
+
+
+def catalog() -> dict[str, Any]:
+    return {
+        "locations": [{"code": "DC", "name": "History DC", "priority": 1}],
+        "products": [{"sku": sku, "name": f"Product {sku}"} for sku in SKUS],
+        "stock": [{"sku": sku, "location": "DC", "on_hand": 1_000_000_000} for sku in SKUS],
+        "customers": [
+            {"account": f"C-{c}-{n:03d}", "name": f"Customer {n}", "currency": "EUR", "client": c}
+            for c in CLIENTS
+            for n in range(CUSTOMERS_PER_CLIENT)
+        ],
+    }
+
+
+def order_xml(order_id: str, customer: str, sku: str, quantity: int) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Order xmlns="urn:ordergate:order:v1">'
+        f"<OrderId>{order_id}</OrderId><OrderDate>2026-11-23</OrderDate>"
+        f"<CustomerAccount>{customer}</CustomerAccount><Channel>web</Channel>"
+        "<Currency>EUR</Currency><Delivery><Address><Name>Goods In</Name>"
+        "<Street>Hafenstraße 1</Street><City>Hamburg</City><PostalCode>20457</PostalCode>"
+        "<Country>DE</Country></Address><Contact><Phone>+49 40 1234567</Phone>"
+        "<Email>in@example.com</Email></Contact></Delivery><Lines><Line><LineNumber>1</LineNumber>"
+        f"<Sku>{sku}</Sku><Quantity>{quantity}</Quantity><UnitPrice>4.20</UnitPrice></Line>"
+        "</Lines></Order>"
+    ).encode()
+
+
+# --- filling -----------------------------------------------------------------------------------
+
+
+class Filler:
+    """Writes orders as the server stores them, many at a time, with explicit keys."""
+
+    def __init__(self, url: str, client_ids: dict[str, int]) -> None:
+        self.url = url
+        self.kind = make_url(url).get_backend_name()
+        self.client_ids = client_ids
+        self.engine = create_engine(url)
+        self.rng = random.Random(7)
+        self.seqs = {"orders": 0, "order_events": 0, "shipments": 0, "stock_changes": 0}
+        self.allocated: dict[str, int] = {}
+
+    def fill(self, count: int, batch: int = 20_000) -> None:
+        done = 0
+        while done < count:
+            n = min(batch, count - done)
+            self._batch(self.seqs["orders"], n)
+            done += n
+        self._finish()
+
+    def _batch(self, first: int, n: int) -> None:
+        rows: dict[str, list[tuple[Any, ...]]] = {
+            name: []
+            for name in (
+                "orders",
+                "order_lines",
+                "order_holds",
+                "order_events",
+                "submissions",
+                "shipments",
+                "shipment_lines",
+                "stock_changes",
+            )
+        }
+        span = (datetime(2026, 12, 1, tzinfo=UTC) - START).total_seconds()
+        for k in range(n):
+            seq = first + k + 1
+            client = CLIENTS[self.rng.randrange(len(CLIENTS))]
+            client_id = self.client_ids[client]
+            customer = f"C-{client}-{self.rng.randrange(CUSTOMERS_PER_CLIENT):03d}"
+            sku = self.rng.choice(HOT) if self.rng.random() < 0.2 else self.rng.choice(SKUS)
+            quantity = self.rng.randint(1, 5)
+            fate = self.rng.choices([f for f, _ in FATES], [w for _, w in FATES])[0]
+            created = START + timedelta(seconds=span * (seq / 1_200_000) % span)
+            updated = created + timedelta(hours=self.rng.randint(1, 96))
+            order_id, client_order_id = new_id(), f"H-{seq}"
+            xml = order_xml(client_order_id, customer, sku, quantity)
+            digest = hashlib.sha256(xml).hexdigest()
+            held = fate == "ON_HOLD"
+            shipped = fate in ("DELIVERED", "DISPATCHED")
+            holds = (
+                [{"code": "INSUFFICIENT_STOCK", "field": "lines", "message": "short", "rule": ""}]
+                if held
+                else []
+            )
+            rows["orders"].append(
+                (
+                    seq,
+                    order_id,
+                    client_id,
+                    client_order_id,
+                    customer,
+                    "web",
+                    "EUR",
+                    created,
+                    created,
+                    updated,
+                    fate,
+                    json.dumps(holds),
+                    json.dumps(_DELIVERY),
+                    "",
+                    None if held or fate == "CANCELLED" else "DC",
+                    False,
+                    digest,
+                    "API",
+                    None,
+                    held,
+                    None,
+                )
+            )
+            rows["order_lines"].append(
+                (
+                    seq,
+                    0,
+                    1,
+                    sku,
+                    sku,
+                    quantity,
+                    "4.20",
+                    quantity if fate == "CANCELLED" else 0,
+                    quantity if shipped else 0,
+                )
+            )
+            if held:
+                rows["order_holds"].append((seq, "INSUFFICIENT_STOCK"))
+            steps = [
+                "SUBMITTED",
+                *{
+                    "DELIVERED": ["PICKING", "PICKED", "PACKED", "DISPATCHED", "DELIVERED"],
+                    "DISPATCHED": ["PICKING", "PICKED", "PACKED", "DISPATCHED"],
+                    "CANCELLED": ["CANCELLED"],
+                }.get(fate, []),
+            ]
+            state = None
+            for step in steps:
+                self.seqs["order_events"] += 1
+                new_state = "ACCEPTED" if step == "SUBMITTED" and not held else step
+                new_state = "ON_HOLD" if step == "SUBMITTED" and held else new_state
+                rows["order_events"].append(
+                    (
+                        self.seqs["order_events"],
+                        new_id(),
+                        seq,
+                        updated if step != "SUBMITTED" else created,
+                        "system" if step == "DELIVERED" else client,
+                        step,
+                        state,
+                        new_state,
+                        "",
+                    )
+                )
+                state = new_state
+            rows["submissions"].append(
+                (
+                    str(uuid.uuid4()),
+                    client_id,
+                    str(uuid.uuid4()),
+                    created,
+                    pack(xml),
+                    digest,
+                    order_id,
+                    "ORDER",
+                    "GRPC",
+                )
+            )
+            if not held:
+                self.seqs["stock_changes"] += 1
+                rows["stock_changes"].append(
+                    (self.seqs["stock_changes"], created, sku, "DC", "ALLOCATION", 0, quantity)
+                )
+            if shipped:
+                self.seqs["shipments"] += 1
+                rows["shipments"].append(
+                    (
+                        self.seqs["shipments"],
+                        new_id(),
+                        seq,
+                        "DHL",
+                        f"JJD{seq:012d}",
+                        "DELIVERED" if fate == "DELIVERED" else "SHIPPED",
+                        updated,
+                        updated,
+                        updated if fate == "DELIVERED" else None,
+                        "warehouse",
+                    )
+                )
+                rows["shipment_lines"].append((self.seqs["shipments"], 0, quantity))
+                self.seqs["stock_changes"] += 1
+                rows["stock_changes"].append(
+                    (
+                        self.seqs["stock_changes"],
+                        updated,
+                        sku,
+                        "DC",
+                        "DISPATCH",
+                        -quantity,
+                        -quantity,
+                    )
+                )
+            elif fate == "ACCEPTED":
+                self.allocated[sku] = self.allocated.get(sku, 0) + quantity
+        self.seqs["orders"] += n
+        self._write(rows)
+
+    def _write(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
+        with self.engine.begin() as conn:
+            for table, values in rows.items():
+                if values:
+                    _copy(conn, table, _COLUMNS[table], values, self.kind)
+
+    def _finish(self) -> None:
+        with self.engine.begin() as conn:
+            for sku, allocated in self.allocated.items():
+                conn.execute(
+                    text("UPDATE stock SET allocated = :a WHERE sku = :s AND location = 'DC'"),
+                    {"a": allocated, "s": sku},
+                )
+            if self.kind == "postgresql":
+                for table, seq in self.seqs.items():
+                    if seq:
+                        conn.execute(
+                            text(f"SELECT setval(pg_get_serial_sequence('{table}', 'seq'), :n)"),
+                            {"n": seq},
+                        )
+        self.engine.dispose()
+
+
+_DELIVERY = {  # as storage.orders stores a Delivery
+    "name": "Goods In",
+    "street_lines": ["Hafenstraße 1"],
+    "city": "Hamburg",
+    "postal_code": "20457",
+    "region": "",
+    "country_code": "DE",
+    "phone": "+49 40 1234567",
+    "email": "in@example.com",
+    "window_start": None,
+    "window_end": None,
+    "special_handling": "",
+}
+
+_COLUMNS = {
+    "orders": [
+        "seq",
+        "id",
+        "client_id",
+        "client_order_id",
+        "customer_account",
+        "channel",
+        "currency",
+        "order_time",
+        "created_at",
+        "updated_at",
+        "state",
+        "hold_reasons",
+        "delivery",
+        "notes",
+        "allocation_location",
+        "problem_submission",
+        "content_sha256",
+        "source",
+        "entered_by",
+        "stock_hold",
+        "held_from",
+    ],
+    "order_lines": [
+        "order_seq",
+        "position",
+        "line_number",
+        "submitted_code",
+        "sku",
+        "quantity",
+        "unit_price",
+        "cancelled_quantity",
+        "shipped_quantity",
+    ],
+    "order_holds": ["order_seq", "code"],
+    "order_events": [
+        "seq",
+        "id",
+        "order_seq",
+        "created_at",
+        "actor",
+        "type",
+        "old_state",
+        "new_state",
+        "detail",
+    ],
+    "submissions": [
+        "id",
+        "client_id",
+        "request_id",
+        "received_at",
+        "payload",
+        "payload_sha256",
+        "order_id",
+        "outcome",
+        "channel",
+    ],
+    "shipments": [
+        "seq",
+        "id",
+        "order_seq",
+        "carrier",
+        "tracking_number",
+        "state",
+        "created_at",
+        "updated_at",
+        "delivered_at",
+        "actor",
+    ],
+    "shipment_lines": ["shipment_seq", "position", "quantity"],
+    "stock_changes": ["seq", "at", "sku", "location", "kind", "on_hand_delta", "allocated_delta"],
+}
+# Columns the fill leaves to their defaults, given here for SQLite's NOT NULLs.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "shipments": {"without_tracking": False, "tracking_alerted": False},
+    "stock_changes": {"on_hand_after": 0, "allocated_after": 0, "actor": "system", "reason": ""},
+}
+
+
+def _copy(
+    conn: Any, table: str, columns: list[str], rows: list[tuple[Any, ...]], kind: str
+) -> None:
+    extra = _DEFAULTS.get(table, {})
+    names = columns + list(extra)
+    tail = tuple(extra.values())
+    if kind == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row + tail)
+        return
+    marks = ", ".join("?" for _ in names)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})",
+        [tuple(_sqlite(v) for v in row + tail) for row in rows],
+    )
+
+
+def _sqlite(value: Any) -> Any:
+    if isinstance(value, datetime):  # stored naive UTC, as storage.tables.UtcDateTime does
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+    return value
+
+
+def database_bytes(url: str) -> int:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def client_ids(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {name: id_ for id_, name in conn.execute(text("SELECT id, name FROM clients"))}
+    finally:
+        engine.dispose()
+
+
+def vacuum(url: str) -> None:
+    """After a bulk fill: what autovacuum would have done meanwhile (PostgreSQL), so the
+    measured run starts from a database as a running deployment has it."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    finally:
+        engine.dispose()
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def _ignore(reply: order_service_pb2.SubmitOrdersResponse) -> None:
+    pass
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def _latency(call: Callable[[int], Awaitable[object]], count: int) -> tuple[float, float]:
+    """p50 and p99 in ms of `count` calls one after another (reads on an idle server)."""
+    times = []
+    for n in range(count):
+        started = time.perf_counter()
+        await call(n)
+        times.append((time.perf_counter() - started) * 1000)
+    cuts = statistics.quantiles(times, n=100, method="inclusive")
+    return round(cuts[49], 2), round(cuts[98], 2)
+
+
+async def measure(
+    target: str, keys: dict[str, str], stored: int, seconds: float, reads: int
+) -> dict[str, Any]:
+    shop, staff = keys["shop-0"], keys["history-staff"]
+    md_shop = (("authorization", f"Bearer {shop}"),)
+    md_staff = (("authorization", f"Bearer {staff}"),)
+    rng = random.Random(11)
+    async with connections(target) as channels:
+        health = [health_pb2_grpc.HealthStub(c) for c in channels]
+        orders = [order_service_pb2_grpc.OrderServiceStub(c) for c in channels]
+        queue = exception_queue_service_pb2_grpc.ExceptionQueueServiceStub(channels[0])
+        stock = inventory_service_pb2_grpc.InventoryServiceStub(channels[0])
+        check = health_pb2.HealthCheckRequest()
+        lanes = len(channels)
+
+        async def health_call(n: int, lane: int) -> object:
+            return await health[lane].Check(check)
+
+        def new_order(n: int) -> bytes:
+            customer = f"C-shop-0-{n % CUSTOMERS_PER_CLIENT:03d}"
+            sku = rng.choice(HOT) if n % 5 == 0 else rng.choice(SKUS)
+            return order_xml(f"NEW-{uuid.uuid4().hex[:12]}", customer, sku, 1)
+
+        async def submit_call(n: int, lane: int) -> object:
+            return await orders[lane].SubmitOrder(
+                order_service_pb2.SubmitOrderRequest(
+                    request_id=str(uuid.uuid4()), order_xml=new_order(n)
+                ),
+                metadata=md_shop,
+            )
+
+        await run_load(health_call, concurrency=32, seconds=1, lanes=lanes)
+        await run_load(submit_call, concurrency=32, seconds=1, lanes=lanes)
+        baseline = await run_load(health_call, concurrency=32, seconds=seconds, lanes=lanes)
+        submits = await run_load(submit_call, concurrency=32, seconds=seconds, lanes=lanes)
+        streamed = await run_streams(
+            orders, md_shop, streams=8, window=4, seconds=seconds, on_reply=_ignore
+        )
+
+        # Reads of stored history: shop-0's orders from the first year (none when empty).
+        old = order_service_pb2.ListOrdersRequest(page_size=200)
+        old.create_time_before.FromDatetime(datetime(2025, 12, 1, tzinfo=UTC))
+        listed = await orders[0].ListOrders(old, metadata=md_shop)
+        if not listed.orders:  # an empty history: the orders of the submit phases
+            listed = await orders[0].ListOrders(
+                order_service_pb2.ListOrdersRequest(page_size=200), metadata=md_shop
+            )
+        ids = [o.id for o in listed.orders]
+        numbers = [o.client_order_id for o in listed.orders]
+        one = orders[0]
+        oldest = await one.GetOrder(order_service_pb2.GetOrderRequest(id=ids[-1]), metadata=md_shop)
+        first_event = oldest.order.events[0].id
+        filters = {
+            "ListOrders (none)": order_service_pb2.ListOrdersRequest(page_size=50),
+            "ListOrders (state)": order_service_pb2.ListOrdersRequest(
+                page_size=50, state=order_pb2.ORDER_STATE_DELIVERED
+            ),
+            "ListOrders (customer)": order_service_pb2.ListOrdersRequest(
+                page_size=50, customer_account="C-shop-0-007"
+            ),
+            "ListOrders (hold reason)": order_service_pb2.ListOrdersRequest(
+                page_size=50, hold_reason="INSUFFICIENT_STOCK"
+            ),
+            "ListOrders (source)": order_service_pb2.ListOrdersRequest(
+                page_size=50, source=order_pb2.ORDER_SOURCE_API
+            ),
+            "ListOrders (by update time)": order_service_pb2.ListOrdersRequest(
+                page_size=50,
+                order_by=order_service_pb2.LIST_ORDERS_ORDER_BY_UPDATE_TIME,
+            ),
+        }
+        created = order_service_pb2.ListOrdersRequest(page_size=50)
+        created.create_time_after.FromDatetime(datetime(2025, 6, 1, tzinfo=UTC))
+        created.create_time_before.FromDatetime(datetime(2025, 6, 8, tzinfo=UTC))
+        filters["ListOrders (created between)"] = created
+        latency: dict[str, tuple[float, float]] = {}
+        latency["GetOrder (id)"] = await _latency(
+            lambda n: one.GetOrder(
+                order_service_pb2.GetOrderRequest(id=ids[n % len(ids)]), metadata=md_shop
+            ),
+            reads,
+        )
+        latency["GetOrder (shop's number)"] = await _latency(
+            lambda n: one.GetOrder(
+                order_service_pb2.GetOrderRequest(client_order_id=numbers[n % len(numbers)]),
+                metadata=md_shop,
+            ),
+            reads,
+        )
+        for name, request in filters.items():
+
+            def listing(n: int, r: order_service_pb2.ListOrdersRequest = request) -> Any:
+                return one.ListOrders(r, metadata=md_staff)
+
+            latency[name] = await _latency(listing, reads)
+        latency["ListHeldOrders"] = await _latency(
+            lambda n: queue.ListHeldOrders(
+                exception_queue_service_pb2.ListHeldOrdersRequest(page_size=50),
+                metadata=md_staff,
+            ),
+            reads,
+        )
+        latency["GetOrderDocument"] = await _latency(
+            lambda n: one.GetOrderDocument(
+                order_service_pb2.GetOrderDocumentRequest(id=ids[n % len(ids)]), metadata=md_shop
+            ),
+            reads,
+        )
+
+        async def resumed(n: int) -> None:
+            async for _ in one.WatchOrderEvents(
+                order_service_pb2.WatchOrderEventsRequest(after_event_id=first_event),
+                metadata=md_shop,
+            ):
+                return
+
+        latency["WatchOrderEvents (resumed, first event)"] = await _latency(resumed, reads // 4)
+        codes = SKUS[:: len(SKUS) // 100][:100]
+        latency["GetStockLevels (100 SKUs)"] = await _latency(
+            lambda n: stock.GetStockLevels(
+                inventory_service_pb2.GetStockLevelsRequest(codes=codes), metadata=md_shop
+            ),
+            reads,
+        )
+    return {
+        "stored": stored,
+        "health_per_s": round(baseline.rate),
+        "submit_ratio": round(submits.rate / baseline.rate, 3),
+        "submit_per_s": round(submits.rate),
+        "stream_ratio": round(streamed.rate / baseline.rate, 3),
+        "stream_per_s": round(streamed.rate),
+        "latency_ms": latency,
+    }
+
+
+def run_size(kind: str, size: int, seconds: float, workers: int, reads: int) -> dict[str, Any]:
+    clients = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
+    with seeded_database(kind, catalog(), clients) as (url, keys):
+        started = time.perf_counter()
+        if size:
+            Filler(url, client_ids(url)).fill(size)
+        vacuum(url)
+        filled = time.perf_counter() - started
+        size_bytes = database_bytes(url)
+        with server(url, workers=str(workers)) as target:
+            result = asyncio.run(measure(target, keys, size, seconds, reads))
+            pids = server_workers(target.pid) or [target.pid]  # one worker: the process itself
+            result["rss_mb"] = [round(rss_kb(pid) / 1024) for pid in pids]
+        result["database"] = kind
+        result["fill_s"] = round(filled, 1)
+        result["bytes_per_order"] = round(size_bytes / size) if size else 0
+        result["database_mb"] = round(size_bytes / 2**20)
+    return result
+
+
+# --- growth: how a new user meets it -----------------------------------------------------------
+
+
+def growth(kind: str, total: int, chunk: int, workers: int) -> list[dict[str, Any]]:
+    clients = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
+    rows = []
+    with seeded_database(kind, catalog(), clients) as (url, keys):
+        md = (("authorization", f"Bearer {keys['shop-0']}"),)
+        with server(url, workers=str(workers)) as target:
+
+            async def run() -> None:
+                async with connections(target) as channels:
+                    stubs = [order_service_pb2_grpc.OrderServiceStub(c) for c in channels]
+                    sent = 0
+                    while sent < total:
+                        started = time.perf_counter()
+                        count = 0
+                        while count < chunk:
+                            result = await run_streams(
+                                stubs, md, streams=8, window=4, seconds=2, on_reply=_ignore
+                            )
+                            count += result.calls
+                        elapsed = time.perf_counter() - started
+                        sent += count
+                        started = time.perf_counter()
+                        await stubs[0].ListOrders(
+                            order_service_pb2.ListOrdersRequest(page_size=50), metadata=md
+                        )
+                        listed_ms = (time.perf_counter() - started) * 1000
+                        row = {
+                            "database": kind,
+                            "stored": sent,
+                            "orders_per_s": round(count / elapsed),
+                            "list_orders_ms": round(listed_ms, 1),
+                            **seq_scans(url),
+                        }
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+
+            asyncio.run(run())
+    return rows
+
+
+def seq_scans(url: str) -> dict[str, int]:
+    """PostgreSQL's count of sequential scans of the order tables so far."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return {}
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname IN "
+                    "('orders', 'order_lines', 'order_events', 'submissions')"
+                )
+            )
+            return {f"seq_scans_{name}": int(count) for name, count in rows}
+    finally:
+        engine.dispose()
+
+
+def _kinds(value: str) -> Iterator[str]:
+    yield from (["sqlite", "postgres"] if value == "both" else [value])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", default="sizes", choices=["sizes", "growth"])
+    parser.add_argument("--db", default="both", choices=["sqlite", "postgres", "both"])
+    parser.add_argument("--sizes", default="0,100000,1000000")
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--reads", type=int, default=200, help="calls per read measured")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--orders", type=int, default=80_000)
+    parser.add_argument("--chunk", type=int, default=16_000)
+    args = parser.parse_args()
+    for kind in _kinds(args.db):
+        if args.mode == "growth":
+            growth(kind, args.orders, args.chunk, args.workers)
+            continue
+        for size in (int(s) for s in args.sizes.split(",")):
+            print(
+                json.dumps(run_size(kind, size, args.seconds, args.workers, args.reads)), flush=True
+            )
+
+
+if __name__ == "__main__":
+    main()
