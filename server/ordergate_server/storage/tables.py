@@ -291,6 +291,7 @@ orders = Table(
     Index(None, "customer_account", "seq"),
     Index(None, "stock_hold", "seq"),
     Index(None, "updated_at", "seq"),  # ListOrders by update time (pollers)
+    Index(None, "client_id", "seq"),  # a website's ListOrders and watch: its own, in order
 )
 
 # The hold reason codes of each order on hold (none for other orders): what the exception

@@ -2,6 +2,8 @@
 
 - retention_cursors: per final order state, orders last changed up to this time are pruned.
 - webhook_deliveries: an index by created_at (finished deliveries are pruned by age).
+- orders: an index by (client_id, seq): a website's ListOrders read every order of its client
+  and sorted them, growing with history.
 
 Revision ID: 0011
 Revises: 0010
@@ -27,8 +29,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("state", name="pk_retention_cursors"),
     )
     op.create_index("ix_webhook_deliveries_created_at", "webhook_deliveries", ["created_at"])
+    op.create_index("ix_orders_client_id_seq", "orders", ["client_id", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_orders_client_id_seq", "orders")
     op.drop_index("ix_webhook_deliveries_created_at", "webhook_deliveries")
     op.drop_table("retention_cursors")
