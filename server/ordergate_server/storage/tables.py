@@ -292,6 +292,8 @@ orders = Table(
     Index(None, "stock_hold", "seq"),
     Index(None, "updated_at", "seq"),  # ListOrders by update time (pollers)
     Index(None, "client_id", "seq"),  # a website's ListOrders and watch: its own, in order
+    Index(None, "created_at", "seq"),  # ListOrders by receipt time
+    Index(None, "source", "seq"),  # ListOrders by source (MANUAL orders are few)
 )
 
 # The hold reason codes of each order on hold (none for other orders): what the exception

@@ -3,7 +3,8 @@
 - retention_cursors: per final order state, orders last changed up to this time are pruned.
 - webhook_deliveries: an index by created_at (finished deliveries are pruned by age).
 - orders: an index by (client_id, seq): a website's ListOrders read every order of its client
-  and sorted them, growing with history.
+  and sorted them, growing with history; by (created_at, seq) and (source, seq), the other
+  ListOrders filters that scanned the table (tests/integration/test_query_plans.py).
 
 Revision ID: 0011
 Revises: 0010
@@ -30,9 +31,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_deliveries_created_at", "webhook_deliveries", ["created_at"])
     op.create_index("ix_orders_client_id_seq", "orders", ["client_id", "seq"])
+    op.create_index("ix_orders_created_at_seq", "orders", ["created_at", "seq"])
+    op.create_index("ix_orders_source_seq", "orders", ["source", "seq"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_orders_source_seq", "orders")
+    op.drop_index("ix_orders_created_at_seq", "orders")
     op.drop_index("ix_orders_client_id_seq", "orders")
     op.drop_index("ix_webhook_deliveries_created_at", "webhook_deliveries")
     op.drop_table("retention_cursors")
