@@ -107,8 +107,10 @@ class Filler:
         self.rng = random.Random(7)
         self.seqs = {"orders": 0, "order_events": 0, "shipments": 0, "stock_changes": 0}
         self.allocated: dict[str, int] = {}
+        self.total = 0
 
     def fill(self, count: int, batch: int = 20_000) -> None:
+        self.total = count
         done = 0
         while done < count:
             n = min(batch, count - done)
@@ -139,7 +141,9 @@ class Filler:
             sku = self.rng.choice(HOT) if self.rng.random() < 0.2 else self.rng.choice(SKUS)
             quantity = self.rng.randint(1, 5)
             fate = self.rng.choices([f for f, _ in FATES], [w for _, w in FATES])[0]
-            created = START + timedelta(seconds=span * (seq / 1_200_000) % span)
+            if fate in ("DISPATCHED", "ACCEPTED", "ON_HOLD") and seq < 0.99 * self.total:
+                fate = "DELIVERED"  # the live orders are the newest; older ones are done
+            created = START + timedelta(seconds=span * seq / self.total)
             updated = created + timedelta(hours=self.rng.randint(1, 96))
             order_id, client_order_id = new_id(), f"H-{seq}"
             xml = order_xml(client_order_id, customer, sku, quantity)
