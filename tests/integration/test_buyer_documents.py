@@ -20,7 +20,7 @@ from ordergate.v1.fulfillment_service_pb2 import TransitionOrderRequest
 from ordergate.v1.fulfillment_service_pb2_grpc import FulfillmentServiceStub
 from ordergate_server.filedrop import DropSettings, FilePoller
 from ordergate_server.formats.schemas import UBL_ORDER_RESPONSE_XSD, compiled
-from ordergate_server.storage import Database
+from ordergate_server.storage import Database, submissions
 
 from ..support import EXAMPLES, Api, Keys, ServerThread, auth, rich_error
 from .stock import stock_row
@@ -80,7 +80,7 @@ def test_a_cancellation_cancels_an_order_not_yet_picked_and_frees_its_stock(
     # The second cancellation came with a request_id of its own: kept too, and carried out
     # (the order is already cancelled).
     assert [row.outcome for row in kept] == ["ORDER"] + ["OrderCancellation:ACCEPTED"] * 2
-    assert bytes(kept[1].payload) == CANCELLATION.encode()
+    assert submissions.unpack(kept[1].payload) == CANCELLATION.encode()
 
 
 def test_a_cancellation_of_an_order_being_picked_is_refused_and_changes_nothing(
