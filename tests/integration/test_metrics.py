@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from ordergate.v1 import exception_queue_service_pb2 as eqpb
@@ -91,6 +91,59 @@ def test_stuck_orders_are_counted_and_alerted_once(
         pb.GetOrderRequest(id=order.id), metadata=auth(keys.shop)
     ).order.events
     assert (events[-1].type, events[-1].actor) == ("STUCK", "system")
+
+
+def test_many_stuck_orders_are_flagged_in_bounded_batches_oldest_first(
+    observed: tuple[Api, ServerThread], keys: Keys, db: Database
+) -> None:
+    """Years of history can hold thousands of stuck orders at the first check: each pass flags
+    a bounded batch under one alert, while the gauge shows them all at once."""
+    api, server = observed
+    fulfillment = FulfillmentServiceStub(api.channel)
+    ids = []
+    for n, hours in enumerate((7, 6, 5)):
+        order = api.submit(order_xml(f"MANY-{n}")).order
+        fulfillment.TransitionOrder(
+            fpb.TransitionOrderRequest(id=order.id, state=order_pb2.ORDER_STATE_PICKING),
+            metadata=auth(keys.warehouse),
+        )
+        with db.transaction() as tx:
+            tx.execute(
+                update(t.orders)
+                .where(t.orders.c.id == order.id)
+                .values(updated_at=datetime.now(UTC) - timedelta(hours=hours))
+            )
+        ids.append(order.id)
+    assert scrape(server)[("ordergate_stuck_orders", (("kind", "picking"),))] == 3
+
+    rules = monitoring.rules(picking_hours=4, dispatched_hours=72)
+    assert monitoring.raise_stuck_alerts(db, rules, batch=2) == 2
+    assert monitoring.raise_stuck_alerts(db, rules, batch=2) == 1
+    assert monitoring.raise_stuck_alerts(db, rules, batch=2) == 0
+    with db.reader() as conn:
+        raised = conn.execute(
+            select(t.alerts.c.order_ids, t.alerts.c.message)
+            .where(t.alerts.c.kind == "STUCK_PICKING")
+            .order_by(t.alerts.c.seq)
+        ).all()
+    assert [row.order_ids for row in raised] == [ids[:2], ids[2:]]  # oldest first
+    assert raised[0].message.startswith("2 orders have been PICKING for over")
+    assert raised[1].message.startswith(f"Order {ids[2]} has been PICKING")
+
+    # The order changes after it was flagged and then sits again: a new stay, flagged again.
+    with db.transaction() as tx:
+        seq = tx.execute(select(t.orders.c.seq).where(t.orders.c.id == ids[0])).scalar_one()
+        tx.execute(
+            update(t.order_events)
+            .where(t.order_events.c.order_seq == seq, t.order_events.c.type == "STUCK")
+            .values(created_at=datetime.now(UTC) - timedelta(hours=10))
+        )
+        tx.execute(
+            update(t.orders)
+            .where(t.orders.c.seq == seq)
+            .values(updated_at=datetime.now(UTC) - timedelta(hours=9))
+        )
+    assert monitoring.raise_stuck_alerts(db, rules, batch=2) == 1
 
 
 def test_refusals_are_counted_by_client_and_reason(

@@ -52,7 +52,7 @@ class DatabaseSignals(Collector):
                 held = monitoring.held_reason_counts(self._db)
                 oldest = monitoring.oldest_held_received_at(self._db)
                 stock_short = monitoring.stock_short_count(self._db)
-                stuck = monitoring.stuck_orders(self._db, self._rules, now)
+                stuck = monitoring.stuck_counts(self._db, self._rules, now)
                 oldest_webhook = monitoring.oldest_pending_webhook(self._db)
                 divergences = monitoring.divergence_counts(self._db)
         except Exception as exc:
@@ -66,7 +66,7 @@ class DatabaseSignals(Collector):
         self._oldest_webhook_age = (
             max(0.0, (now - oldest_webhook).total_seconds()) if oldest_webhook else 0.0
         )
-        self._stuck = {kind: len(found) for kind, found in stuck.items()}
+        self._stuck = stuck
         self._divergences = divergences
         self._up = 1
 

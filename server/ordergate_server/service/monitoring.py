@@ -80,60 +80,80 @@ def rules(picking_hours: float, dispatched_hours: float) -> list[StuckRule]:
     ]
 
 
-def stuck_orders(
-    db: Database, stuck_rules: list[StuckRule], now: datetime
-) -> dict[str, list[tuple[int, str]]]:
-    """Per rule, the (seq, id) of orders in its state with no change for longer than allowed."""
+# Newly stuck orders flagged per rule in one pass of the checker. A first start on years of
+# history (or a carrier feed that never reports delivery) can find tens of thousands at once:
+# flagged in one go they would hold the writer for minutes and bury the alert list. Each pass
+# flags at most this many, oldest first, in one transaction under one alert; the gauge
+# (stuck_counts) shows the whole number at once, so nothing is hidden while the rest follow.
+STUCK_BATCH = 500
+
+
+def stuck_counts(db: Database, stuck_rules: list[StuckRule], now: datetime) -> dict[str, int]:
+    """Per rule, how many orders are in its state with no change for longer than allowed."""
     o = t.orders.c
-    found: dict[str, list[tuple[int, str]]] = {}
     with db.reader() as conn:
-        for rule in stuck_rules:
-            rows = conn.execute(
-                select(o.seq, o.id).where(
-                    o.state == rule.state.value, o.updated_at < now - rule.after
-                )
+        return {
+            rule.kind: int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(t.orders)
+                    .where(o.state == rule.state.value, o.updated_at < now - rule.after)
+                ).scalar_one()
             )
-            found[rule.kind] = [(row.seq, row.id) for row in rows]
-    return found
+            for rule in stuck_rules
+        }
 
 
-def raise_stuck_alerts(db: Database, stuck_rules: list[StuckRule]) -> int:
-    """Give each newly stuck order a STUCK event and an alert, once per stay in its state."""
+def raise_stuck_alerts(db: Database, stuck_rules: list[StuckRule], batch: int = STUCK_BATCH) -> int:
+    """Give newly stuck orders a STUCK event each (once per stay in the state) and, per rule,
+    one alert naming them; at most `batch` orders per rule, oldest first, per call."""
     now = datetime.now(UTC)
+    o = t.orders.c
+    e = t.order_events.c
     raised = 0
     for rule in stuck_rules:
-        for seq, order_id in stuck_orders(db, [rule], now)[rule.kind]:
-            with db.transaction() as tx:
-                last = tx.execute(
-                    select(t.order_events.c.type)
-                    .where(t.order_events.c.order_seq == seq)
-                    .order_by(t.order_events.c.seq.desc())
-                    .limit(1)
-                ).scalar_one_or_none()
-                if last == "STUCK":
-                    continue  # already raised since it entered this state
+        # Flagged already: a STUCK event since the order last changed (entering the state sets
+        # updated_at; a STUCK event does not), so a later stay in the state is flagged again.
+        flagged = (
+            select(e.seq)
+            .where(e.order_seq == o.seq, e.type == "STUCK", e.created_at >= o.updated_at)
+            .exists()
+        )
+        with db.transaction() as tx:
+            found = tx.execute(
+                select(o.seq, o.id)
+                .where(
+                    o.state == rule.state.value,
+                    o.updated_at < now - rule.after,
+                    ~flagged,
+                )
+                .order_by(o.updated_at, o.seq)
+                .limit(batch)
+            ).all()
+            if not found:
+                continue
+            for seq, order_id in found:
                 message = f"Order {order_id} has been {rule.state.value} for over {rule.after}."
                 orders.insert_events(
                     tx,
                     seq,
                     [
                         EventRecord(
-                            new_id(),
-                            now,
-                            "system",
-                            "STUCK",
-                            rule.state,
-                            rule.state,
-                            message,
+                            new_id(), now, "system", "STUCK", rule.state, rule.state, message
                         )
                     ],
                 )
-                alerts.raise_alert(
-                    tx,
-                    at=now,
-                    kind=f"STUCK_{rule.kind.upper()}",
-                    message=message,
-                    order_ids=[order_id],
-                )
-                raised += 1
+            ids = [order_id for _, order_id in found]
+            alerts.raise_alert(
+                tx,
+                at=now,
+                kind=f"STUCK_{rule.kind.upper()}",
+                message=(
+                    f"Order {ids[0]} has been {rule.state.value} for over {rule.after}."
+                    if len(ids) == 1
+                    else f"{len(ids)} orders have been {rule.state.value} for over {rule.after}."
+                ),
+                order_ids=ids,
+            )
+            raised += len(found)
     return raised
