@@ -1,7 +1,7 @@
 """Cost as history grows: intake and reads on a database that already holds many orders.
 
     python -m bench.history [--db sqlite|postgres|both] [--sizes 0,100000,1000000]
-                            [--seconds 8] [--workers 2]
+                            [--seconds 8] [--reads 200] [--workers 2] [--soak 600]
     python -m bench.history growth [--db ...] [--orders 80000] [--chunk 16000]
 
 The first form fills a database with N stored orders through a bulk path of its own (the data
@@ -14,7 +14,10 @@ the same run:
 - p50/p99 of GetOrder by id and by the shop's order number, ListOrders with each filter,
   ListHeldOrders, GetOrderDocument, WatchOrderEvents resumed from an old event, and
   GetStockLevels for 100 SKUs;
-- database bytes per stored order, and the workers' resident memory.
+- database bytes per stored order, and the workers' resident memory;
+- with `--soak S`, at the largest size: S seconds of mixed traffic (submits, reads, listings,
+  stock levels, resumed watches), the workers' RSS sampled each minute after a minute of
+  warm-up, and its growth over the soak.
 
 `growth` is the way a new user meets it: an empty database, nothing but the server's own
 traffic (no ANALYZE by hand), `--orders` one-line orders sent on 8 SubmitOrders streams, the
@@ -37,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -467,6 +471,25 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+async def resumed_watch(target: str, metadata: Any, after_event_id: str) -> float:
+    """Milliseconds to the first event of WatchOrderEvents resumed after `after_event_id`, on
+    a connection of its own that is closed afterwards. Leaving an `async for` does not end a
+    gRPC call (it stays open, and the server keeps serving a watcher nobody reads, until the
+    call object is collected), and cancelling many streams on one connection in quick
+    succession trips gRPC's rapid-reset defence, which closes the connection."""
+    own = [("grpc.use_local_subchannel_pool", 1)]  # else channels share one connection
+    async with grpc.aio.insecure_channel(target, options=own) as channel:
+        await channel.channel_ready()
+        stub = order_service_pb2_grpc.OrderServiceStub(channel)
+        started = time.perf_counter()
+        call = stub.WatchOrderEvents(
+            order_service_pb2.WatchOrderEventsRequest(after_event_id=after_event_id),
+            metadata=metadata,
+        )
+        await call.read()
+        return (time.perf_counter() - started) * 1000
+
+
 async def _latency(call: Callable[[int], Awaitable[object]], count: int) -> tuple[float, float]:
     """p50 and p99 in ms of `count` calls one after another (reads on an idle server)."""
     times = []
@@ -587,14 +610,12 @@ async def measure(
             reads,
         )
 
-        async def resumed(n: int) -> None:
-            async for _ in one.WatchOrderEvents(
-                order_service_pb2.WatchOrderEventsRequest(after_event_id=first_event),
-                metadata=md_shop,
-            ):
-                return
-
-        latency["WatchOrderEvents (resumed, first event)"] = await _latency(resumed, reads // 4)
+        waits = [await resumed_watch(target, md_shop, first_event) for _ in range(reads // 4)]
+        cuts = statistics.quantiles(waits, n=100, method="inclusive")
+        latency["WatchOrderEvents (resumed, first event)"] = (
+            round(cuts[49], 2),
+            round(cuts[98], 2),
+        )
         codes = SKUS[:: len(SKUS) // 100][:100]
         latency["GetStockLevels (100 SKUs)"] = await _latency(
             lambda n: stock.GetStockLevels(
@@ -613,7 +634,130 @@ async def measure(
     }
 
 
-def run_size(kind: str, size: int, seconds: float, workers: int, reads: int) -> dict[str, Any]:
+async def soak(
+    target: str, keys: dict[str, str], pids: list[int], seconds: float, every: float
+) -> dict[str, Any]:
+    """Mixed traffic for `seconds` (a quarter submits, the rest reads of old and new orders,
+    documents, listings with filters and stock levels; a watcher following every new event,
+    and one resumed from the oldest event every two seconds), the workers' RSS sampled after
+    each `every` seconds. The first sample is taken after one `every` of warm-up (connection
+    pools, caches and compiled queries filled), and growth is measured from it."""
+    md_shop = (("authorization", f"Bearer {keys['shop-0']}"),)
+    md_staff = (("authorization", f"Bearer {keys['history-staff']}"),)
+    rng = random.Random(23)
+    async with connections(target) as channels:
+        orders = [order_service_pb2_grpc.OrderServiceStub(c) for c in channels]
+        stock = [inventory_service_pb2_grpc.InventoryServiceStub(c) for c in channels]
+        listed = await orders[0].ListOrders(
+            order_service_pb2.ListOrdersRequest(page_size=500), metadata=md_shop
+        )
+        old = order_service_pb2.ListOrdersRequest(page_size=500)
+        old.create_time_before.FromDatetime(datetime(2025, 3, 1, tzinfo=UTC))
+        listed_old = await orders[0].ListOrders(old, metadata=md_shop)
+        ids = [o.id for o in [*listed.orders, *listed_old.orders]]
+        numbers = [o.client_order_id for o in [*listed.orders, *listed_old.orders]]
+        first = await orders[0].GetOrder(
+            order_service_pb2.GetOrderRequest(id=ids[-1]), metadata=md_shop
+        )
+        first_event = first.order.events[0].id
+        listings = [
+            order_service_pb2.ListOrdersRequest(page_size=50),
+            order_service_pb2.ListOrdersRequest(page_size=50, state=order_pb2.ORDER_STATE_ON_HOLD),
+            order_service_pb2.ListOrdersRequest(page_size=50, customer_account="C-shop-1-009"),
+            order_service_pb2.ListOrdersRequest(
+                page_size=50, order_by=order_service_pb2.LIST_ORDERS_ORDER_BY_UPDATE_TIME
+            ),
+        ]
+        codes = SKUS[:: len(SKUS) // 100][:100]
+        submitted = 0
+
+        async def mixed(n: int, lane: int) -> object:
+            nonlocal submitted
+            kind = n % 8
+            if kind in (0, 4):
+                submitted += 1
+                customer = f"C-shop-0-{n % CUSTOMERS_PER_CLIENT:03d}"
+                sku = rng.choice(HOT) if n % 5 == 0 else rng.choice(SKUS)
+                return await orders[lane].SubmitOrder(
+                    order_service_pb2.SubmitOrderRequest(
+                        request_id=str(uuid.uuid4()),
+                        order_xml=order_xml(f"SOAK-{uuid.uuid4().hex[:12]}", customer, sku, 1),
+                    ),
+                    metadata=md_shop,
+                )
+            if kind in (1, 5):
+                return await orders[lane].GetOrder(
+                    order_service_pb2.GetOrderRequest(id=rng.choice(ids)), metadata=md_shop
+                )
+            if kind == 2:
+                return await orders[lane].ListOrders(
+                    listings[(n // 8) % len(listings)], metadata=md_staff
+                )
+            if kind == 3:
+                return await stock[lane].GetStockLevels(
+                    inventory_service_pb2.GetStockLevelsRequest(codes=codes), metadata=md_shop
+                )
+            if kind == 6:
+                return await orders[lane].GetOrderDocument(
+                    order_service_pb2.GetOrderDocumentRequest(id=rng.choice(ids)),
+                    metadata=md_shop,
+                )
+            return await orders[lane].GetOrder(
+                order_service_pb2.GetOrderRequest(client_order_id=rng.choice(numbers)),
+                metadata=md_shop,
+            )
+
+        events_seen = 0
+        resumed = 0
+
+        async def follow() -> None:  # a long-lived watcher reading every new event
+            nonlocal events_seen
+            async for _ in orders[0].WatchOrderEvents(
+                order_service_pb2.WatchOrderEventsRequest(), metadata=md_staff
+            ):
+                events_seen += 1
+
+        async def resume_now_and_then() -> None:  # a watcher back after a restart
+            nonlocal resumed
+            while True:
+                await resumed_watch(target, md_shop, first_event)
+                resumed += 1
+                await asyncio.sleep(2)
+
+        background = [asyncio.create_task(follow()), asyncio.create_task(resume_now_and_then())]
+        samples: list[list[int]] = []
+        calls = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds + every:  # + the warm-up
+            run = await run_load(mixed, concurrency=16, seconds=every, lanes=len(channels))
+            calls += run.calls
+            samples.append([round(rss_kb(pid) / 1024) for pid in pids])
+            print(
+                json.dumps({"soak_s": round(time.perf_counter() - started), "rss_mb": samples[-1]}),
+                flush=True,
+            )
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+    measured = samples[1:]  # after the warm-up
+    growth = [
+        round((worker[-1] - worker[0]) / worker[0], 3)
+        for worker in (list(column) for column in zip(*measured, strict=True))
+    ]
+    return {
+        "soak_s": round(seconds),
+        "soak_calls": calls,
+        "soak_submitted": submitted,
+        "soak_events_followed": events_seen,
+        "soak_watches_resumed": resumed,
+        "soak_rss_mb": measured,
+        "soak_rss_growth": growth,
+    }
+
+
+def run_size(
+    kind: str, size: int, seconds: float, workers: int, reads: int, soak_s: float = 0
+) -> dict[str, Any]:
     clients = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
     with seeded_database(kind, catalog(), clients) as (url, keys):
         started = time.perf_counter()
@@ -626,6 +770,8 @@ def run_size(kind: str, size: int, seconds: float, workers: int, reads: int) -> 
             result = asyncio.run(measure(target, keys, size, seconds, reads))
             pids = server_workers(target.pid) or [target.pid]  # one worker: the process itself
             result["rss_mb"] = [round(rss_kb(pid) / 1024) for pid in pids]
+            if soak_s:
+                result |= asyncio.run(soak(target, keys, pids, soak_s, every=60))
         result["database"] = kind
         result["fill_s"] = round(filled, 1)
         result["bytes_per_order"] = round(size_bytes / size) if size else 0
@@ -708,15 +854,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--orders", type=int, default=80_000)
     parser.add_argument("--chunk", type=int, default=16_000)
+    parser.add_argument(
+        "--soak", type=float, default=0, help="seconds of mixed traffic at the largest size"
+    )
     args = parser.parse_args()
     for kind in _kinds(args.db):
         if args.mode == "growth":
             growth(kind, args.orders, args.chunk, args.workers)
             continue
-        for size in (int(s) for s in args.sizes.split(",")):
-            print(
-                json.dumps(run_size(kind, size, args.seconds, args.workers, args.reads)), flush=True
-            )
+        sizes = [int(s) for s in args.sizes.split(",")]
+        for size in sizes:
+            soak_s = args.soak if size == max(sizes) else 0
+            result = run_size(kind, size, args.seconds, args.workers, args.reads, soak_s)
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ counted as UNAVAILABLE, the code the client got, not as the exception behind it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 
 import grpc
@@ -28,15 +29,24 @@ class OutcomeInterceptor(_GuardInterceptor):
     def guard(self, handler: Handler, method: str) -> Handler:
         async def before(context: Context) -> None:
             calls.start_call_record(time.perf_counter())
+            # The peer is read now, while the call is alive: grpcio reads it from the core
+            # call, which is gone once the client cancelled or dropped its connection, and
+            # context.peer() then crashed the whole process (SIGSEGV) at the end of a watch
+            # the client walked away from (tests/e2e/test_dropped_streams.py).
+            _peer.set(context.peer() or "")
 
         def after(context: Context, error: BaseException | None) -> None:
             record = calls.call_record()
             duration = time.perf_counter() - record.started
             self.outcomes.record(
-                method, _code_sent(context, error), record, duration, context.peer() or ""
+                method, _code_sent(context, error), record, duration, _peer.get("")
             )
 
         return _wrap(handler, before, _pass_on, after)
+
+
+# The caller's address, read at the start of the call (see OutcomeInterceptor.before).
+_peer: contextvars.ContextVar[str] = contextvars.ContextVar("peer")
 
 
 def _code_sent(context: Context, error: BaseException | None) -> str:
