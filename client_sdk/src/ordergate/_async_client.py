@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import grpc
 
-from ._async_io import Documents, bulk_submit, close_channel, open_channel, sleep
+from ._async_io import Documents, bulk_submit, close_channel, end_stream, open_channel, sleep
 from ._common import (
     BulkResult,
     Metadata,
@@ -240,14 +240,17 @@ class AsyncClient:
         backoffs = policy.backoffs()
         while True:
             request = order_service_pb2.WatchOrderEventsRequest(after_event_id=last)
+            call = self._orders.WatchOrderEvents(request, metadata=md)
             try:
-                async for message in self._orders.WatchOrderEvents(request, metadata=md):
+                async for message in call:
                     backoffs = policy.backoffs()  # a working stream resets the budget
                     last = message.event.id
                     yield message
                 return
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
+            finally:
+                end_stream(call)  # the caller stopped iterating: end it on the server too
             await _sleep_or_raise(error, policy, backoffs, None)
 
     # --- ExceptionQueueService (manager) ----------------------------------------------------
@@ -617,8 +620,9 @@ class AsyncClient:
             request = inventory_service_pb2.WatchStockLevelsRequest(
                 codes=list(codes), location_codes=list(location_codes), after_change_id=last
             )
+            call = self._inventory.WatchStockLevels(request, metadata=md)
             try:
-                async for message in self._inventory.WatchStockLevels(request, metadata=md):
+                async for message in call:
                     backoffs = policy.backoffs()
                     if message.WhichOneof("event") == "change":
                         last = message.change.change_id
@@ -628,6 +632,8 @@ class AsyncClient:
                 return
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
+            finally:
+                end_stream(call)  # the caller stopped iterating: end it on the server too
             await _sleep_or_raise(error, policy, backoffs, None)
 
     async def adjust_stock(

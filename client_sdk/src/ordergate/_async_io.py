@@ -32,6 +32,13 @@ async def close_channel(channel: grpc.aio.Channel) -> None:
     await channel.close(None)
 
 
+def end_stream(call: Any) -> None:
+    """Cancel a server stream the caller stopped reading (a no-op once it has ended). Leaving
+    an `async for` does not end a gRPC call: it would stay open, and hold one of the key's
+    stream slots on the server, until the call object is collected."""
+    call.cancel()
+
+
 async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 

@@ -28,7 +28,7 @@ from ._common import (
 from ._config import ConnectionConfig
 from ._errors import OrdergateError, from_rpc_error
 from ._retry import DEFAULT, DEFAULT_RETRY, RetryPolicy, _Default
-from ._sync_io import Documents, bulk_submit, close_channel, open_channel, sleep
+from ._sync_io import Documents, bulk_submit, close_channel, end_stream, open_channel, sleep
 from .v1 import (
     audit_service_pb2,
     audit_service_pb2_grpc,
@@ -237,14 +237,17 @@ class Client:
         backoffs = policy.backoffs()
         while True:
             request = order_service_pb2.WatchOrderEventsRequest(after_event_id=last)
+            call = self._orders.WatchOrderEvents(request, metadata=md)
             try:
-                for message in self._orders.WatchOrderEvents(request, metadata=md):
+                for message in call:
                     backoffs = policy.backoffs()  # a working stream resets the budget
                     last = message.event.id
                     yield message
                 return
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
+            finally:
+                end_stream(call)  # the caller stopped iterating: end it on the server too
             _sleep_or_raise(error, policy, backoffs, None)
 
     # --- ExceptionQueueService (manager) ----------------------------------------------------
@@ -604,8 +607,9 @@ class Client:
             request = inventory_service_pb2.WatchStockLevelsRequest(
                 codes=list(codes), location_codes=list(location_codes), after_change_id=last
             )
+            call = self._inventory.WatchStockLevels(request, metadata=md)
             try:
-                for message in self._inventory.WatchStockLevels(request, metadata=md):
+                for message in call:
                     backoffs = policy.backoffs()
                     if message.WhichOneof("event") == "change":
                         last = message.change.change_id
@@ -615,6 +619,8 @@ class Client:
                 return
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
+            finally:
+                end_stream(call)  # the caller stopped iterating: end it on the server too
             _sleep_or_raise(error, policy, backoffs, None)
 
     def adjust_stock(

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import grpc
 
@@ -29,6 +30,13 @@ def open_channel(config: ConnectionConfig) -> grpc.Channel:
 
 def close_channel(channel: grpc.Channel) -> None:
     channel.close()
+
+
+def end_stream(call: Any) -> None:
+    """Cancel a server stream the caller stopped reading (a no-op once it has ended), rather
+    than leave it open, holding one of the key's stream slots on the server, until the call
+    object is collected."""
+    call.cancel()
 
 
 def sleep(seconds: float) -> None:
