@@ -3,6 +3,8 @@
     python -m bench.history [--db sqlite|postgres|both] [--sizes 0,100000,1000000]
                             [--seconds 8] [--reads 200] [--workers 2] [--soak 600]
     python -m bench.history growth [--db ...] [--orders 80000] [--chunk 16000]
+    python -m bench.history storage [--db ...] [--orders 100000] [--delivered-days 365]
+                                    [--cancelled-days 90]
 
 The first form fills a database with N stored orders through a bulk path of its own (the data
 as the server writes it: several clients and their customers, many SKUs with a few hot ones, a
@@ -18,6 +20,10 @@ the same run:
 - with `--soak S`, at the largest size: S seconds of mixed traffic (submits, reads, listings,
   stock levels, resumed watches), the workers' RSS sampled each minute after a minute of
   warm-up, and its growth over the soak.
+
+`storage` measures database bytes per stored order three ways: documents uncompressed (as
+stored before migration 0011), compressed (as stored now), and after `ordergate prune` of the
+orders finished more than the given days ago (the fill spans two years).
 
 `growth` is the way a new user meets it: an empty database, nothing but the server's own
 traffic (no ANALYZE by hand), `--orders` one-line orders sent on 8 SubmitOrders streams, the
@@ -57,7 +63,7 @@ from ordergate.v1 import (
 from ordergate_server.domain.ids import new_id
 from ordergate_server.storage.submissions import pack
 
-from .harness import connections, run_load, seeded_database, server, server_workers
+from .harness import connections, ordergate, run_load, seeded_database, server, server_workers
 from .submit_orders import run_streams
 
 CLIENTS = [f"shop-{n}" for n in range(8)]
@@ -103,8 +109,9 @@ def order_xml(order_id: str, customer: str, sku: str, quantity: int) -> bytes:
 class Filler:
     """Writes orders as the server stores them, many at a time, with explicit keys."""
 
-    def __init__(self, url: str, client_ids: dict[str, int]) -> None:
+    def __init__(self, url: str, client_ids: dict[str, int], compress: bool = True) -> None:
         self.url = url
+        self.compress = compress  # documents as the server stores them; False: as before 0011
         self.kind = make_url(url).get_backend_name()
         self.client_ids = client_ids
         self.engine = create_engine(url)
@@ -232,7 +239,7 @@ class Filler:
                     client_id,
                     str(uuid.uuid4()),
                     created,
-                    pack(xml),
+                    pack(xml) if self.compress else xml,
                     digest,
                     order_id,
                     "ORDER",
@@ -440,6 +447,17 @@ def client_ids(url: str) -> dict[str, int]:
     try:
         with engine.connect() as conn:
             return {name: id_ for id_, name in conn.execute(text("SELECT id, name FROM clients"))}
+    finally:
+        engine.dispose()
+
+
+def compact(url: str) -> None:
+    """Give free space back to the file system, so the size measured is the data's."""
+    full = make_url(url).get_backend_name() == "postgresql"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM FULL ANALYZE" if full else "VACUUM"))
     finally:
         engine.dispose()
 
@@ -779,6 +797,40 @@ def run_size(
     return result
 
 
+# --- storage: bytes per order, documents as stored before 0011, compressed, pruned ------------
+
+
+def storage(kind: str, count: int, delivered_days: int, cancelled_days: int) -> dict[str, Any]:
+    """Database bytes per stored order (the empty database with its catalog subtracted, free
+    space compacted): documents uncompressed as before, compressed as stored now, and after
+    `ordergate prune` of DELIVERED and CANCELLED orders finished that many days ago."""
+    clients = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
+    result: dict[str, Any] = {"database": kind, "orders": count}
+    for compress in (False, True):
+        with seeded_database(kind, catalog(), clients) as (url, _keys):
+            compact(url)
+            empty = database_bytes(url)
+            Filler(url, client_ids(url), compress=compress).fill(count)
+            compact(url)
+            label = "compressed" if compress else "uncompressed"
+            result[f"bytes_per_order_{label}"] = round((database_bytes(url) - empty) / count)
+            if not compress:
+                continue
+            report = ordergate(
+                url,
+                "prune",
+                "--delivered-days",
+                str(delivered_days),
+                "--cancelled-days",
+                str(cancelled_days),
+            )
+            compact(url)
+            result["bytes_per_order_pruned"] = round((database_bytes(url) - empty) / count)
+            result["prune_report"] = report.strip().splitlines()
+    result["pruned_after_days"] = {"DELIVERED": delivered_days, "CANCELLED": cancelled_days}
+    return result
+
+
 # --- growth: how a new user meets it -----------------------------------------------------------
 
 
@@ -846,7 +898,7 @@ def _kinds(value: str) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", default="sizes", choices=["sizes", "growth"])
+    parser.add_argument("mode", nargs="?", default="sizes", choices=["sizes", "growth", "storage"])
     parser.add_argument("--db", default="both", choices=["sqlite", "postgres", "both"])
     parser.add_argument("--sizes", default="0,100000,1000000")
     parser.add_argument("--seconds", type=float, default=8)
@@ -854,6 +906,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--orders", type=int, default=80_000)
     parser.add_argument("--chunk", type=int, default=16_000)
+    parser.add_argument("--delivered-days", type=int, default=365, help="storage: prune age")
+    parser.add_argument("--cancelled-days", type=int, default=90, help="storage: prune age")
     parser.add_argument(
         "--soak", type=float, default=0, help="seconds of mixed traffic at the largest size"
     )
@@ -861,6 +915,9 @@ def main() -> None:
     for kind in _kinds(args.db):
         if args.mode == "growth":
             growth(kind, args.orders, args.chunk, args.workers)
+            continue
+        if args.mode == "storage":
+            print(json.dumps(storage(kind, args.orders, args.delivered_days, args.cancelled_days)))
             continue
         sizes = [int(s) for s in args.sizes.split(",")]
         for size in sizes:
