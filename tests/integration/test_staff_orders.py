@@ -93,6 +93,34 @@ def test_list_orders_by_every_filter(api: Api, keys: Keys, db: Database) -> None
     assert rich_error(unknown.value).reason == "REASON_CODE_UNKNOWN"
 
 
+def test_orders_by_hold_reason_page_in_order_with_other_filters(api: Api, keys: Keys) -> None:
+    """Listed along the hold codes' index: every page in order, none twice, none missed, and
+    the other filters still apply."""
+    for n in range(7):
+        api.submit(order_xml(f"HR-{n}", [("NOPE", 1)]))
+        api.submit(order_xml(f"OK-{n}"))
+    api.submit(order_xml("HR-B", [("NOPE", 1)], customer="C-2002", currency="GBP"))
+    api.submit(order_xml("PH-1").replace("+49 40 1234567", "12"))
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = api.orders.ListOrders(
+            pb.ListOrdersRequest(hold_reason="SKU_UNKNOWN", page_size=3, page_token=token),
+            metadata=auth(keys.manager),
+        )
+        assert len(page.orders) <= 3
+        seen += [o.client_order_id for o in page.orders]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [*(f"HR-{n}" for n in range(7)), "HR-B"]
+    assert _list(api, keys.manager, hold_reason="SKU_UNKNOWN", customer_account="C-2002") == [
+        "HR-B"
+    ]
+    assert _list(api, keys.shop, hold_reason="PHONE_INVALID") == ["PH-1"]
+    assert _list(api, keys.other_shop, hold_reason="SKU_UNKNOWN") == []  # not theirs
+
+
 def test_list_held_orders_by_client_and_an_unknown_reason_is_refused(api: Api, keys: Keys) -> None:
     held = api.submit(order_xml("H-1", [("NOPE", 1)])).order
     queue = ExceptionQueueServiceStub(api.channel)

@@ -335,20 +335,27 @@ def list_orders(
 ) -> list[tuple[int, OrderRecord]]:
     """Orders matching `where`, at most `limit`: with seq > after_seq, oldest first; or, with
     `by_update`, by (updated_at, seq) after its position and changed before its horizon."""
-    o = t.orders.c
-    if by_update is None:
+    o, h = t.orders.c, t.order_holds.c
+    order: tuple[Any, ...] = (o.seq,) if by_update is None else (o.updated_at, o.seq)
+    if by_update is None and where.hold_code:
+        # By the held orders' codes, walked in order along their index (code, order_seq) and
+        # stopped at the page: listed through IN (subquery), every held order with the code
+        # was read first (on SQLite, 13 ms with 80,000 held orders; this way 0.4 ms).
+        query = (
+            _order_select()
+            .join(t.order_holds, h.order_seq == o.seq)
+            .where(h.code == where.hold_code, h.order_seq > after_seq)
+        )
+        order = (h.order_seq,)  # the same as o.seq, but SQLite only sees the index's order
+    elif by_update is None:
         query = _order_select().where(o.seq > after_seq)
     else:
         query = _order_select().where(
             tuple_(o.updated_at, o.seq) > tuple_(by_update.updated_at, by_update.seq),
             o.updated_at < by_update.horizon,
         )
-    if where.hold_code:  # by the held orders' codes (an index), not by reading every order
-        query = query.where(
-            o.seq.in_(
-                select(t.order_holds.c.order_seq).where(t.order_holds.c.code == where.hold_code)
-            )
-        )
+    if by_update is not None and where.hold_code:  # by the held orders' codes (an index)
+        query = query.where(o.seq.in_(select(h.order_seq).where(h.code == where.hold_code)))
     if where.client_id is not None:
         query = query.where(o.client_id == where.client_id)
     if where.state is not None:
@@ -365,7 +372,6 @@ def list_orders(
         query = query.where(o.updated_at >= where.updated_after)
     if where.updated_before is not None:
         query = query.where(o.updated_at <= where.updated_before)
-    order = (o.seq,) if by_update is None else (o.updated_at, o.seq)
     rows = conn.execute(query.order_by(*order).limit(limit)).all()
     return _assemble(conn, rows)
 
