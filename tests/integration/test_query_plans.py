@@ -126,6 +126,7 @@ def test_every_list_and_lookup_of_orders_uses_an_index(
         orders.OrderQuery(hold_code="INSUFFICIENT_STOCK"),
         orders.OrderQuery(source=OrderSource.MANUAL),
         orders.OrderQuery(created_after=month_ago, created_before=month_ago + timedelta(days=1)),
+        orders.OrderQuery(created_after=month_ago - timedelta(days=365)),  # all of it
         orders.OrderQuery(by_update=True),
     ):
         orders.list_orders(db, staff, page_size=50, query=query)
@@ -150,6 +151,12 @@ def test_every_list_and_lookup_of_orders_uses_an_index(
         if set(re.findall(r"Seq Scan on (\w+)", plan)) & set(TABLES)
     }
     assert scans == {}, "\n\n".join(f"{sql}\n{plan}" for sql, plan in scans.items())
+    # A creation window is walked in its index's order and stopped at the page: no sort of
+    # every order in the window first, however many it holds.
+    windows = {sql: plan for sql, plan in plans.items() if "orders.created_at >=" in sql}
+    assert windows, "no ListOrders by creation window was caught"
+    sorted_first = {sql: plan for sql, plan in windows.items() if "Sort" in plan}
+    assert sorted_first == {}, "\n\n".join(f"{sql}\n{plan}" for sql, plan in sorted_first.items())
 
 
 def _plans(db: Database, statements: list[tuple[str, Any]]) -> dict[str, str]:

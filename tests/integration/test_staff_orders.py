@@ -19,6 +19,7 @@ from ordergate.v1.exception_queue_service_pb2_grpc import ExceptionQueueServiceS
 from ordergate_server.filedrop import DropSettings, FilePoller
 from ordergate_server.service.catalog_load import load_catalog
 from ordergate_server.storage import Database, audit
+from ordergate_server.storage import tables as t
 
 from ..support import Api, Keys, auth, order_xml, rich_error
 
@@ -119,6 +120,92 @@ def test_orders_by_hold_reason_page_in_order_with_other_filters(api: Api, keys: 
     ]
     assert _list(api, keys.shop, hold_reason="PHONE_INVALID") == ["PH-1"]
     assert _list(api, keys.other_shop, hold_reason="SKU_UNKNOWN") == []  # not theirs
+
+
+def _pages(api: Api, key: str, size: int, **filters: object) -> list[str]:
+    """Every page of a ListOrders, in order; each page at most `size` long."""
+    seen: list[str] = []
+    token = ""
+    while True:
+        request = pb.ListOrdersRequest(page_size=size, page_token=token, **filters)  # type: ignore[arg-type]
+        page = api.orders.ListOrders(request, metadata=auth(key))
+        assert len(page.orders) <= size
+        seen += [o.client_order_id for o in page.orders]
+        token = page.next_page_token
+        if not token:
+            return seen
+
+
+def test_a_creation_window_pages_by_receipt_time_none_twice_none_missed(
+    api: Api, keys: Keys, db: Database
+) -> None:
+    """A window is listed by (create_time, arrival): along its index, so a page costs the same
+    however long the window. Two servers stamp create_time from their own clocks, so arrival
+    and create_time can disagree, and orders can share an instant: the pages follow
+    create_time, ties by arrival, and the page tokens lose and repeat nothing at the ties."""
+    for n in range(9):
+        if n % 3 == 0:
+            api.submit(order_xml(f"W-{n}", customer="C-2002", currency="GBP"))
+        else:
+            api.submit(order_xml(f"W-{n}"))
+    api.submit(order_xml("W-X", [("NOPE", 1)]))
+    base = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    # As another server's clock would have it: W-0..W-2 share one instant, W-3 came in last,
+    # W-4 and W-5 share one, and W-X (held) was received first.
+    stamps = {"W-0": 5, "W-1": 5, "W-2": 5, "W-3": 60, "W-4": 7, "W-5": 7, "W-6": 8}
+    stamps |= {"W-7": 9, "W-8": 10, "W-X": 1}
+    with db.transaction() as tx:
+        for number, second in stamps.items():
+            tx.execute(
+                t.orders.update()
+                .where(t.orders.c.client_order_id == number)
+                .values(created_at=base + timedelta(seconds=second))
+            )
+    arrival = [f"W-{n}" for n in range(9)] + ["W-X"]
+    expected = sorted(arrival, key=lambda number: (stamps[number], arrival.index(number)))
+    window = {
+        "create_time_after": _stamp(base),
+        "create_time_before": _stamp(base + timedelta(minutes=1)),
+    }
+    for size in (1, 2, 3, 50):
+        assert _pages(api, keys.manager, size, **window) == expected
+    # The bounds are inclusive, and each alone is a window too.
+    assert _pages(api, keys.manager, 2, create_time_after=_stamp(base + timedelta(seconds=7))) == [
+        "W-4",
+        "W-5",
+        "W-6",
+        "W-7",
+        "W-8",
+        "W-3",
+    ]
+    assert _pages(api, keys.manager, 2, create_time_before=_stamp(base + timedelta(seconds=5))) == [
+        "W-X",
+        "W-0",
+        "W-1",
+        "W-2",
+    ]
+    # The other filters still apply, and a website sees only its own.
+    assert _pages(api, keys.manager, 2, customer_account="C-2002", **window) == [
+        "W-0",
+        "W-6",
+        "W-3",
+    ]
+    assert _pages(api, keys.manager, 2, state=S.ORDER_STATE_ON_HOLD, **window) == ["W-X"]
+    assert _pages(api, keys.shop, 4, **window) == expected
+    assert _pages(api, keys.other_shop, 4, **window) == []
+    # A token is tied to its window: another one refuses it.
+    first = api.orders.ListOrders(
+        pb.ListOrdersRequest(page_size=2, **window),  # type: ignore[arg-type]
+        metadata=auth(keys.manager),
+    )
+    with pytest.raises(grpc.RpcError) as moved:
+        api.orders.ListOrders(
+            pb.ListOrdersRequest(
+                page_size=2, page_token=first.next_page_token, create_time_after=_stamp(base)
+            ),
+            metadata=auth(keys.manager),
+        )
+    assert rich_error(moved.value).reason == "PAGE_TOKEN_INVALID"
 
 
 def test_list_held_orders_by_client_and_an_unknown_reason_is_refused(api: Api, keys: Keys) -> None:

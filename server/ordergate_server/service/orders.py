@@ -132,6 +132,13 @@ class OrderQuery:
     updated_before: datetime | None = None
     by_update: bool = False  # by the time of the last change, for pollers (else as received)
 
+    @property
+    def in_creation_window(self) -> bool:
+        """Listed by (receipt time, seq) so that a page walks the window's index and costs
+        the same however many orders the window holds (a hold reason has its own index)."""
+        window = self.created_after is not None or self.created_before is not None
+        return window and not self.by_update and not self.hold_code
+
     def digest(self) -> str:
         """What a page token is tied to: the same filters, or the token is refused."""
         values = [str(value) if value is not None else "" for value in astuple(self)]
@@ -159,6 +166,9 @@ def list_orders(
         after = position.updated_at or datetime.min.replace(tzinfo=UTC)
         horizon = datetime.now(UTC) - UPDATE_SETTLE
         cursor = orders.UpdateCursor(after, position.seq, horizon)
+    by_creation = None
+    if query.in_creation_window:
+        by_creation = orders.CreationCursor(position.created_at, position.seq)
 
     with db.reader() as conn:
         client_id = _client_scope(conn, principal, query.client)
@@ -180,25 +190,32 @@ def list_orders(
             after_seq=position.seq,
             limit=size + 1,
             by_update=cursor,
+            by_creation=by_creation,
         )
     taken = paging.fitting([order for _, order in page[:size]], fits)
     listed = [order for _, order in page[:taken]]
     if query.by_update:  # always a point to resume from: where this page ended
         last = Position(listed[-1].updated_at, page[taken - 1][0]) if listed else position
         next_token = encode_position(last, filter_digest)
+    elif len(page) <= taken:
+        next_token = ""
+    elif query.in_creation_window:
+        last = Position(None, page[taken - 1][0], created_at=listed[-1].created_at)
+        next_token = encode_position(last, filter_digest)
     else:
-        more = len(page) > taken
-        next_token = encode_page_token(page[taken - 1][0], filter_digest) if more else ""
+        next_token = encode_page_token(page[taken - 1][0], filter_digest)
     pii_access.record_staff_reads(db, principal, listed, "ListOrders")
     return OrderPage(listed, next_token)
 
 
 @dataclass(frozen=True)
 class Position:
-    """Where a page ended: the last order's seq, and by update time its updated_at too."""
+    """Where a page ended: the last order's seq, and by update time its updated_at too, or
+    in a receipt-time window its created_at."""
 
     updated_at: datetime | None
     seq: int
+    created_at: datetime | None = None
 
 
 _START = Position(None, 0)
@@ -220,6 +237,8 @@ def encode_position(position: Position, filter_digest: str) -> str:
     data: dict[str, object] = {"after": position.seq, "filter": filter_digest}
     if position.updated_at is not None:
         data["updated"] = position.updated_at.isoformat()
+    if position.created_at is not None:
+        data["created"] = position.created_at.isoformat()
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
@@ -228,14 +247,15 @@ def decode_position(token: str, filter_digest: str) -> Position:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         after = int(data["after"])
         updated = datetime.fromisoformat(data["updated"]) if "updated" in data else None
+        created = datetime.fromisoformat(data["created"]) if "created" in data else None
         same_filter = data["filter"] == filter_digest
     except (ValueError, KeyError, TypeError, AttributeError):
         raise _bad_token("not a token this server issued") from None
     if not same_filter:
         raise _bad_token("the filters differ from the request that returned this token")
-    if updated is not None and updated.tzinfo is None:
+    if any(time is not None and time.tzinfo is None for time in (updated, created)):
         raise _bad_token("not a token this server issued")
-    return Position(updated, after)
+    return Position(updated, after, created_at=created)
 
 
 def encode_page_token(after_seq: int, filter_digest: str) -> str:

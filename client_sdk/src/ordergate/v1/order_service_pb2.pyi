@@ -60,7 +60,11 @@ class _ListOrdersOrderBy:
 class _ListOrdersOrderByEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ListOrdersOrderBy.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     LIST_ORDERS_ORDER_BY_UNSPECIFIED: _ListOrdersOrderBy.ValueType  # 0
-    """As received, oldest first."""
+    """As received, oldest first. With `create_time_after` or `create_time_before` (and no
+    `hold_reason`), by `create_time` and then as received, so that a page of a long window
+    costs no more than a page of a short one; two orders received in the same instant by two
+    servers may list in either order, but never twice or not at all.
+    """
     LIST_ORDERS_ORDER_BY_CREATE_TIME: _ListOrdersOrderBy.ValueType  # 1
     """As received, oldest first (the same as UNSPECIFIED)."""
     LIST_ORDERS_ORDER_BY_UPDATE_TIME: _ListOrdersOrderBy.ValueType  # 2
@@ -76,7 +80,11 @@ class ListOrdersOrderBy(_ListOrdersOrderBy, metaclass=_ListOrdersOrderByEnumType
     """The order ListOrders lists in."""
 
 LIST_ORDERS_ORDER_BY_UNSPECIFIED: ListOrdersOrderBy.ValueType  # 0
-"""As received, oldest first."""
+"""As received, oldest first. With `create_time_after` or `create_time_before` (and no
+`hold_reason`), by `create_time` and then as received, so that a page of a long window
+costs no more than a page of a short one; two orders received in the same instant by two
+servers may list in either order, but never twice or not at all.
+"""
 LIST_ORDERS_ORDER_BY_CREATE_TIME: ListOrdersOrderBy.ValueType  # 1
 """As received, oldest first (the same as UNSPECIFIED)."""
 LIST_ORDERS_ORDER_BY_UPDATE_TIME: ListOrdersOrderBy.ValueType  # 2
