@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -42,6 +43,32 @@ def database(kind: str) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def copy_of(database_url: str) -> Iterator[str]:
+    """A copy of the database at `database_url`, removed afterwards: a file copy on SQLite, a
+    clone with the original as template on PostgreSQL (statistics included). Nothing may be
+    connected to the original meanwhile. Lets repeated runs start from the same stored state
+    instead of from what the run before them added."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        source = Path(url.database or "")
+        with tempfile.TemporaryDirectory() as folder:
+            for part in source.parent.glob(source.name + "*"):  # with its -wal, if any
+                shutil.copyfile(part, Path(folder) / part.name.replace(source.name, "copy.sqlite3"))
+            yield url.set(database=f"{folder}/copy.sqlite3").render_as_string()
+        return
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"ordergate_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,7 +1,7 @@
 """Cost as history grows: intake and reads on a database that already holds many orders.
 
     python -m bench.history [--db sqlite|postgres|both] [--sizes 0,100000,1000000]
-                            [--seconds 8] [--reads 200] [--workers 2] [--soak 600]
+                            [--seconds 8] [--reads 200] [--workers 2] [--soak 600 | --rounds 5]
     python -m bench.history growth [--db ...] [--orders 80000] [--chunk 16000]
     python -m bench.history storage [--db ...] [--orders 100000] [--delivered-days 365]
                                     [--cancelled-days 90]
@@ -20,6 +20,12 @@ the same run:
 - with `--soak S`, at the largest size: S seconds of mixed traffic (submits, reads, listings,
   stock levels, resumed watches), the workers' RSS sampled each minute after a minute of
   warm-up, and its growth over the soak.
+
+With `--rounds R`, every size is filled once and measured R times, the sizes interleaved in an
+order rotated each round, each time on a fresh copy of its filled database; then a summary of
+the largest size against the smallest and the middle one, per round, as median, lowest and
+highest. One pass per size cannot tell a 10% effect from a 2-core machine's run-to-run noise;
+the medians of interleaved rounds can.
 
 `storage` measures database bytes per stored order three ways: documents uncompressed (as
 stored before migration 0011), compressed (as stored now), and after `ordergate prune` of the
@@ -42,6 +48,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,7 +70,15 @@ from ordergate.v1 import (
 from ordergate_server.domain.ids import new_id
 from ordergate_server.storage.submissions import pack
 
-from .harness import connections, ordergate, run_load, seeded_database, server, server_workers
+from .harness import (
+    connections,
+    copy_of,
+    ordergate,
+    run_load,
+    seeded_database,
+    server,
+    server_workers,
+)
 from .submit_orders import run_streams
 
 CLIENTS = [f"shop-{n}" for n in range(8)]
@@ -773,11 +788,13 @@ async def soak(
     }
 
 
+CLIENT_ROLES = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
+
+
 def run_size(
     kind: str, size: int, seconds: float, workers: int, reads: int, soak_s: float = 0
 ) -> dict[str, Any]:
-    clients = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
-    with seeded_database(kind, catalog(), clients) as (url, keys):
+    with seeded_database(kind, catalog(), CLIENT_ROLES) as (url, keys):
         started = time.perf_counter()
         if size:
             Filler(url, client_ids(url)).fill(size)
@@ -797,6 +814,78 @@ def run_size(
     return result
 
 
+def run_rounds(
+    kind: str, sizes: list[int], rounds: int, seconds: float, workers: int, reads: int
+) -> list[dict[str, Any]]:
+    """Every size measured `rounds` times, the sizes interleaved and their order rotated each
+    round, so a machine that is busier for a while weighs on every size alike. Each size is
+    filled once; each measurement runs on a fresh copy of it, so every round starts from the
+    same stored history rather than from it plus the orders the rounds before submitted.
+    Prints each measurement as it ends; returns them all."""
+    results: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        filled: dict[int, tuple[str, dict[str, str], int]] = {}
+        for size in sizes:
+            url, keys = stack.enter_context(seeded_database(kind, catalog(), CLIENT_ROLES))
+            if size:
+                Filler(url, client_ids(url)).fill(size)
+            vacuum(url)
+            filled[size] = (url, keys, database_bytes(url))
+        for round_ in range(rounds):
+            turn = round_ % len(sizes)
+            for size in sizes[turn:] + sizes[:turn]:
+                url, keys, size_bytes = filled[size]
+                with copy_of(url) as copy, server(copy, workers=str(workers)) as target:
+                    result = asyncio.run(measure(target, keys, size, seconds, reads))
+                    pids = server_workers(target.pid) or [target.pid]
+                    result["rss_mb"] = [round(rss_kb(pid) / 1024) for pid in pids]
+                result |= {
+                    "database": kind,
+                    "round": round_ + 1,
+                    "bytes_per_order": round(size_bytes / size) if size else 0,
+                }
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    return results
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "each": [round(v, 3) for v in values],
+    }
+
+
+def summarise(results: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
+    """Per round, the largest size against the smallest (intake, read p99) and against the
+    middle one (read p99: at 0 several lists are empty); the median over the rounds, with the
+    lowest and highest. The issue's bounds are judged on the medians."""
+    largest, smallest = max(sizes), min(sizes)
+    middle = sorted(sizes)[len(sizes) // 2] if len(sizes) > 2 else smallest
+    by_round: dict[int, dict[int, dict[str, Any]]] = {}
+    for result in results:
+        by_round.setdefault(result["round"], {})[result["stored"]] = result
+    intake: dict[str, list[float]] = {"SubmitOrder": [], "SubmitOrders (8 streams)": []}
+    p99_small: dict[str, list[float]] = {}
+    p99_middle: dict[str, list[float]] = {}
+    for measured in by_round.values():
+        big, small, mid = measured[largest], measured[smallest], measured[middle]
+        intake["SubmitOrder"].append(big["submit_ratio"] / small["submit_ratio"])
+        intake["SubmitOrders (8 streams)"].append(big["stream_ratio"] / small["stream_ratio"])
+        for read, (_, p99) in big["latency_ms"].items():
+            p99_small.setdefault(read, []).append(p99 / small["latency_ms"][read][1])
+            p99_middle.setdefault(read, []).append(p99 / mid["latency_ms"][read][1])
+    return {
+        "database": results[0]["database"],
+        "rounds": len(by_round),
+        f"intake at {largest} / at {smallest}": {k: _spread(v) for k, v in intake.items()},
+        f"read p99 at {largest} / at {middle}": {k: _spread(v) for k, v in p99_middle.items()},
+        f"read p99 at {largest} / at {smallest}": {k: _spread(v) for k, v in p99_small.items()},
+    }
+
+
 # --- storage: bytes per order, documents as stored before 0011, compressed, pruned ------------
 
 
@@ -804,10 +893,9 @@ def storage(kind: str, count: int, delivered_days: int, cancelled_days: int) -> 
     """Database bytes per stored order (the empty database with its catalog subtracted, free
     space compacted): documents uncompressed as before, compressed as stored now, and after
     `ordergate prune` of DELIVERED and CANCELLED orders finished that many days ago."""
-    clients = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
     result: dict[str, Any] = {"database": kind, "orders": count}
     for compress in (False, True):
-        with seeded_database(kind, catalog(), clients) as (url, _keys):
+        with seeded_database(kind, catalog(), CLIENT_ROLES) as (url, _keys):
             compact(url)
             empty = database_bytes(url)
             Filler(url, client_ids(url), compress=compress).fill(count)
@@ -835,9 +923,8 @@ def storage(kind: str, count: int, delivered_days: int, cancelled_days: int) -> 
 
 
 def growth(kind: str, total: int, chunk: int, workers: int) -> list[dict[str, Any]]:
-    clients = {name: "website" for name in CLIENTS} | {"history-staff": "manager"}
     rows = []
-    with seeded_database(kind, catalog(), clients) as (url, keys):
+    with seeded_database(kind, catalog(), CLIENT_ROLES) as (url, keys):
         md = (("authorization", f"Bearer {keys['shop-0']}"),)
         with server(url, workers=str(workers)) as target:
 
@@ -911,7 +998,15 @@ def main() -> None:
     parser.add_argument(
         "--soak", type=float, default=0, help="seconds of mixed traffic at the largest size"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every size this many times, interleaved, and print the medians",
+    )
     args = parser.parse_args()
+    if args.rounds > 1 and args.soak:
+        parser.error("--soak runs in a single pass (--rounds 1)")
     for kind in _kinds(args.db):
         if args.mode == "growth":
             growth(kind, args.orders, args.chunk, args.workers)
@@ -920,6 +1015,10 @@ def main() -> None:
             print(json.dumps(storage(kind, args.orders, args.delivered_days, args.cancelled_days)))
             continue
         sizes = [int(s) for s in args.sizes.split(",")]
+        if args.rounds > 1:
+            results = run_rounds(kind, sizes, args.rounds, args.seconds, args.workers, args.reads)
+            print(json.dumps({"summary": summarise(results, sizes)}), flush=True)
+            continue
         for size in sizes:
             soak_s = args.soak if size == max(sizes) else 0
             result = run_size(kind, size, args.seconds, args.workers, args.reads, soak_s)
