@@ -183,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
             settings.database_url,
             pool_size=settings.db_pool_size,
             read_threads=settings.db_read_threads,
-            sqlite_cache_mb=settings.sqlite_cache_mb,
             pii_key=settings.pii_key,
         )
         try:

@@ -87,12 +87,6 @@ class Settings(BaseSettings):
     auth_cache_seconds: Annotated[float, Field(ge=0, le=MAX_AUTH_CACHE_SECONDS)] = 1.0
     # Seconds in-flight calls get to finish on SIGTERM before the server stops.
     shutdown_grace_seconds: NonNegative = 10.0
-    # SQLite: megabytes of page cache for each writing connection. Writers take turns, so a
-    # worker keeps one warm. SQLite's own 2 MB holds a small database's indexes; at a million
-    # orders the inner pages of the dozen indexes an order is added to no longer fit, and each
-    # order read them back from the file system: intake ran about 0.9 of the empty database's
-    # (bench/README.md "History"). Reads keep SQLite's default.
-    sqlite_cache_mb: Annotated[int, Field(ge=2, le=4096)] = 64
     # Connections per process to PostgreSQL (and as many again in overflow).
     db_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
     # Threads per process that run database transactions; 0 runs them inline on the event loop;

@@ -237,7 +237,6 @@ def _worker_main(settings: Settings, index: int, ready: Any, parent_pid: int) ->
             settings.database_url,
             pool_size=settings.db_pool_size,
             read_threads=settings.db_read_threads,
-            sqlite_cache_mb=settings.sqlite_cache_mb,
             pii_key=settings.pii_key,
         )
         configure_tracing(db)  # before the server is made

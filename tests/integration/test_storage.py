@@ -14,14 +14,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func
 from sqlalchemy.exc import DBAPIError
 
 from ordergate_server.domain.access import Role
-from ordergate_server.storage import (
-    Database,
-    catalog,
-    clients,
-    open_database,
-    stock_log,
-    submissions,
-)
+from ordergate_server.storage import Database, catalog, clients, stock_log, submissions
 from ordergate_server.storage import tables as t
 from ordergate_server.storage.bulk import BulkInsert
 from ordergate_server.storage.driver_query import DriverQuery
@@ -325,18 +318,3 @@ def test_bulk_insert_never_cuts_a_long_value_short(db: Database) -> None:
     with db.reader() as conn:
         stored = conn.execute(select(c.order_id).where(c.sku == "SKU-LONG")).scalars().all()
     assert stored == expected
-
-
-def test_sqlite_writers_get_the_configured_page_cache_and_readers_keep_the_default(
-    tmp_path: Path,
-) -> None:
-    """ORDERGATE_SQLITE_CACHE_MB: the writing connection holds the inner index pages of a large
-    database; readers, one per concurrent call, keep SQLite's own 2 MB each."""
-    db = open_database(f"sqlite:///{tmp_path}/cache.sqlite3", sqlite_cache_mb=48)
-    try:
-        with db.transaction() as tx:
-            assert tx.exec_driver_sql("PRAGMA cache_size").scalar_one() == -48 * 1024
-        with db.reader() as conn:
-            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -2000
-    finally:
-        db.dispose()

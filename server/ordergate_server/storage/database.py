@@ -200,20 +200,14 @@ PG_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def open_database(
-    url: str,
-    *,
-    pool_size: int = 10,
-    read_threads: int = 0,
-    sqlite_cache_mb: int = 64,
-    pii_key: str = "",
+    url: str, *, pool_size: int = 10, read_threads: int = 0, pii_key: str = ""
 ) -> Database:
     """Create the engines for `url` (sqlite:///path or postgresql+psycopg://...); with
     `pii_key` (ORDERGATE_PII_KEY), personal data is encrypted at rest (storage/pii.py).
     PostgreSQL: `pool_size` connections for transactions, and for reads one per thread that
     reads (`read_threads`, ORDERGATE_DB_READ_THREADS; one when reads run inline, with 0), each
-    with as many again in overflow. SQLite: `sqlite_cache_mb` of page cache for each connection
-    that writes (ORDERGATE_SQLITE_CACHE_MB)."""
-    db = _engines(make_url(url), pool_size, max(1, read_threads), sqlite_cache_mb)
+    with as many again in overflow."""
+    db = _engines(make_url(url), pool_size, read_pool_size=max(1, read_threads))
     if pii_key:
         cipher = pii.PiiCipher.from_setting(pii_key)
         for engine in {db.engine, db.read_engine.engine}:
@@ -225,7 +219,7 @@ def open_database(
     return db
 
 
-def _engines(parsed: URL, pool_size: int, read_pool_size: int, sqlite_cache_mb: int) -> Database:
+def _engines(parsed: URL, pool_size: int, read_pool_size: int) -> Database:
     # hide_parameters: statement parameters hold personal data and key hashes; they never go
     # into SQLAlchemy's log lines (at DEBUG) or into the text of a database error.
     if parsed.get_backend_name() == "sqlite":
@@ -242,11 +236,6 @@ def _engines(parsed: URL, pool_size: int, read_pool_size: int, sqlite_cache_mb: 
         read_engine = create_engine(parsed, isolation_level="AUTOCOMMIT", **options)
         for each in (engine, read_engine):
             event.listen(each, "connect", _sqlite_on_connect)
-        # Negative: in KiB rather than pages. Only writers: they take turns on the WriteGate,
-        # so a worker's one warm connection holds it, while readers, one per call at once,
-        # would each grow their own.
-        cache_size = f"PRAGMA cache_size=-{sqlite_cache_mb * 1024}"
-        event.listen(engine, "connect", lambda dbapi, _: dbapi.execute(cache_size))
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return Database(engine, read_engine, WriteGate(Path(f"{parsed.database}.write-lock")))
 
