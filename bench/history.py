@@ -71,6 +71,7 @@ from ordergate_server.domain.ids import new_id
 from ordergate_server.storage.submissions import pack
 
 from .harness import (
+    Target,
     connections,
     copy_of,
     ordergate,
@@ -553,8 +554,18 @@ async def _latency(call: Callable[[int], Awaitable[object]], count: int) -> tupl
     return round(cuts[49], 2), round(cuts[98], 2)
 
 
+def io_counters(pids: list[int]) -> dict[str, int]:
+    """/proc/PID/io of `pids`, summed: read and write calls and bytes, files and sockets alike."""
+    total: dict[str, int] = {}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            name, value = line.split(":")
+            total[name] = total.get(name, 0) + int(value)
+    return total
+
+
 async def measure(
-    target: str, keys: dict[str, str], stored: int, seconds: float, reads: int
+    target: Target, keys: dict[str, str], stored: int, seconds: float, reads: int
 ) -> dict[str, Any]:
     shop, staff = keys["shop-0"], keys["history-staff"]
     md_shop = (("authorization", f"Bearer {shop}"),)
@@ -587,7 +598,10 @@ async def measure(
         await run_load(health_call, concurrency=32, seconds=1, lanes=lanes)
         await run_load(submit_call, concurrency=32, seconds=1, lanes=lanes)
         baseline = await run_load(health_call, concurrency=32, seconds=seconds, lanes=lanes)
+        pids = server_workers(target.pid) or [target.pid]
+        io_before = io_counters(pids)
         submits = await run_load(submit_call, concurrency=32, seconds=seconds, lanes=lanes)
+        io_after = io_counters(pids)
         streamed = await run_streams(
             orders, md_shop, streams=8, window=4, seconds=seconds, on_reply=_ignore
         )
@@ -689,6 +703,14 @@ async def measure(
         "stream_ratio": round(streamed.rate / baseline.rate, 3),
         "stream_per_s": round(streamed.rate),
         "idle_after_s": settled,
+        # The workers' reads and writes per SubmitOrder: the same calls' sockets at every size,
+        # so what changes with the size is the database's (SQLite's file and log; PostgreSQL's
+        # are its own processes').
+        "submit_io_per_order": {
+            "read_calls": round((io_after["syscr"] - io_before["syscr"]) / submits.calls, 1),
+            "read_kb": round((io_after["rchar"] - io_before["rchar"]) / submits.calls / 1024, 1),
+            "write_kb": round((io_after["wchar"] - io_before["wchar"]) / submits.calls / 1024, 1),
+        },
         "latency_ms": latency,
     }
 
