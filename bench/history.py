@@ -5,6 +5,7 @@
     python -m bench.history growth [--db ...] [--orders 80000] [--chunk 16000]
     python -m bench.history storage [--db ...] [--orders 100000] [--delivered-days 365]
                                     [--cancelled-days 90]
+    python -m bench.history report RUN.jsonl [RUN.jsonl ...]
 
 The first form fills a database with N stored orders through a bulk path of its own (the data
 as the server writes it: several clients and their customers, many SKUs with a few hot ones, a
@@ -25,7 +26,8 @@ With `--rounds R`, every size is filled once and measured R times, the sizes int
 order rotated each round, each time on a fresh copy of its filled database; then a summary of
 the largest size against the smallest and the middle one, per round, as median, lowest and
 highest. One pass per size cannot tell a 10% effect from a 2-core machine's run-to-run noise;
-the medians of interleaved rounds can.
+the medians of interleaved rounds can. `report` turns the summaries of such runs (their
+printed lines, saved to files) into the markdown table bench/README.md shows.
 
 `storage` measures database bytes per stored order three ways: documents uncompressed (as
 stored before migration 0011), compressed (as stored now), and after `ordergate prune` of the
@@ -934,6 +936,37 @@ def summarise(results: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]
     }
 
 
+def _cell(spread: dict[str, Any]) -> str:
+    return f"**{spread['median']:.2f}** ({spread['min']:.2f} to {spread['max']:.2f})"
+
+
+def report(summaries: list[dict[str, Any]]) -> str:
+    """The round summaries of one or more runs as one markdown table: a row per figure, for
+    each database its ratio against the middle size and against the smallest, each the median
+    of the rounds in bold with the lowest and highest beside it."""
+    columns: list[tuple[str, dict[str, Any]]] = []
+    for summary in summaries:
+        for key in (k for k in summary if k.startswith("read p99 at")):
+            columns.append((f"{summary['database']} {key.removeprefix('read p99 ')}", summary[key]))
+    intake = [
+        (s["database"], next(v for k, v in s.items() if k.startswith("intake"))) for s in summaries
+    ]
+    lines = [
+        "| intake at the largest ÷ at the smallest | " + " | ".join(db for db, _ in intake) + " |",
+        "|---|" + "---:|" * len(intake),
+    ]
+    for name in intake[0][1]:
+        lines.append(f"| {name} | " + " | ".join(_cell(by[name]) for _, by in intake) + " |")
+    lines += [
+        "",
+        "| read p99 | " + " | ".join(title for title, _ in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    for read in columns[0][1]:
+        lines.append(f"| {read} | " + " | ".join(_cell(by[read]) for _, by in columns) + " |")
+    return "\n".join(lines)
+
+
 # --- storage: bytes per order, documents as stored before 0011, compressed, pruned ------------
 
 
@@ -1033,7 +1066,10 @@ def _kinds(value: str) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", default="sizes", choices=["sizes", "growth", "storage"])
+    parser.add_argument(
+        "mode", nargs="?", default="sizes", choices=["sizes", "growth", "storage", "report"]
+    )
+    parser.add_argument("files", nargs="*", help="report: the saved output of --rounds runs")
     parser.add_argument("--db", default="both", choices=["sqlite", "postgres", "both"])
     parser.add_argument("--sizes", default="0,100000,1000000")
     parser.add_argument("--seconds", type=float, default=8)
@@ -1055,6 +1091,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds > 1 and args.soak:
         parser.error("--soak runs in a single pass (--rounds 1)")
+    if args.files and args.mode != "report":
+        parser.error("only report takes files")
+    if args.mode == "report":
+        lines = (line for name in args.files for line in Path(name).read_text().splitlines())
+        summaries = [json.loads(line)["summary"] for line in lines if '"summary"' in line]
+        if not summaries:
+            parser.error("report: no summary line in the files (run with --rounds 2 or more)")
+        print(report(summaries))
+        return
     for kind in _kinds(args.db):
         if args.mode == "growth":
             growth(kind, args.orders, args.chunk, args.workers)
